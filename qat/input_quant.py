@@ -1,0 +1,104 @@
+"""Real-valued inputs -> raw integers of the network's input type.
+
+Two cases:
+
+* The input has a ``real_quantizer`` (the framework model starts with a
+  quantizer): real values are cast to float32, as the framework does, and
+  quantized exactly as that quantizer does (the float32 scaling by a power of
+  two is exact, so the rule below is bit-exact with TensorFlow/PyTorch).
+  Specs: ``{"kind": "fixed", "shift": k, "rounding": r, "lo": a, "hi": b}``
+  -> clamp(round(x * 2^k)); ``{"kind": "binary"}`` -> +1 if x >= 0 else -1;
+  ``{"kind": "ternary", "threshold": t}`` -> sign(x) if |x| >= t else 0.
+* Otherwise real inputs must be exactly representable in the input type.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .network import Input, NetworkError
+from .types import BinaryType, unit_scale
+
+
+def quantize_real(inp: Input, x: np.ndarray) -> np.ndarray:
+    """Raw integers (int64) for real values ``x`` of shape (N,) + inp.shape."""
+    x = np.asarray(x)
+    if tuple(x.shape[1:]) != tuple(inp.shape):
+        raise NetworkError(f"input '{inp.name}': expected shape (N, {', '.join(map(str, inp.shape))}), "
+                           f"got {x.shape}")
+    if x.dtype.kind not in "fiub":
+        raise NetworkError(f"input '{inp.name}': values must be numbers, got dtype {x.dtype}")
+    if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+        raise NetworkError(f"input '{inp.name}': NaN or infinite values")
+    spec = inp.real_quantizer
+    if spec is None:
+        return _exact_raw(inp, x)
+    x32 = x.astype(np.float32).astype(np.float64)
+    kind = spec["kind"]
+    if kind == "fixed":
+        v = np.ldexp(x32, int(spec["shift"]))  # exact: x32 has 24 significant bits
+        v = np.clip(v, -2.0 ** 62, 2.0 ** 62)
+        r = round_float_exact(v, spec["rounding"])
+        return np.clip(r, float(spec["lo"]), float(spec["hi"])).astype(np.int64)
+    if kind == "binary":
+        return np.where(x32 >= 0, 1, -1).astype(np.int64)
+    if kind == "ternary":
+        t = float(np.float32(spec["threshold"]))
+        return (np.where(np.abs(x32) >= t, 1, 0) * np.sign(x32)).astype(np.int64)
+    raise NetworkError(f"input '{inp.name}': unknown real-input quantizer {kind!r}")
+
+
+def _exact_raw(inp: Input, x: np.ndarray) -> np.ndarray:
+    t = inp.type
+    if isinstance(t, BinaryType):
+        if not np.isin(x, (-1, 1)).all():
+            raise NetworkError(f"input '{inp.name}': binary input values must be -1 or +1")
+        return x.astype(np.int64)
+    scale = unit_scale(t)
+    if x.dtype.kind == "f":
+        raw = x.astype(np.float64) / scale
+        bad = raw != np.round(raw)
+        if bad.any():
+            i = np.argwhere(bad)[0]
+            raise NetworkError(f"input '{inp.name}': value {x[tuple(i)]!r} at index {tuple(int(v) for v in i)} is "
+                               f"not representable in {t.describe()} (step {scale.min():g}); quantize it first "
+                               f"or pass raw integers with --integers")
+        raw = np.round(raw)
+    else:
+        raw = x
+    return check_raw(inp, raw)
+
+
+def check_raw(inp: Input, raw: np.ndarray) -> np.ndarray:
+    """Validate raw integers against the input type's range."""
+    raw = np.asarray(raw)
+    if tuple(raw.shape[1:]) != tuple(inp.shape):
+        raise NetworkError(f"input '{inp.name}': expected shape (N, {', '.join(map(str, inp.shape))}), "
+                           f"got {raw.shape}")
+    if raw.dtype.kind == "f":
+        if not np.all(raw == np.round(raw)):
+            raise NetworkError(f"input '{inp.name}': raw integer input has non-integer values")
+    t = inp.type
+    out = raw.astype(np.int64)
+    if isinstance(t, BinaryType):
+        if not np.isin(out, (-1, 1)).all():
+            raise NetworkError(f"input '{inp.name}': binary raw values must be -1 or +1")
+        return out
+    if out.size and (out.min() < t.lo or out.max() > t.hi):
+        raise NetworkError(f"input '{inp.name}': values [{out.min()}, {out.max()}] outside the input type "
+                           f"{t.describe()} range [{t.lo}, {t.hi}]")
+    return out
+
+
+def round_float_exact(v: np.ndarray, rounding: str) -> np.ndarray:
+    """Round float64 values with at most 24 significant bits (exact)."""
+    if rounding == "half_even":
+        return np.round(v)
+    if rounding == "half_up":
+        return np.floor(v + 0.5)
+    if rounding == "half_away":
+        return np.sign(v) * np.floor(np.abs(v) + 0.5)
+    if rounding == "floor":
+        return np.floor(v)
+    if rounding == "toward_zero":
+        return np.trunc(v)
+    raise NetworkError(f"unknown rounding mode {rounding!r}")

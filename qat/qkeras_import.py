@@ -1,0 +1,826 @@
+"""QKeras (TensorFlow 2.15 / Keras 2) model -> integer network.
+
+How each layer becomes integers (TF computes in float32; every step below is
+exact while an accumulator fits 24 significant bits, which ``qrtl info``
+flags):
+
+* QDense / QConv1D / QConv2D: the kernel and bias quantizers are *called*
+  (the real QKeras code) and the quantized values are split into integers and
+  a scale: ``quantized_bits`` with alpha None/1 -> one power-of-two step;
+  ``alpha='auto_po2'`` -> per-channel powers of two; ``alpha='auto'`` ->
+  per-channel float scales (handled by dyadic requantization; TF rounds the
+  scaled float32 weights, so such layers are not bit-exact: measured).
+  The accumulator width is proven by interval analysis.
+* Elementwise layers after an accumulator (BatchNormalization,
+  QBatchNormalization, Activation('relu'), Dropout, and a QActivation or the
+  layer's own quantized activation) form one *segment*, closed by the
+  quantizer:
+    - power-of-two scales and quantized_bits/quantized_relu -> ``requant``
+      (shift, round half to even as ``tf.round``, saturate);
+    - anything with BatchNormalization, binary or ternary -> ``threshold``:
+      the real Keras layers are evaluated in TensorFlow on accumulator values
+      and the exact switching points are found by bisection, so the integer
+      op reproduces TF's float32 arithmetic bit for bit (monotonicity is
+      checked);
+    - non-power-of-two scales without BatchNormalization -> dyadic
+      ``requant`` (multiplier b < 2^31, shift c: M ~ b/2^c).
+* MaxPooling1D/2D, AveragePooling1D/2D (power-of-two windows, valid),
+  Flatten, Reshape, Dropout (no-op), Add, Concatenate.
+* A final softmax is dropped with a notice: the outputs are the logits.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+
+from .intervals import Bounds, op_bounds, type_bounds
+from .network import Input, Network, NetworkError, Op
+from .types import (BinaryType, IntType, TensorType, is_po2, log2_exact, parse_fixed, signed_bits_for,
+                    unit_scale)
+
+SUPPORTED_LAYERS = ("InputLayer", "QDense", "QConv1D", "QConv2D", "Dense", "Conv1D", "Conv2D", "QActivation",
+                    "Activation", "ReLU", "BatchNormalization", "QBatchNormalization", "MaxPooling1D",
+                    "MaxPooling2D", "AveragePooling1D", "AveragePooling2D", "Flatten", "Reshape", "Dropout",
+                    "Add", "Concatenate")
+SUPPORTED_QUANTIZERS = ("quantized_bits", "quantized_relu", "binary", "ternary")
+MAX_THRESHOLD_LEVELS = 4096
+DYADIC_MULT_BITS = 31
+
+
+class ImportError_(ValueError):
+    """A model qrtl cannot turn into an exact integer network."""
+
+
+# ---- loading ---------------------------------------------------------------
+
+def _custom_objects() -> dict:
+    from qkeras.utils import _add_supported_quantized_objects
+
+    objs: dict = {}
+    _add_supported_quantized_objects(objs)
+    return objs
+
+
+def load_model(model_path: str | Path, weights_path: str | Path | None = None):
+    """Load a saved ``.h5`` model, or a JSON architecture plus weights ``.h5``."""
+    import tensorflow as tf
+
+    model_path = Path(model_path)
+    if not model_path.is_file():
+        raise ImportError_(f"{model_path}: no such model file")
+    co = _custom_objects()
+    if model_path.suffix.lower() == ".json":
+        if weights_path is None:
+            raise ImportError_(f"{model_path}: a JSON architecture needs --weights WEIGHTS.h5")
+        weights_path = Path(weights_path)
+        if not weights_path.is_file():
+            raise ImportError_(f"{weights_path}: no such weights file")
+        try:
+            model = tf.keras.models.model_from_json(model_path.read_text(), custom_objects=co)
+        except Exception as exc:  # Keras raises many types for bad JSON
+            raise ImportError_(f"{model_path}: not a readable Keras JSON architecture ({_short(exc)})") from None
+        try:
+            model.load_weights(str(weights_path))
+        except Exception as exc:
+            raise ImportError_(f"{weights_path}: weights do not fit the architecture in {model_path.name} "
+                               f"({_short(exc)})") from None
+        return model
+    try:
+        model = tf.keras.models.load_model(str(model_path), custom_objects=co, compile=False)
+    except Exception as exc:
+        raise ImportError_(f"{model_path}: not a readable Keras model ({_short(exc)})") from None
+    if weights_path is not None:
+        try:
+            model.load_weights(str(weights_path))
+        except Exception as exc:
+            raise ImportError_(f"{weights_path}: weights do not fit the model ({_short(exc)})") from None
+    return model
+
+
+def _short(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    return (text[:200] + "...") if len(text) > 200 else text
+
+
+# ---- quantizer descriptions -------------------------------------------------
+
+@dataclass
+class QSpec:
+    """An elementwise quantizer's integer grid: out = level * step."""
+
+    type: TensorType
+    lo: int
+    hi: int
+    step: float  # real value of one level (scalar)
+    kind: str  # quantized_bits | quantized_relu | binary | ternary
+    relu: bool = False  # clips negatives before rounding
+    rounding: str = "half_even"
+
+
+def _qname(q) -> str:
+    return type(q).__name__
+
+
+def _int_attr(v) -> int:
+    return int(v.numpy()) if hasattr(v, "numpy") else int(v)
+
+
+def quantizer_spec(q, where: str) -> QSpec:
+    """Integer grid of a QKeras activation quantizer (raises if unsupported)."""
+    name = _qname(q)
+    if name == "quantized_bits":
+        alpha = q.alpha
+        if isinstance(alpha, str) or (alpha is not None and float(alpha) != 1.0):
+            raise ImportError_(f"{where}: activation quantizer {q} has a data-dependent or non-unit alpha; "
+                               f"only alpha=None/1 is exact for activations")
+        if q.use_stochastic_rounding:
+            raise ImportError_(f"{where}: stochastic rounding is not deterministic hardware")
+        bits, integer, keep = int(q.bits), _int_attr(q.integer), int(bool(q.keep_negative))
+        unsigned = bits - keep
+        if unsigned <= 0:
+            raise ImportError_(f"{where}: {q}: 1-bit signed quantized_bits (sign function) is not supported; "
+                               f"use binary()")
+        m = 1 << unsigned
+        lo = keep * (-m + int(bool(q.symmetric)))
+        hi = m - 1
+        step = math.ldexp(1.0, integer - unsigned)
+        t = IntType(bits, bool(keep), (step,))
+        return QSpec(t, lo, hi, step, name)
+    if name == "quantized_relu":
+        if q.use_sigmoid or q.negative_slope or q.use_stochastic_rounding or (
+                not q.is_quantized_clip and q.relu_upper_bound is not None):
+            raise ImportError_(f"{where}: {q}: only plain quantized_relu(bits, integer) is supported "
+                               f"(no sigmoid, negative_slope, stochastic rounding or relu_upper_bound)")
+        bits, integer = int(q.bits), _int_attr(q.integer)
+        step = math.ldexp(1.0, integer - bits)
+        return QSpec(IntType(bits, False, (step,)), 0, (1 << bits) - 1, step, name, relu=True)
+    if name == "binary":
+        if q.use_stochastic_rounding or isinstance(q.alpha, str):
+            raise ImportError_(f"{where}: {q}: only binary() with alpha=None or a number is supported for "
+                               f"activations")
+        scale = 1.0 if q.alpha is None else float(q.alpha)
+        if q.use_01:
+            return QSpec(IntType(1, False, (scale,)), 0, 1, scale, name)
+        return QSpec(BinaryType((scale,)), -1, 1, scale, name)
+    if name == "ternary":
+        if isinstance(q.alpha, str) or q.use_stochastic_rounding:
+            raise ImportError_(f"{where}: {q}: only ternary() with alpha=None or a number is supported for "
+                               f"activations")
+        scale = 1.0 if q.alpha is None else float(q.alpha)
+        return QSpec(IntType(2, True, (scale,)), -1, 1, scale, name)
+    raise ImportError_(f"{where}: quantizer {name} is not supported (supported: {', '.join(SUPPORTED_QUANTIZERS)})")
+
+
+def real_input_spec(spec: QSpec, q) -> dict[str, Any]:
+    """How a first-layer quantizer turns real inputs into integers."""
+    if spec.kind in ("quantized_bits", "quantized_relu"):
+        return {"kind": "fixed", "shift": int(-log2_exact(spec.step)[0]), "rounding": spec.rounding,
+                "lo": spec.lo, "hi": spec.hi, "framework": f"QKeras {q}"}
+    if spec.kind == "binary" and isinstance(spec.type, BinaryType):
+        return {"kind": "binary", "framework": f"QKeras {q}"}
+    if spec.kind == "ternary":
+        thr = q.default_threshold if q.threshold is None else float(q.threshold)
+        return {"kind": "ternary", "threshold": float(np.float32(thr)), "framework": f"QKeras {q}"}
+    raise ImportError_(f"first-layer quantizer {q} cannot quantize real inputs exactly")
+
+
+def quantize_weights(values: np.ndarray, q, where: str, what: str,
+                     default_type: IntType | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(integers, per-output-channel step, notes) for a kernel or bias.
+
+    Calls the QKeras quantizer itself, then splits the result into integers
+    times a step taken from the quantizer's definition.
+    """
+    import tensorflow as tf
+
+    notes: list[str] = []
+    values = np.asarray(values, dtype=np.float32)
+    if q is None:
+        step = _exact_po2_step(values)
+        if step is not None:
+            return np.round(values / step).astype(np.int64), np.array([step]), notes
+        if default_type is None:
+            raise ImportError_(f"{where}: {what} has no quantizer and its float values are not exact "
+                               f"integers on a power-of-two grid; add a quantizer or pass --default-type")
+        s = unit_scale(default_type)[0]
+        ints = np.clip(np.round(values.astype(np.float64) / s), default_type.lo, default_type.hi).astype(np.int64)
+        notes.append(f"{where}: unquantized {what} rounded to {default_type.describe()} (--default-type); "
+                     f"not bit-exact with the float model")
+        return ints, np.array([s]), notes
+    name = _qname(q)
+    if name not in ("quantized_bits", "binary", "ternary"):
+        raise ImportError_(f"{where}: {what} quantizer {name} is not supported (supported: quantized_bits, "
+                           f"binary, ternary)")
+    if getattr(q, "use_stochastic_rounding", False):
+        raise ImportError_(f"{where}: {what} quantizer uses stochastic rounding")
+    qv = np.asarray(q(tf.constant(values)).numpy(), dtype=np.float64)
+    alpha = getattr(q, "alpha", None)
+    if name == "quantized_bits":
+        unsigned = int(q.bits) - int(bool(q.keep_negative))
+        base = math.ldexp(1.0, _int_attr(q.integer) - unsigned) if unsigned > 0 else 1.0
+    else:
+        base = 1.0
+    if isinstance(alpha, str):
+        sc = np.asarray(q.scale.numpy() if hasattr(q.scale, "numpy") else q.scale, dtype=np.float64)
+        sc = np.broadcast_to(sc.reshape(-1), (values.shape[-1],)) if sc.size in (1, values.shape[-1]) else None
+        if sc is None:
+            raise ImportError_(f"{where}: {what} alpha={alpha!r} scale shape is not per output channel")
+        if name == "quantized_bits":
+            sc = sc / (1 << unsigned)  # QKeras stores scale * 2^unsigned_bits
+        step = sc * base
+    elif alpha is None:
+        step = np.array([base])
+    else:
+        step = np.array([base * float(alpha)])
+    ints_f = qv / step
+    ints = np.round(ints_f)
+    if not np.all(np.abs(ints_f - ints) <= 1e-3):
+        raise ImportError_(f"{where}: {what} quantized values are not integer multiples of the quantizer step")
+    if not np.array_equal(ints_f, ints):
+        notes.append(f"{where}: {what} with alpha={alpha!r}: TF multiplies with float32-rounded scaled values; "
+                     f"qrtl uses exact integers x scale (small mismatches expected)")
+    return ints.astype(np.int64), np.asarray(step, dtype=np.float64), notes
+
+
+def _exact_po2_step(values: np.ndarray) -> float | None:
+    """Largest power-of-two step making every value an integer below 2^16."""
+    v = values.astype(np.float64)
+    if not np.all(np.isfinite(v)):
+        return None
+    if not np.any(v):
+        return 1.0
+    for k in range(-24, 17):
+        s = math.ldexp(1.0, -k)
+        r = v / s
+        if np.all(r == np.round(r)):
+            return s if np.max(np.abs(r)) < 2 ** 16 else None
+    return None
+
+
+# ---- graph building ------------------------------------------------------------
+
+@dataclass
+class IntT:
+    """A Keras tensor that exists as an integer tensor of the network."""
+
+    name: str
+
+
+@dataclass
+class Pending:
+    """Float elementwise layers applied to an integer tensor, awaiting a quantizer."""
+
+    src: str
+    layers: list = field(default_factory=list)  # callables applied in TF (layer or activation fn)
+    names: list = field(default_factory=list)
+    has_bn: bool = False
+    relu: bool = False
+
+
+class Builder:
+    def __init__(self, name: str):
+        self.net = Network(name, [], [], [])
+        self.bounds: dict[str, Bounds] = {}
+        self.types: dict[str, TensorType] = {}
+        self.shapes: dict[str, tuple[int, ...]] = {}
+        self.rank_of: dict[str, int] = {}
+        self._used: set[str] = set()
+
+    def unique(self, base: str) -> str:
+        name, i = base, 1
+        while name in self._used:
+            i += 1
+            name = f"{base}_{i}"
+        self._used.add(name)
+        return name
+
+    def add_input(self, inp: Input) -> str:
+        self._used.add(inp.name)
+        self.net.inputs.append(inp)
+        self.bounds[inp.name] = type_bounds(inp.type, inp.shape)
+        self.types[inp.name], self.shapes[inp.name] = inp.type, tuple(inp.shape)
+        return inp.name
+
+    def add(self, op: Op, acc_scale=None) -> str:
+        """Append ``op``; when ``acc_scale`` is given the op's type is the
+        narrowest signed integer holding its proven range."""
+        ins = [self.bounds[i] for i in op.inputs]
+        if acc_scale is not None:
+            op.type = IntType(64, True, acc_scale)
+        b = op_bounds(op, ins, [self.types[i] for i in op.inputs])
+        op.shape = tuple(b.lo.shape)
+        if acc_scale is not None:
+            op.type = IntType(signed_bits_for(b.min, b.max), True, acc_scale)
+            op.attrs["acc_bits"] = op.type.bits
+        self.net.ops.append(op)
+        self.bounds[op.name], self.types[op.name], self.shapes[op.name] = b, op.type, op.shape
+        return op.name
+
+
+def _layer_inputs(layer) -> list:
+    nodes = layer._inbound_nodes
+    if not nodes:
+        return []
+    node = nodes[0]
+    return [t for t in (node.keras_inputs if hasattr(node, "keras_inputs") else node.input_tensors)]
+
+
+def _tensor_key(t) -> int:
+    return id(t)
+
+
+class QKerasImporter:
+    def __init__(self, model, input_type: IntType | None, default_type: IntType | None, output: str,
+                 model_name: str):
+        self.model = model
+        self.input_type = input_type
+        self.default_type = default_type
+        self.output = output
+        self.b = Builder(model_name)
+        self.state: dict[int, Any] = {}
+        self.notes: list[str] = []
+
+    # -- helpers --
+    def where(self, layer) -> str:
+        return f"{self.b.net.name}: layer '{layer.name}' ({type(layer).__name__})"
+
+    def need_int(self, st, layer) -> str:
+        """Integer tensor for a consumer that needs one (closes relu-only segments)."""
+        if isinstance(st, IntT):
+            return st.name
+        if st.has_bn:
+            raise ImportError_(f"{self.where(layer)}: input comes from {', '.join(st.names)} without a quantizer; "
+                               f"the float result cannot be represented exactly; add a QActivation")
+        if st.relu:
+            t = self.b.types[st.src]
+            return self.b.add(Op(self.b.unique(st.names[-1]), "clip", [st.src], (), t,
+                                 {"lo": max(0, t.lo), "hi": t.hi}, source=", ".join(st.names)))
+        return st.src
+
+    # -- main --
+    def run(self) -> Network:
+        model = self.model
+        if len(model.inputs) != 1:
+            raise ImportError_(f"{self.b.net.name}: models with {len(model.inputs)} inputs are not supported")
+        layers = model.layers
+        first_consumers = self._first_quantizer_layer()
+        self._input(model.inputs[0], first_consumers)
+        for layer in layers:
+            cls = type(layer).__name__
+            if cls == "InputLayer":
+                continue
+            if cls == "Sequential" or cls == "Functional":
+                raise ImportError_(f"{self.where(layer)}: nested models are not supported; flatten the model")
+            handler = getattr(self, f"_l_{cls}", None)
+            if handler is None:
+                raise ImportError_(f"{self.where(layer)}: layer class {cls} is not supported (supported: "
+                                   f"{', '.join(SUPPORTED_LAYERS)})")
+            ins = [self.state[_tensor_key(t)] for t in _layer_inputs(layer)]
+            out = handler(layer, ins)
+            self.state[_tensor_key(layer.output)] = out
+        final = self.state[_tensor_key(model.outputs[0])]
+        final_layer = model.layers[-1]
+        out_name = self.need_int(final, final_layer)
+        if self.output == "argmax":
+            t = self.b.types[out_name]
+            n = self.b.shapes[out_name][-1]
+            out_name = self.b.add(Op(self.b.unique("argmax"), "argmax", [out_name], (),
+                                     IntType(max(1, (n - 1).bit_length()), False), source="--output argmax"))
+        self.b.net.outputs = [out_name]
+        self.b.net.notes = self.notes
+        return self.b.net
+
+    def _first_quantizer_layer(self):
+        """The QActivation directly after the input, if any."""
+        inp = self.model.inputs[0]
+        for layer in self.model.layers:
+            if type(layer).__name__ == "QActivation" and any(t is inp for t in _layer_inputs(layer)):
+                return layer
+        return None
+
+    def _input(self, tensor, first_q) -> None:
+        dims = list(tensor.shape[1:])
+        if any(d is None for d in dims):
+            raise ImportError_(f"{self.b.net.name}: input shape {tuple(tensor.shape)} must be fully defined")
+        shape = tuple(int(d) for d in dims)
+        name = self.b.unique(tensor.name.split(":")[0].split("/")[0] or "input")
+        if self.input_type is not None:
+            self.b.add_input(Input(name, shape, self.input_type))
+            self.state[_tensor_key(tensor)] = IntT(name)
+            return
+        if first_q is None:
+            raise ImportError_(f"{self.b.net.name}: the input type is unknown: the first layer is not a quantizer; "
+                               f"pass --input-type fixed<W,I> or ufixed<W,I>")
+        spec = quantizer_spec(first_q.quantizer, self.where(first_q))
+        self.b.add_input(Input(name, shape, spec.type, real_input_spec(spec, first_q.quantizer)))
+        self.state[_tensor_key(tensor)] = IntT(name)
+        self.first_q = first_q
+        self.notes.append(f"input '{name}': real inputs are quantized by {first_q.name} ({first_q.quantizer}) "
+                          f"exactly as QKeras does (float32 cast, then {spec.rounding} rounding)")
+
+    # -- layers --
+    def _linear(self, layer, ins, kind: str):
+        where = self.where(layer)
+        src = self.need_int(ins[0], layer)
+        in_t = self.b.types[src]
+        if isinstance(in_t, BinaryType) is False and len(set(in_t.scale)) != 1:
+            raise ImportError_(f"{where}: its input has per-channel scales; put a quantizer before this layer")
+        if kind != "dense":
+            if getattr(layer, "data_format", "channels_last") != "channels_last":
+                raise ImportError_(f"{where}: only channels_last is supported")
+            if any(int(d) != 1 for d in layer.dilation_rate):
+                raise ImportError_(f"{where}: dilation_rate {layer.dilation_rate} is not supported")
+            if getattr(layer, "groups", 1) != 1:
+                raise ImportError_(f"{where}: grouped convolutions are not supported")
+            if layer.padding not in ("same", "valid"):
+                raise ImportError_(f"{where}: padding '{layer.padding}' is not supported (same, valid)")
+        kernel = layer.kernel.numpy()
+        kq = getattr(layer, "kernel_quantizer_internal", None) if getattr(layer, "kernel_quantizer", None) else None
+        w_int, w_step, notes = quantize_weights(kernel, kq, where, "kernel", self.default_type)
+        self.notes += notes
+        cout = kernel.shape[-1]
+        acc_scale = unit_scale(in_t)[0] * np.broadcast_to(w_step, (cout,)) if w_step.size > 1 else \
+            np.array([unit_scale(in_t)[0] * w_step[0]])
+        if layer.use_bias:
+            bq = getattr(layer, "bias_quantizer_internal", None) if getattr(layer, "bias_quantizer", None) else None
+            b_int, b_step, notes = quantize_weights(layer.bias.numpy(), bq, where, "bias", self.default_type)
+            self.notes += notes
+            bias_real_step = np.broadcast_to(b_step, (cout,))
+        else:
+            b_int, bias_real_step = np.zeros(cout, np.int64), np.broadcast_to(acc_scale, (cout,))
+        # express the bias on the accumulator grid; refine the grid if the bias is finer
+        acc_c = np.broadcast_to(acc_scale, (cout,)).astype(np.float64)
+        ratio = acc_c / bias_real_step  # acc step / bias step
+        shift = 0
+        if np.any(ratio > 1):
+            if not (is_po2(ratio[ratio > 1])):
+                raise ImportError_(f"{where}: bias step is not a power-of-two fraction of the accumulator step")
+            shift = int(log2_exact(ratio.max())[0])
+            w_int = w_int * (1 << shift)
+            acc_c = acc_c / (1 << shift)
+            acc_scale = acc_scale / (1 << shift)
+        bias_acc = np.broadcast_to(b_int, (cout,)) * (bias_real_step / acc_c)
+        if not np.all(bias_acc == np.round(bias_acc)):
+            raise ImportError_(f"{where}: bias does not lie on the accumulator grid")
+        bias_acc = np.round(bias_acc).astype(np.int64)
+        if isinstance(in_t, BinaryType) and kq is not None and _qname(kq) == "binary" and not np.any(bias_acc) \
+                and kind != "conv1d" and (kind == "dense" or layer.padding == "valid"):
+            op_kind = "bdense" if kind == "dense" else "bconv2d"
+            bits = (w_int > 0).astype(np.uint8)
+            attrs = {} if kind == "dense" else {"strides": [int(s) for s in layer.strides], "padding": "valid"}
+            name = self.b.add(Op(self.b.unique(layer.name), op_kind, [src], (), None, attrs,
+                                 {"weight": bits}, source=layer.name), acc_scale=acc_scale)
+        else:
+            attrs = {"weight_scale": [float(v) for v in np.atleast_1d(w_step)]}
+            if shift:
+                attrs["weight_shift"] = shift
+            if kind != "dense":
+                attrs.update({"strides": [int(s) for s in layer.strides], "padding": layer.padding})
+            if isinstance(in_t, BinaryType):
+                self.notes.append(f"{where}: binary input used as +-1 integers in an integer {kind}")
+            name = self.b.add(Op(self.b.unique(layer.name), kind, [src], (), None, attrs,
+                                 {"weight": w_int, "bias": bias_acc}, source=layer.name), acc_scale=acc_scale)
+        act = getattr(layer, "activation", None)
+        return self._activation(layer, IntT(name), act)
+
+    def _activation(self, layer, st, act):
+        """Apply a layer's built-in activation (function or quantizer)."""
+        if act is None:
+            return st
+        aname = getattr(act, "__name__", _qname(act))
+        if aname == "linear":
+            return st
+        if aname == "softmax":
+            return self._softmax(layer, st)
+        if aname == "relu":
+            return self._extend(st, layer.name, act, relu=True)
+        if _qname(act) in SUPPORTED_QUANTIZERS:
+            return self._close(self._extend(st, layer.name, act), act, layer)
+        raise ImportError_(f"{self.where(layer)}: activation {aname} is not supported (linear, relu, softmax "
+                           f"(final), or a quantizer: {', '.join(SUPPORTED_QUANTIZERS)})")
+
+    def _softmax(self, layer, st):
+        if layer is not self.model.layers[-1]:
+            raise ImportError_(f"{self.where(layer)}: softmax is only supported as the final activation")
+        msg = (f"note: final softmax of layer '{layer.name}' dropped: outputs are the pre-softmax logits"
+               + (" and --output argmax gives the class index" if self.output != "argmax" else ""))
+        print(msg)
+        self.notes.append(msg)
+        return st
+
+    def _extend(self, st, name: str, fn, relu=False, bn=False) -> Pending:
+        if isinstance(st, IntT):
+            st = Pending(st.name)
+        return Pending(st.src, st.layers + [fn], st.names + [name], st.has_bn or bn, st.relu or relu)
+
+    def _l_QDense(self, layer, ins):
+        return self._linear(layer, ins, "dense")
+
+    def _l_QConv1D(self, layer, ins):
+        return self._linear(layer, ins, "conv1d")
+
+    def _l_QConv2D(self, layer, ins):
+        return self._linear(layer, ins, "conv2d")
+
+    _l_Dense, _l_Conv1D, _l_Conv2D = _l_QDense, _l_QConv1D, _l_QConv2D
+
+    def _l_QActivation(self, layer, ins):
+        if getattr(self, "first_q", None) is layer:
+            return ins[0]
+        q = layer.quantizer
+        if _qname(q) not in SUPPORTED_QUANTIZERS:
+            name = getattr(q, "__name__", _qname(q))
+            if name == "relu":
+                return self._extend(ins[0], layer.name, layer, relu=True)
+            raise ImportError_(f"{self.where(layer)}: quantizer {_qname(q)} is not supported (supported: "
+                               f"{', '.join(SUPPORTED_QUANTIZERS)})")
+        return self._close(self._extend(ins[0], layer.name, layer), q, layer)
+
+    def _l_Activation(self, layer, ins):
+        return self._activation(layer, ins[0], layer.activation)
+
+    def _l_ReLU(self, layer, ins):
+        if layer.max_value is not None or float(layer.negative_slope) != 0 or float(layer.threshold) != 0:
+            raise ImportError_(f"{self.where(layer)}: only plain ReLU() is supported")
+        return self._extend(ins[0], layer.name, layer, relu=True)
+
+    def _l_Dropout(self, layer, ins):
+        return ins[0]
+
+    def _l_BatchNormalization(self, layer, ins):
+        axis = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
+        rank = len(layer.input.shape)
+        if [a % rank for a in axis] != [rank - 1]:
+            raise ImportError_(f"{self.where(layer)}: only normalization over the last (channel) axis is supported")
+        return self._extend(ins[0], layer.name, layer, bn=True)
+
+    _l_QBatchNormalization = _l_BatchNormalization
+
+    def _pool(self, layer, ins, kind: str, dims: int):
+        where = self.where(layer)
+        src = self.need_int(ins[0], layer)
+        if getattr(layer, "data_format", "channels_last") != "channels_last":
+            raise ImportError_(f"{where}: only channels_last is supported")
+        pool = [int(p) for p in np.atleast_1d(layer.pool_size)]
+        strides = [int(s) for s in np.atleast_1d(layer.strides)]
+        attrs = {"pool": pool, "strides": strides, "padding": layer.padding, "dims": dims}
+        t = self.b.types[src]
+        if kind == "maxpool":
+            return IntT(self.b.add(Op(self.b.unique(layer.name), "maxpool", [src], (), t, attrs, source=layer.name)))
+        count = int(np.prod(pool))
+        if layer.padding != "valid":
+            out_ok = all((n - p) % s == 0 for n, p, s in zip(self.b.shapes[src][:dims], pool, strides))
+            if not out_ok:
+                raise ImportError_(f"{where}: 'same' padding averages over fewer elements at the border; "
+                                   f"only windows that need no padding are supported")
+            attrs["padding"] = "valid"
+        if count & (count - 1):
+            raise ImportError_(f"{where}: averaging over {count} elements is a division that is not exact in "
+                               f"integers; use a power-of-two pool size")
+        scale = np.asarray(t.scale) / count
+        return IntT(self.b.add(Op(self.b.unique(layer.name), "avgpool", [src], (), None, attrs, source=layer.name),
+                               acc_scale=scale))
+
+    def _l_MaxPooling1D(self, layer, ins):
+        return self._pool(layer, ins, "maxpool", 1)
+
+    def _l_MaxPooling2D(self, layer, ins):
+        return self._pool(layer, ins, "maxpool", 2)
+
+    def _l_AveragePooling1D(self, layer, ins):
+        return self._pool(layer, ins, "avgpool", 1)
+
+    def _l_AveragePooling2D(self, layer, ins):
+        return self._pool(layer, ins, "avgpool", 2)
+
+    def _reshape(self, layer, ins, shape):
+        src = self.need_int(ins[0], layer)
+        t = self.b.types[src]
+        old_shape = self.b.shapes[src]
+        if len(t.scale) > 1:
+            full = np.broadcast_to(np.asarray(t.scale), old_shape).reshape(shape)
+            flat = full.reshape(-1, full.shape[-1])
+            if not np.all(flat == flat[0]):
+                raise ImportError_(f"{self.where(layer)}: per-channel scales do not survive this reshape")
+            t = _with_scale(t, flat[0])
+        return IntT(self.b.add(Op(self.b.unique(layer.name), "reshape", [src], tuple(shape), t,
+                                  {"shape": [int(d) for d in shape]}, source=layer.name)))
+
+    def _l_Flatten(self, layer, ins):
+        shape = (int(np.prod(layer.input.shape[1:])),)
+        return self._reshape(layer, ins, shape)
+
+    def _l_Reshape(self, layer, ins):
+        shape = tuple(int(d) for d in layer.output.shape[1:])
+        return self._reshape(layer, ins, shape)
+
+    def _l_Add(self, layer, ins):
+        srcs = [self.need_int(s, layer) for s in ins]
+        scales = [unit_scale(self.b.types[s]) for s in srcs]
+        if not all(is_po2(s) for s in scales):
+            raise ImportError_(f"{self.where(layer)}: adding tensors with non-power-of-two scales is not exact")
+        finest = np.min(np.stack([np.broadcast_to(s, self.b.shapes[srcs[0]][-1:]) for s in scales]), axis=0)
+        aligned = []
+        for s, sc in zip(srcs, scales):
+            sh = log2_exact(np.broadcast_to(sc, finest.shape) / finest)
+            if np.any(sh):
+                t = self.b.types[s]
+                b = self.b.bounds[s]
+                lo, hi = b.min << int(sh.max()), b.max << int(sh.max())
+                nt = IntType(signed_bits_for(min(lo, 0), hi), True, finest)
+                s = self.b.add(Op(self.b.unique(f"{layer.name}_align"), "requant", [s], (), nt,
+                                  {"rounding": "half_even", "overflow": "saturate"},
+                                  {"mult": np.ones(1, np.int64), "shift": -sh.astype(np.int64)}, source=layer.name))
+            aligned.append(s)
+        op = Op(self.b.unique(layer.name), "add", aligned, (), None, {}, source=layer.name)
+        return IntT(self.b.add(op, acc_scale=finest if finest.size > 1 and len(set(finest)) > 1 else finest[:1]))
+
+    def _l_Concatenate(self, layer, ins):
+        srcs = [self.need_int(s, layer) for s in ins]
+        rank = len(layer.output.shape)
+        if layer.axis % rank != rank - 1:
+            raise ImportError_(f"{self.where(layer)}: only concatenation along the channel (last) axis is supported")
+        ts = [self.b.types[s] for s in srcs]
+        scales = np.concatenate([np.broadcast_to(t.scale, self.b.shapes[s][-1:]) for t, s in zip(ts, srcs)])
+        lo = min(t.lo for t in ts)
+        hi = max(t.hi for t in ts)
+        if any(isinstance(t, BinaryType) for t in ts) and not all(isinstance(t, BinaryType) for t in ts):
+            raise ImportError_(f"{self.where(layer)}: cannot concatenate binary and integer tensors")
+        if all(isinstance(t, BinaryType) for t in ts):
+            nt = BinaryType(scales if len(set(scales)) > 1 else scales[:1])
+        else:
+            nt = IntType(signed_bits_for(lo, hi) if lo < 0 else max(t.bits for t in ts), lo < 0,
+                         scales if len(set(scales)) > 1 else scales[:1])
+        return IntT(self.b.add(Op(self.b.unique(layer.name), "concat", srcs, (), nt, {"axis": -1},
+                                  source=layer.name)))
+
+    # -- closing a segment with its quantizer --
+    def _close(self, pend: Pending, q, layer) -> IntT:
+        where = self.where(layer)
+        spec = quantizer_spec(q, where)
+        src = pend.src
+        in_t = self.b.types[src]
+        in_scale = unit_scale(in_t)
+        name = self.b.unique(layer.name)
+        source = ", ".join(pend.names)
+        po2 = is_po2(in_scale)
+        if not pend.has_bn and spec.kind in ("quantized_bits", "quantized_relu") and po2:
+            shift = (log2_exact(spec.step)[0] - log2_exact(in_scale)).astype(np.int64)
+            lo = max(spec.lo, 0) if (pend.relu or spec.relu) else spec.lo
+            attrs = {"rounding": "half_even", "overflow": "saturate", "lo": int(lo), "hi": int(spec.hi)}
+            return IntT(self.b.add(Op(name, "requant", [src], (), spec.type, attrs,
+                                      {"mult": np.ones(1, np.int64), "shift": shift}, source=source)))
+        levels = spec.hi - spec.lo
+        if po2 and (pend.has_bn or spec.kind in ("binary", "ternary")):
+            if levels > MAX_THRESHOLD_LEVELS:
+                raise ImportError_(f"{where}: {levels + 1} output levels after BatchNormalization is too many "
+                                   f"thresholds (max {MAX_THRESHOLD_LEVELS + 1}); quantize to fewer bits")
+            return IntT(self._threshold_op(pend, spec, name, source, where))
+        if not pend.has_bn and spec.kind in ("quantized_bits", "quantized_relu"):
+            mult, shift = dyadic(in_scale / spec.step, where)
+            lo = max(spec.lo, 0) if (pend.relu or spec.relu) else spec.lo
+            self.notes.append(f"{where}: non-power-of-two scale requantized dyadically (multiplier < 2^"
+                              f"{DYADIC_MULT_BITS}); TF's float32 product may round differently")
+            attrs = {"rounding": "half_even", "overflow": "saturate", "lo": int(lo), "hi": int(spec.hi)}
+            return IntT(self.b.add(Op(name, "requant", [src], (), spec.type, attrs,
+                                      {"mult": mult, "shift": shift}, source=source)))
+        raise ImportError_(f"{where}: cannot express {source} on a non-power-of-two scaled input exactly")
+
+    def _threshold_op(self, pend: Pending, spec: QSpec, name: str, source: str, where: str) -> str:
+        import tensorflow as tf
+
+        src = pend.src
+        b = self.b.bounds[src]
+        shape = self.b.shapes[src]
+        c = shape[-1]
+        flat_lo = b.lo.reshape(-1, c).min(axis=0).astype(np.int64)
+        flat_hi = b.hi.reshape(-1, c).max(axis=0).astype(np.int64)
+        if max(abs(int(flat_lo.min())), abs(int(flat_hi.max()))) >= 1 << 24:
+            raise ImportError_(f"{where}: accumulator range exceeds 24 bits: TensorFlow's float32 input to "
+                               f"{source} is not exact, so no integer threshold can match it")
+        in_scale = np.broadcast_to(unit_scale(self.b.types[src]), (c,)).astype(np.float32)
+        rank = len(shape)
+
+        def f(acc: np.ndarray) -> np.ndarray:
+            """Output levels of the float segment for accumulator values (K, C)."""
+            x = (acc.astype(np.float32) * in_scale).reshape((acc.shape[0],) + (1,) * (rank - 1) + (c,))
+            y = tf.constant(x)
+            for fn in pend.layers:
+                y = fn(y, training=False) if isinstance(fn, tf.keras.layers.Layer) else fn(y)
+            y = np.asarray(y.numpy(), dtype=np.float64).reshape(acc.shape)
+            lev = y / spec.step
+            r = np.round(lev)
+            if np.any(np.abs(lev - r) > 1e-3):
+                raise ImportError_(f"{where}: output of {source} is not on the quantizer grid")
+            return r.astype(np.int64)
+
+        f_lo, f_hi = f(flat_lo[None])[0], f(flat_hi[None])[0]
+        direction = np.where(f_hi >= f_lo, 1, -1).astype(np.int64)
+        step = 2 if isinstance(spec.type, BinaryType) else 1
+        k = (spec.hi - spec.lo) // step
+        targets = f_lo[None, :] + direction[None, :] * step * np.arange(1, k + 1)[:, None]  # (K, C)
+        lo = np.broadcast_to(flat_lo, (k, c)).copy()
+        hi = np.broadcast_to(flat_hi + 1, (k, c)).copy()
+        while np.any(lo < hi):
+            mid = (lo + hi) // 2
+            fm = f(np.minimum(mid, flat_hi[None, :]))
+            reached = np.where(direction[None, :] > 0, fm >= targets, fm <= targets) & (mid <= flat_hi[None, :])
+            hi = np.where(reached, mid, hi)
+            lo = np.where(reached, lo, mid + 1)
+        thresholds = lo.T.copy()  # (C, K), sentinel flat_hi+1 where never reached
+        op = Op(name, "threshold", [src], (), spec.type, {"step": step},
+                {"thresholds": thresholds, "base": f_lo, "direction": direction}, source=source)
+        self._check_threshold(op, f, flat_lo, flat_hi, where)
+        return self._fuse_or_add(op)
+
+    def _check_threshold(self, op: Op, f, lo: np.ndarray, hi: np.ndarray, where: str) -> None:
+        """Compare the threshold op with TF on every accumulator value (or a dense sample)."""
+        from .golden import op_threshold
+
+        rng = np.random.default_rng(0)
+        span = int((hi - lo).max()) + 1
+        if span <= 1 << 14:
+            acc = lo[None, :] + np.arange(span)[:, None]
+        else:
+            t = op.arrays["thresholds"].T
+            acc = np.concatenate([t - 1, t, rng.integers(lo, hi + 1, size=(4096, lo.size))])
+        acc = np.minimum(np.maximum(acc, lo[None, :]), hi[None, :])
+        got = op_threshold(op, [acc], [self.b.types[op.inputs[0]]])
+        want = f(acc)
+        if not np.array_equal(got, want):
+            raise ImportError_(f"{where}: {op.source} is not monotonic in its input; no threshold form exists")
+
+    def _fuse_or_add(self, op: Op) -> str:
+        src_op = self.b.net.ops[-1] if self.b.net.ops else None
+        if (src_op is not None and src_op.name == op.inputs[0] and src_op.kind in ("bdense", "bconv2d")
+                and isinstance(op.type, BinaryType) and "threshold" not in src_op.arrays):
+            t = op.arrays["thresholds"][:, 0]
+            d = op.arrays["direction"]
+            base = op.arrays["base"]
+            n = int(np.prod(src_op.arrays["weight"].shape[:-1]))
+            # +1 iff: base=-1,dir=+1: y >= t ; base=+1,dir=-1: y < t, i.e. y <= t-1 ; constant outputs
+            thr = np.where(d > 0, t, t - 1)
+            dirn = d.copy()
+            const_pos = (base == 1) & (d > 0)
+            const_neg = (base == -1) & (d < 0)
+            thr = np.where(const_pos, -n - 1, np.where(const_neg, n + 1, thr))
+            dirn = np.where(const_pos | const_neg, 1, dirn)
+            src_op.arrays["threshold"] = thr.astype(np.int64)
+            src_op.arrays["direction"] = dirn.astype(np.int64)
+            src_op.type = op.type
+            src_op.source += f", {op.source}"
+            src_op.attrs.pop("acc_bits", None)
+            self.b.types[src_op.name] = op.type
+            self.b.bounds[src_op.name] = op_bounds(src_op, [self.b.bounds[src_op.inputs[0]]],
+                                                   [self.b.types[src_op.inputs[0]]])
+            return src_op.name
+        return self.b.add(op)
+
+
+def _with_scale(t: TensorType, scale) -> TensorType:
+    from .types import with_scale
+
+    return with_scale(t, scale)
+
+
+def dyadic(m: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """M ~ b / 2^c with b < 2^31 (HAWQ-V3): frexp M = f*2^e, b = round(f*2^31), c = 31 - e."""
+    m = np.atleast_1d(np.asarray(m, dtype=np.float64))
+    if np.any(m <= 0) or not np.all(np.isfinite(m)):
+        raise ImportError_(f"{where}: requantization scale must be positive and finite")
+    f, e = np.frexp(m)
+    b = np.round(np.ldexp(f, DYADIC_MULT_BITS)).astype(np.int64)
+    c = (DYADIC_MULT_BITS - e).astype(np.int64)
+    full = b == (1 << DYADIC_MULT_BITS)
+    b = np.where(full, b >> 1, b)
+    c = np.where(full, c - 1, c)
+    return b, c
+
+
+def import_qkeras(model, input_type: IntType | None = None, default_type: IntType | None = None,
+                  output: str = "logits", name: str | None = None) -> Network:
+    """Convert a loaded QKeras/Keras model into a validated integer network."""
+    from .intervals import validate
+
+    if output not in ("logits", "argmax"):
+        raise ImportError_(f"--output must be 'logits' or 'argmax', got {output!r}")
+    net = QKerasImporter(model, input_type, default_type, output, name or model.name).run()
+    net.meta.update({"source": "qkeras", "keras_model": model.name})
+    validate(net)
+    return net
+
+
+def convert_file(model_path, weights_path=None, input_type: str | None = None, default_type: str | None = None,
+                 output: str = "logits") -> Network:
+    it = parse_fixed(input_type) if input_type else None
+    dt = parse_fixed(default_type) if default_type else None
+    model = load_model(model_path, weights_path)
+    return import_qkeras(model, it, dt, output, Path(model_path).stem)
