@@ -1,0 +1,667 @@
+"""Integer network -> synthesizable Verilog-2005, fully pipelined (II = 1).
+
+Layout of the generated design (``DIR/``):
+
+* one module per op, ``<top>_<op>.v``: ports ``clk``, ``in0[, in1...]`` and
+  ``out`` (flat buses); compute ops register their output (``--pipeline
+  layer``, the default) so each op is one pipeline stage;
+* the top module ``<top>.v``: ``clk``, ``rst`` (synchronous, active high,
+  clears the valid pipeline), ``in_valid``, ``in_data``, ``out_valid``,
+  ``out_data``; ``localparam LATENCY`` = cycles from ``in_valid`` to
+  ``out_valid``; delay lines balance branches of unequal depth;
+* ``manifest.json``: bus layouts, latency, per-op stage, file list.
+
+Bus layout: a tensor is flattened in C order (channels last, batch
+excluded); element i occupies bits [i*W +: W], W = the element type's bits,
+two's complement for signed types; binary elements are one bit (1 <-> +1).
+
+Constant weights become canonical-signed-digit shift-and-add terms summed
+in balanced adder trees; zero weights vanish; every adder is exactly as
+wide as the value range it can hold (interval analysis per node).
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from qat.golden import pad_amounts
+from qat.intervals import Bounds, analyze
+from qat.network import Network, NetworkError, Op
+from qat.types import BinaryType, IntType, MinifloatType, TensorType, is_po2, log2_exact, signed_bits_for
+
+from .verilog_text import ModuleText, Sig, const
+
+WIRING_OPS = {"reshape", "concat"}
+PIPELINE_MODES = ("layer", "none")
+GENERATOR = "qrtl hls.verilog 1"
+
+
+class RTLError(NetworkError):
+    """The network uses something the RTL generator cannot build exactly."""
+
+
+def vname(text: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9_]", "_", text)
+    if not s or not (s[0].isalpha()):
+        s = "n_" + s
+    return s
+
+
+@dataclass
+class TensorInfo:
+    name: str
+    shape: tuple[int, ...]
+    type: TensorType
+    lo: np.ndarray  # flat element bounds (Python ints)
+    hi: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return int(np.prod(self.shape)) if self.shape else 1
+
+    @property
+    def binary(self) -> bool:
+        return isinstance(self.type, BinaryType)
+
+    @property
+    def ew(self) -> int:
+        """Bits per element on the bus."""
+        return 1 if self.binary else self.type.bits
+
+    @property
+    def width(self) -> int:
+        return self.n * self.ew
+
+
+@dataclass
+class Design:
+    top: str
+    files: dict[str, str]  # file name -> text
+    latency: int
+    stages: dict[str, int]  # tensor -> cycles after in_valid at which it is valid at the top
+    manifest: dict = field(default_factory=dict)
+
+    def write(self, out_dir: str | Path) -> list[Path]:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for name in sorted(self.files):
+            p = out / name
+            p.write_text(self.files[name])
+            paths.append(p)
+        (out / "manifest.json").write_text(json.dumps(self.manifest, indent=1, sort_keys=True) + "\n")
+        return paths
+
+    @property
+    def verilog_files(self) -> list[str]:
+        return sorted(f for f in self.files if f.endswith(".v"))
+
+
+class OpModule:
+    """Generates one op's module body."""
+
+    def __init__(self, mod: ModuleText, op: Op, ins: list[TensorInfo], out: TensorInfo):
+        self.m, self.op, self.ins, self.out = mod, op, ins, out
+        self._cache: dict[tuple[int, int], Sig] = {}
+
+    # -- element access --
+    def x(self, port: int, i: int) -> Sig:
+        key = (port, i)
+        if key not in self._cache:
+            t = self.ins[port]
+            lo, hi = int(t.lo[i]), int(t.hi[i])
+            w = t.ew
+            sl = f"in{port}[{i * w + w - 1}:{i * w}]" if w > 1 else f"in{port}[{i}]"
+            if t.binary:
+                raise RTLError(f"{self.op.where()}: binary tensor used as integers")
+            if t.type.signed:
+                self._cache[key] = self.m.wire(f"x{port}", w, lo, hi, sl)
+            else:
+                self._cache[key] = self.m.wire(f"x{port}", w + 1, lo, hi, f"{{1'b0, {sl}}}")
+        return self._cache[key]
+
+    def bit(self, port: int, i: int) -> str:
+        return f"in{port}[{i}]"
+
+    def pack(self, elems: list) -> str:
+        """Concatenate output elements (Sig, or bit-expression strings for binary)."""
+        parts = []
+        t = self.out
+        for e in elems:
+            if t.binary:
+                parts.append(e)
+                continue
+            w = t.ew
+            if t.type.signed:
+                parts.append(self.m.ext(e, w) if e.width != w else e.name)
+            else:
+                wide = e if e.width == w + 1 else self.m.wire("u", w + 1, e.lo, e.hi, self.m.ext(e, w + 1))
+                self.m.unused.append(f"{wide.name}[{w}]")
+                parts.append(f"{wide.name}[{w - 1}:0]")
+        return "{" + ", ".join(reversed(parts)) + "}"
+
+    # -- ops --
+    def gen(self) -> list:
+        fn = getattr(self, f"g_{self.op.kind}", None)
+        if fn is None:
+            raise RTLError(f"{self.op.where()}: no RTL for this op kind yet")
+        return fn()
+
+    def g_dense(self) -> list:
+        w = self.op.arrays["weight"]
+        b = self.op.arrays["bias"]
+        ci, co = w.shape
+        return [self.m.linear([(self.x(0, i), int(w[i, o])) for i in range(ci) if w[i, o]], int(b[o]))
+                for o in range(co)]
+
+    def _conv_taps(self):
+        """For each output element: list of (input flat index, weight tap index tuple)."""
+        op = self.op
+        w = op.arrays["weight"]
+        in_shape = self.ins[0].shape
+        if op.kind == "conv1d" or op.kind == "bconv1d":
+            h, wd, ci = 1, in_shape[0], in_shape[1]
+            kh, kw = 1, w.shape[0]
+            sh, sw = 1, int(op.attrs["strides"][0])
+            wk = w.reshape((1,) + w.shape)
+        else:
+            h, wd, ci = in_shape
+            kh, kw = w.shape[0], w.shape[1]
+            sh, sw = (int(s) for s in op.attrs["strides"])
+            wk = w
+        padding = op.attrs.get("padding", "valid")
+        pt, _, oh = pad_amounts(h, kh, sh, padding)
+        pl, _, ow = pad_amounts(wd, kw, sw, padding)
+        co = w.shape[-1]
+        outs = []
+        for y in range(oh):
+            for xx in range(ow):
+                for o in range(co):
+                    taps = []
+                    for a in range(kh):
+                        iy = y * sh + a - pt
+                        if not 0 <= iy < h:
+                            continue
+                        for bb in range(kw):
+                            ix = xx * sw + bb - pl
+                            if not 0 <= ix < wd:
+                                continue
+                            for c in range(ci):
+                                taps.append(((iy * wd + ix) * ci + c, int(wk[a, bb, c, o])))
+                    outs.append((o, taps))
+        return outs
+
+    def g_conv2d(self) -> list:
+        b = self.op.arrays["bias"]
+        return [self.m.linear([(self.x(0, i), wv) for i, wv in taps if wv], int(b[o]))
+                for o, taps in self._conv_taps()]
+
+    g_conv1d = g_conv2d
+
+    def _popcount_out(self, o: int, bits: list[str]) -> object:
+        n = len(bits)
+        leaves = [self.m.wire("b", 2, 0, 1, f"{{1'b0, {b}}}") for b in bits]
+        pc = self.m.tree(leaves)
+        if "threshold" in self.op.arrays:
+            t = int(self.op.arrays["threshold"][o])
+            d = int(self.op.arrays["direction"][o])
+            if d > 0:  # 2pc - n >= t  <=>  pc >= ceil((t+n)/2)
+                p = -((-(t + n)) // 2)
+                if p <= 0:
+                    return "1'b1"
+                if p > n:
+                    return "1'b0"
+                return f"({pc.name} >= {const(p, pc.width)})"
+            p = (t + n) // 2  # 2pc - n <= t  <=>  pc <= floor((t+n)/2)
+            if p >= n:
+                return "1'b1"
+            if p < 0:
+                return "1'b0"
+            return f"({pc.name} <= {const(p, pc.width)})"
+        y = self.m.shl(pc, 1)
+        return self.m.add(y, self.m.const_sig(-n))
+
+    def g_bdense(self) -> list:
+        w = self.op.arrays["weight"]
+        ci, co = w.shape
+        outs = []
+        for o in range(co):
+            bits = [self.bit(0, i) if w[i, o] else f"~{self.bit(0, i)}" for i in range(ci)]
+            outs.append(self._emit_bit(self._popcount_out(o, bits)))
+        return outs
+
+    def g_bconv2d(self) -> list:
+        outs = []
+        for o, taps in self._conv_taps():
+            bits = [self.bit(0, i) if wv else f"~{self.bit(0, i)}" for i, wv in taps]
+            outs.append(self._emit_bit(self._popcount_out(o, bits)))
+        return outs
+
+    def _emit_bit(self, e):
+        if isinstance(e, str):
+            name = self.m.fresh("q")
+            self.m.lines.append(f"  wire {name} = {e};")
+            return name
+        return e
+
+    def _windows(self):
+        op = self.op
+        dims = int(op.attrs["dims"])
+        shape = self.ins[0].shape
+        if dims == 1:
+            h, wd, c = 1, shape[0], shape[1]
+            pool, strides = (1, int(op.attrs["pool"][0])), (1, int(op.attrs["strides"][0]))
+        else:
+            h, wd, c = shape
+            pool = tuple(int(p) for p in op.attrs["pool"])
+            strides = tuple(int(s) for s in op.attrs["strides"])
+        pt, _, oh = pad_amounts(h, pool[0], strides[0], op.attrs["padding"])
+        pl, _, ow = pad_amounts(wd, pool[1], strides[1], op.attrs["padding"])
+        for y in range(oh):
+            for xx in range(ow):
+                for ch in range(c):
+                    idx = []
+                    for a in range(pool[0]):
+                        iy = y * strides[0] + a - pt
+                        for bb in range(pool[1]):
+                            ix = xx * strides[1] + bb - pl
+                            if 0 <= iy < h and 0 <= ix < wd:
+                                idx.append((iy * wd + ix) * c + ch)
+                    yield idx
+
+    def _max2(self, a: Sig, b: Sig) -> Sig:
+        w = max(a.width, b.width)
+        ea, eb = self.m.ext(a, w), self.m.ext(b, w)
+        return self.m.wire("mx", w, max(a.lo, b.lo), max(a.hi, b.hi),
+                           f"($signed({ea}) >= $signed({eb})) ? {ea} : {eb}")
+
+    def g_maxpool(self) -> list:
+        outs = []
+        for idx in self._windows():
+            level = [self.x(0, i) for i in idx]
+            while len(level) > 1:
+                nxt = [self._max2(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+                if len(level) % 2:
+                    nxt.append(level[-1])
+                level = nxt
+            outs.append(level[0])
+        return outs
+
+    def g_avgpool(self) -> list:
+        return [self.m.tree([self.x(0, i) for i in idx]) for idx in self._windows()]
+
+    def g_add(self) -> list:
+        return [self.m.tree([self.x(p, i) for p in range(len(self.ins))]) for i in range(self.out.n)]
+
+    def g_reshape(self) -> list:
+        if self.out.binary:
+            return [self.bit(0, i) for i in range(self.out.n)]
+        return [self.x(0, i) for i in range(self.out.n)]
+
+    def g_concat(self) -> list:
+        outs = []
+        positions = self.out.n // self.out.shape[-1]
+        for p in range(positions):
+            for port, t in enumerate(self.ins):
+                c = t.shape[-1]
+                for ch in range(c):
+                    i = p * c + ch
+                    outs.append(self.bit(port, i) if self.out.binary else self.x(port, i))
+        return outs
+
+    def _clamp(self, s: Sig, lo: int, hi: int) -> Sig:
+        if s.lo >= lo and s.hi <= hi:
+            return s
+        w = max(s.width, signed_bits_for(lo, hi))
+        e = self.m.ext(s, w)
+        expr = e
+        if s.hi > hi:
+            expr = f"($signed({e}) > {const(hi, w)}) ? {const(hi, w)} : {expr}"
+        if s.lo < lo:
+            expr = f"($signed({e}) < {const(lo, w)}) ? {const(lo, w)} : ({expr})"
+        r = self.m.wire("sat", w, max(min(s.lo, hi), lo), min(max(s.hi, lo), hi), expr)
+        return self.m.fit(r, r.lo, r.hi)
+
+    def g_clip(self) -> list:
+        lo, hi = int(self.op.attrs["lo"]), int(self.op.attrs["hi"])
+        return [self._clamp(self.x(0, i), lo, hi) for i in range(self.out.n)]
+
+    def _round_shift(self, n: Sig, s: int, rounding: str) -> Sig:
+        """round(n / 2^s) exactly, for a constant s."""
+        m = self.m
+        if s <= 0:
+            return m.shl(n, -s)
+        # make sure bit s (and the sign) exist
+        if n.width < s + 2:
+            n = m.wire("n", s + 2, n.lo, n.hi, m.ext(n, s + 2))
+        qlo, qhi = n.lo >> s, n.hi >> s
+        q = m.wire("q", n.width - s, qlo, qhi, f"{n.name}[{n.width - 1}:{s}]")
+        if rounding == "floor":
+            m.unused.append(f"{n.name}[{s - 1}:0]")
+            return m.fit(q, qlo, qhi)
+        rbit = f"{n.name}[{s - 1}]"
+        sticky = f"(|{n.name}[{s - 2}:0])" if s >= 2 else "1'b0"
+        sign = f"{n.name}[{n.width - 1}]"
+        inc = {"half_up": rbit,
+               "half_even": f"{rbit} & ({sticky} | {n.name}[{s}])",
+               "half_away": f"{rbit} & ({sticky} | ~{sign})",
+               "toward_zero": f"{sign} & ({rbit} | {sticky})"}[rounding]
+        lo, hi = qlo, qhi + 1
+        w = signed_bits_for(lo, hi)
+        incw = m.fresh("inc")
+        m.lines.append(f"  wire {incw} = {inc};")
+        return m.wire("r", w, lo, hi, f"{m.ext(q, w)} + {{{w - 1}'b0, {incw}}}")
+
+    def g_requant(self) -> list:
+        op = self.op
+        if isinstance(op.type, MinifloatType):
+            raise RTLError(f"{op.where()}: minifloat rounding has no RTL yet")
+        mult = np.broadcast_to(op.arrays["mult"], (self.out.shape[-1],))
+        shift = np.broadcast_to(op.arrays["shift"], (self.out.shape[-1],))
+        rounding = op.attrs.get("rounding", "half_even")
+        lo = int(op.attrs.get("lo", op.type.lo))
+        hi = int(op.attrs.get("hi", op.type.hi))
+        wrap = op.attrs.get("overflow", "saturate") == "wrap"
+        c = self.out.shape[-1]
+        outs = []
+        for i in range(self.out.n):
+            ch = i % c
+            n = self.m.mul_const(self.x(0, i), int(mult[ch]))
+            r = self._round_shift(n, int(shift[ch]), rounding)
+            if wrap:
+                bits = op.type.bits
+                if op.type.signed:
+                    wide = r if r.width >= bits else self.m.wire("w", bits, r.lo, r.hi, self.m.ext(r, bits))
+                    if wide.width > bits:
+                        self.m.unused.append(f"{wide.name}[{wide.width - 1}:{bits}]")
+                    outs.append(self.m.wire("wr", bits, op.type.lo, op.type.hi, f"{wide.name}[{bits - 1}:0]"))
+                else:
+                    wide = r if r.width >= bits else self.m.wire("w", bits, r.lo, r.hi, self.m.ext(r, bits))
+                    if wide.width > bits:
+                        self.m.unused.append(f"{wide.name}[{wide.width - 1}:{bits}]")
+                    outs.append(self.m.wire("wr", bits + 1, 0, op.type.hi, f"{{1'b0, {wide.name}[{bits - 1}:0]}}"))
+            else:
+                outs.append(self._clamp(r, lo, hi))
+        return outs
+
+    def g_threshold(self) -> list:
+        op = self.op
+        t = op.arrays["thresholds"]
+        base = np.broadcast_to(op.arrays["base"], (self.out.shape[-1],))
+        dirs = np.broadcast_to(op.arrays["direction"], (self.out.shape[-1],))
+        step = int(op.attrs.get("step", 1))
+        c = self.out.shape[-1]
+        outs = []
+        for i in range(self.out.n):
+            ch = i % c
+            x = self.x(0, i)
+            row = t[ch if t.shape[0] > 1 else 0]
+            always = sum(1 for v in row if int(v) <= x.lo)
+            bits = []
+            for v in row:
+                v = int(v)
+                if x.lo < v <= x.hi:
+                    w = max(x.width, signed_bits_for(v, v))
+                    bits.append(f"($signed({self.m.ext(x, w)}) >= {const(v, w)})")
+            b0, d = int(base[ch]), int(dirs[ch])
+            if self.out.binary:
+                # y = b0 + d*step*count must be -1 or +1; at most one live comparator decides
+                vals = [b0 + d * step * (always + k) for k in range(len(bits) + 1)]
+                if len(bits) == 0:
+                    outs.append("1'b1" if vals[0] > 0 else "1'b0")
+                elif len(bits) == 1:
+                    e = bits[0] if vals[1] > 0 else f"~{bits[0]}"
+                    outs.append(self._emit_bit(e if vals[0] != vals[1] else ("1'b1" if vals[0] > 0 else "1'b0")))
+                else:
+                    raise RTLError(f"{op.where()}: binary threshold with {len(bits)} live thresholds")
+                continue
+            leaves = [self.m.wire("c", 2, 0, 1, f"{{1'b0, {b}}}") for b in bits]
+            cnt = self.m.tree(leaves)
+            k = b0 + d * step * always
+            if cnt is None:
+                outs.append(self.m.const_sig(k))
+                continue
+            term = self.m.shl(cnt, int(log2_exact(step)[0])) if step != 1 else cnt
+            if d < 0:
+                term = self.m.neg(term)
+            outs.append(self.m.add(term, self.m.const_sig(k)) if k else term)
+        return outs
+
+    def g_lut(self) -> list:
+        op = self.op
+        table = op.arrays["table"]
+        in_lo = int(op.attrs["in_lo"])
+        outs = []
+        for i in range(self.out.n):
+            x = self.x(0, i)
+            lo, hi = int(table.min()), int(table.max())
+            w = signed_bits_for(lo, hi)
+            name = self.m.fresh("lut")
+            self.m.lines.append(f"  reg signed [{w - 1}:0] {name};")
+            self.m.lines.append("  always @(*) begin")
+            self.m.lines.append(f"    case ({x.name})")
+            for v in range(x.lo, x.hi + 1):
+                self.m.lines.append(f"      {const(v, x.width)}: {name} = {const(int(table[v - in_lo]), w)};")
+            self.m.lines.append(f"      default: {name} = {const(int(table[x.lo - in_lo]), w)};")
+            self.m.lines.append("    endcase")
+            self.m.lines.append("  end")
+            outs.append(Sig(name, w, lo, hi))
+        return outs
+
+    def g_argmax(self) -> list:
+        t = self.ins[0]
+        scale = np.broadcast_to(np.asarray(t.type.scale), (t.shape[-1],))
+        if not is_po2(scale):
+            raise RTLError(f"{self.op.where()}: argmax over non-power-of-two per-channel scales has no RTL")
+        shifts = log2_exact(scale) - int(log2_exact(scale).min())
+        c = t.shape[-1]
+        iw = max(1, (c - 1).bit_length())
+        outs = []
+        for p in range(t.n // c):
+            level = []
+            for ch in range(c):
+                v = self.m.shl(self.x(0, p * c + ch), int(shifts[ch]))
+                idx = self.m.wire("ix", iw + 1, ch, ch, const(ch, iw + 1))
+                level.append((v, idx))
+            while len(level) > 1:
+                nxt = []
+                for j in range(0, len(level) - 1, 2):
+                    (a, ia), (b, ib) = level[j], level[j + 1]
+                    w = max(a.width, b.width)
+                    ea, eb = self.m.ext(a, w), self.m.ext(b, w)
+                    sel = self.m.fresh("ge")
+                    self.m.lines.append(f"  wire {sel} = $signed({ea}) >= $signed({eb});")
+                    v = self.m.wire("av", w, min(a.lo, b.lo), max(a.hi, b.hi), f"{sel} ? {ea} : {eb}")
+                    ix = self.m.wire("ai", iw + 1, min(ia.lo, ib.lo), max(ia.hi, ib.hi),
+                                     f"{sel} ? {ia.name} : {ib.name}")
+                    nxt.append((v, ix))
+                if len(level) % 2:
+                    nxt.append(level[-1])
+                level = nxt
+            self.m.unused.append(level[0][0].name)
+            outs.append(level[0][1])
+        return outs
+
+
+def _tensor_infos(net: Network, bounds: dict[str, Bounds]) -> dict[str, TensorInfo]:
+    out = {}
+    shapes = net.tensor_shapes()
+    for name, t in net.tensor_types().items():
+        if isinstance(t, MinifloatType):
+            raise RTLError(f"tensor '{name}': minifloat tensors have no RTL yet")
+        b = bounds[name]
+        out[name] = TensorInfo(name, shapes[name], t, b.lo.ravel(), b.hi.ravel())
+    return out
+
+
+def _port_decl(direction: str, name: str, width: int, kind: str = "wire") -> str:
+    return f"  {direction} {kind} [{width - 1}:0] {name}" if width > 1 else f"  {direction} {kind} {name}"
+
+
+def _op_module(top: str, op: Op, ins: list[TensorInfo], out: TensorInfo, registered: bool) -> tuple[str, str]:
+    name = f"{top}_{vname(op.name)}"
+    m = ModuleText(name)
+    gen = OpModule(m, op, ins, out)
+    elems = gen.gen()
+    packed = gen.pack(elems)
+    body = list(m.lines)
+    ports = ["  input wire clk"] + [_port_decl("input", f"in{i}", t.width) for i, t in enumerate(ins)]
+    ports.append(_port_decl("output", "out", out.width))
+    lines = [f"// {op.where()}: {op.type.describe()} {tuple(op.shape)}", f"// generated by {GENERATOR}",
+             "`default_nettype none", f"module {name} (", ",\n".join(ports), ");"]
+    lines += body
+    ow = out.width
+    decl = f"[{ow - 1}:0] " if ow > 1 else ""
+    lines.append(f"  wire {decl}out_c = {packed};")
+    if registered:
+        lines.append(f"  reg {decl}out_r;")
+        lines.append("  always @(posedge clk) out_r <= out_c;")
+        lines.append("  assign out = out_r;")
+    else:
+        lines.append("  assign out = out_c;")
+    sinks = list(m.unused) + [f"in{i}" for i in range(len(ins))] + ([] if registered else ["clk"])
+    lines.append(f"  wire unused_ok = ^{{1'b0, {', '.join(sinks)}}};")
+    lines += ["endmodule", "`default_nettype wire", ""]
+    return name, "\n".join(lines)
+
+
+def generate(net: Network, top: str | None = None, pipeline: str = "layer") -> Design:
+    """Build the Verilog design for ``net`` (deterministic text)."""
+    if pipeline not in PIPELINE_MODES:
+        raise RTLError(f"--pipeline must be one of {PIPELINE_MODES}, got {pipeline!r}")
+    if len(net.inputs) != 1 or len(net.outputs) != 1:
+        raise RTLError(f"network '{net.name}': RTL needs exactly one input and one output")
+    top = vname(top or net.name)
+    bounds = analyze(net)
+    infos = _tensor_infos(net, bounds)
+    files: dict[str, str] = {}
+    stage: dict[str, int] = {net.inputs[0].name: 0}
+    inst: list[str] = []
+    decls: list[str] = []
+    delays: list[str] = []
+    sig_of: dict[str, str] = {net.inputs[0].name: "in_data"}
+    last = net.ops[-1].name if net.ops else None
+    op_stage: dict[str, dict] = {}
+    for op in net.ops:
+        ins = [infos[i] for i in op.inputs]
+        out = infos[op.name]
+        registered = op.kind not in WIRING_OPS and (pipeline == "layer" or op.name == last)
+        if op.name == last and not registered:
+            registered = True
+        mname, text = _op_module(top, op, ins, out, registered)
+        files[f"{mname}.v"] = text
+        target = max(stage[i] for i in op.inputs)
+        conns = []
+        for k, i in enumerate(op.inputs):
+            src = sig_of[i]
+            for d in range(stage[i], target):
+                dname = f"dly_{vname(i)}_{d + 1}"
+                if dname not in sig_of.values():
+                    w = infos[i].width
+                    delays.append(f"  reg [{w - 1}:0] {dname};" if w > 1 else f"  reg {dname};")
+                    delays.append(f"  always @(posedge clk) {dname} <= {src};")
+                    sig_of[f"{i}@{d + 1}"] = dname
+                src = dname
+            conns.append(f".in{k}({src})")
+        wname = f"t_{vname(op.name)}"
+        w = out.width
+        decls.append(f"  wire [{w - 1}:0] {wname};" if w > 1 else f"  wire {wname};")
+        inst.append(f"  {mname} u_{vname(op.name)} (.clk(clk), {', '.join(conns)}, .out({wname}));")
+        sig_of[op.name] = wname
+        stage[op.name] = target + (1 if registered else 0)
+        op_stage[op.name] = {"module": mname, "instance": f"u_{vname(op.name)}", "stage": stage[op.name],
+                             "registered": registered, "width": out.width, "element_bits": out.ew,
+                             "signed": bool(getattr(out.type, "signed", False)) and not out.binary,
+                             "binary": out.binary}
+    out_name = net.outputs[0]
+    latency = stage[out_name]
+    iw, ow = infos[net.inputs[0].name].width, infos[out_name].width
+    top_lines = [
+        f"// {top}: integer network '{net.name}' as a fully pipelined datapath (one inference per clock)",
+        f"// generated by {GENERATOR}",
+        f"// in_data : {infos[net.inputs[0].name].n} x {infos[net.inputs[0].name].ew}-bit "
+        f"{_layout(infos[net.inputs[0].name])}, element i at bits [i*W +: W] (C order, channels last)",
+        f"// out_data: {infos[out_name].n} x {infos[out_name].ew}-bit {_layout(infos[out_name])}",
+        f"// out_valid follows in_valid after LATENCY = {latency} clock cycles; rst (synchronous) clears it",
+        "`default_nettype none",
+        f"module {top} (",
+        "  input wire clk,",
+        "  input wire rst,",
+        "  input wire in_valid,",
+        _port_decl("input", "in_data", iw) + ",",
+        "  output wire out_valid,",
+        _port_decl("output", "out_data", ow),
+        ");",
+        f"  localparam integer LATENCY = {latency};",
+    ]
+    if latency > 0:
+        top_lines += [
+            "  reg [LATENCY-1:0] valid_pipe;",
+            "  always @(posedge clk) begin",
+            "    if (rst) valid_pipe <= {LATENCY{1'b0}};",
+            "    else valid_pipe <= " + ("{valid_pipe[LATENCY-2:0], in_valid};" if latency > 1 else "in_valid;"),
+            "  end",
+            "  assign out_valid = valid_pipe[LATENCY-1];",
+        ]
+    else:
+        top_lines.append("  assign out_valid = in_valid;")
+    top_lines += decls + delays + inst
+    top_lines.append(f"  assign out_data = {sig_of[out_name]};")
+    if latency == 0:
+        top_lines.append("  wire unused_ok = ^{1'b0, clk, rst};")
+    top_lines += ["endmodule", "`default_nettype wire", ""]
+    files[f"{top}.v"] = "\n".join(top_lines)
+    manifest = {
+        "generator": GENERATOR, "top": top, "network": net.name, "latency": latency, "pipeline": pipeline,
+        "input": {"name": net.inputs[0].name, "shape": list(infos[net.inputs[0].name].shape),
+                  "element_bits": infos[net.inputs[0].name].ew, "width": iw,
+                  "signed": bool(getattr(net.inputs[0].type, "signed", False)) and not infos[net.inputs[0].name].binary,
+                  "binary": infos[net.inputs[0].name].binary},
+        "output": {"name": out_name, "shape": list(infos[out_name].shape), "element_bits": infos[out_name].ew,
+                   "width": ow, "signed": op_stage[out_name]["signed"] if out_name in op_stage else False,
+                   "binary": infos[out_name].binary},
+        "ops": op_stage, "files": sorted(files),
+    }
+    return Design(top, files, latency, stage, manifest)
+
+
+def _layout(t: TensorInfo) -> str:
+    if t.binary:
+        return "binary (1 = +1, 0 = -1)"
+    return ("signed" if t.type.signed else "unsigned") + f" integers, real = raw * {t.type.describe()}"
+
+
+def pack_bus(raw: np.ndarray, bits: int, binary: bool) -> list[int]:
+    """Pack raw integer vectors (N, ...) into bus integers (element i at bits i*W)."""
+    flat = np.asarray(raw).reshape(len(raw), -1)
+    if binary:
+        flat = (flat > 0).astype(np.int64)
+        bits = 1
+    mask = (1 << bits) - 1
+    out = []
+    for row in flat:
+        v = 0
+        for i, e in enumerate(row):
+            v |= (int(e) & mask) << (i * bits)
+        out.append(v)
+    return out
+
+
+def unpack_bus(values: list[int], n: int, bits: int, signed: bool, binary: bool) -> np.ndarray:
+    """Inverse of pack_bus: bus integers -> raw integers (len(values), n)."""
+    out = np.zeros((len(values), n), dtype=np.int64)
+    w = 1 if binary else bits
+    mask = (1 << w) - 1
+    for r, v in enumerate(values):
+        for i in range(n):
+            e = (int(v) >> (i * w)) & mask
+            if binary:
+                e = 1 if e else -1
+            elif signed and e >> (w - 1):
+                e -= 1 << w
+            out[r, i] = e
+    return out

@@ -1,0 +1,140 @@
+"""Building blocks for generated Verilog: signals with proven value ranges,
+constant multiplication as canonical-signed-digit shift-and-add, and
+balanced adder trees whose every node is exactly as wide as its range.
+
+All internal signals are signed two's complement; an unsigned tensor element
+is zero-extended by one bit when it enters arithmetic.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from qat.types import signed_bits_for
+
+
+@dataclass(frozen=True)
+class Sig:
+    """A signed Verilog wire ``name`` of ``width`` bits holding [lo, hi]."""
+
+    name: str
+    width: int
+    lo: int
+    hi: int
+
+
+def csd(value: int) -> list[tuple[int, int]]:
+    """Canonical signed digits of ``value``: [(shift, +1|-1), ...], fewest nonzeros."""
+    digits = []
+    k = 0
+    v = int(value)
+    while v:
+        if v & 1:
+            d = 2 - (v & 3)  # +1 if v%4==1, -1 if v%4==3
+            digits.append((k, d))
+            v -= d
+        v >>= 1
+        k += 1
+    return digits
+
+
+def const(value: int, width: int) -> str:
+    value = int(value)
+    return f"{width}'sd{value}" if value >= 0 else f"-{width}'sd{-value}"
+
+
+@dataclass
+class ModuleText:
+    """Accumulates the body of one Verilog module."""
+
+    name: str
+    lines: list[str] = field(default_factory=list)
+    unused: list[str] = field(default_factory=list)
+    _n: int = 0
+
+    def fresh(self, base: str) -> str:
+        self._n += 1
+        return f"{base}_{self._n}"
+
+    def wire(self, base: str, width: int, lo: int, hi: int, expr: str) -> Sig:
+        name = self.fresh(base)
+        self.lines.append(f"  wire signed [{width - 1}:0] {name} = {expr};")
+        return Sig(name, width, lo, hi)
+
+    def ext(self, s: Sig, width: int) -> str:
+        """``s`` sign-extended (or exactly kept) to ``width`` bits."""
+        if width == s.width:
+            return s.name
+        if width < s.width:
+            # only legal when the range fits: keep the low bits, mark the rest unused
+            self.unused.append(f"{s.name}[{s.width - 1}:{width}]")
+            return f"{s.name}[{width - 1}:0]"
+        if s.width == 1:
+            return f"{{{width}{{{s.name}}}}}"
+        return f"{{{{{width - s.width}{{{s.name}[{s.width - 1}]}}}}, {s.name}}}"
+
+    def fit(self, s: Sig, lo: int, hi: int, base: str = "n") -> Sig:
+        """Re-declare ``s`` with the width its (narrower or wider) range needs."""
+        w = signed_bits_for(lo, hi)
+        if w == s.width:
+            return Sig(s.name, s.width, lo, hi)
+        return self.wire(base, w, lo, hi, self.ext(s, w))
+
+    def shl(self, s: Sig, k: int) -> Sig:
+        if k == 0:
+            return s
+        return self.wire("sh", s.width + k, s.lo << k, s.hi << k, f"{{{s.name}, {k}'b0}}")
+
+    def neg(self, s: Sig) -> Sig:
+        lo, hi = -s.hi, -s.lo
+        w = signed_bits_for(lo, hi)
+        return self.wire("ng", w, lo, hi, f"-{self.ext(s, w)}")
+
+    def add(self, a: Sig, b: Sig, sub: bool = False) -> Sig:
+        lo = a.lo - b.hi if sub else a.lo + b.lo
+        hi = a.hi - b.lo if sub else a.hi + b.hi
+        w = signed_bits_for(lo, hi)
+        return self.wire("ad", w, lo, hi, f"{self.ext(a, w)} {'-' if sub else '+'} {self.ext(b, w)}")
+
+    def const_sig(self, value: int) -> Sig:
+        w = signed_bits_for(value, value)
+        return self.wire("k", w, value, value, const(value, w))
+
+    def tree(self, terms: list[Sig]) -> Sig | None:
+        """Balanced adder tree (depth ceil(log2 n))."""
+        level = list(terms)
+        if not level:
+            return None
+        while len(level) > 1:
+            nxt = [self.add(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+            if len(level) % 2:
+                nxt.append(level[-1])
+            level = nxt
+        return level[0]
+
+    def linear(self, terms: list[tuple[Sig, int]], bias: int) -> Sig:
+        """sum(x * w) + bias with constant w as CSD shift-and-add; zero weights vanish.
+
+        Positive and negative partial products are summed in separate trees
+        and subtracted once.
+        """
+        pos: list[Sig] = []
+        negs: list[Sig] = []
+        for x, w in terms:
+            for k, d in csd(w):
+                (pos if d > 0 else negs).append(self.shl(x, k))
+        p = self.tree(pos)
+        n = self.tree(negs)
+        if p is None and n is None:
+            return self.const_sig(bias)
+        if p is None:
+            acc = self.neg(n)
+        elif n is None:
+            acc = p
+        else:
+            acc = self.add(p, n, sub=True)
+        if bias:
+            acc = self.add(acc, self.const_sig(bias))
+        return acc
+
+    def mul_const(self, x: Sig, m: int) -> Sig:
+        return x if m == 1 else self.linear([(x, m)], 0)

