@@ -50,6 +50,7 @@ class ModuleText:
     lines: list[str] = field(default_factory=list)
     unused: list[str] = field(default_factory=list)
     _n: int = 0
+    _products: dict = field(default_factory=dict)
 
     def fresh(self, base: str) -> str:
         self._n += 1
@@ -82,7 +83,10 @@ class ModuleText:
     def shl(self, s: Sig, k: int) -> Sig:
         if k == 0:
             return s
-        return self.wire("sh", s.width + k, s.lo << k, s.hi << k, f"{{{s.name}, {k}'b0}}")
+        key = (s.name, -k)
+        if key not in self._products:
+            self._products[key] = self.wire("sh", s.width + k, s.lo << k, s.hi << k, f"{{{s.name}, {k}'b0}}")
+        return self._products[key]
 
     def neg(self, s: Sig) -> Sig:
         lo, hi = -s.hi, -s.lo
@@ -111,17 +115,36 @@ class ModuleText:
             level = nxt
         return level[0]
 
-    def linear(self, terms: list[tuple[Sig, int]], bias: int) -> Sig:
-        """sum(x * w) + bias with constant w as CSD shift-and-add; zero weights vanish.
+    def multiple(self, x: Sig, m: int) -> Sig:
+        """x * m for an odd m > 0, built once per (x, m) from CSD digits."""
+        key = (x.name, m)
+        if key not in self._products:
+            if m == 1:
+                self._products[key] = x
+            else:
+                pos = [self.shl(x, k) for k, d in csd(m) if d > 0]
+                negs = [self.shl(x, k) for k, d in csd(m) if d < 0]
+                p = self.tree(pos)
+                n = self.tree(negs)
+                self._products[key] = p if n is None else self.add(p, n, sub=True)
+        return self._products[key]
 
-        Positive and negative partial products are summed in separate trees
-        and subtracted once.
+    def linear(self, terms: list[tuple[Sig, int]], bias: int) -> Sig:
+        """sum(x * w) + bias for constant w; zero weights vanish.
+
+        Each |w| = m * 2^k with m odd: x*m is built once per input from CSD
+        digits and shared by every output that uses it; positive and
+        negative terms go to separate balanced trees subtracted once.
         """
         pos: list[Sig] = []
         negs: list[Sig] = []
         for x, w in terms:
-            for k, d in csd(w):
-                (pos if d > 0 else negs).append(self.shl(x, k))
+            if w == 0:
+                continue
+            mag = abs(int(w))
+            k = (mag & -mag).bit_length() - 1
+            term = self.shl(self.multiple(x, mag >> k), k)
+            (pos if w > 0 else negs).append(term)
         p = self.tree(pos)
         n = self.tree(negs)
         if p is None and n is None:

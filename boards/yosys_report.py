@@ -1,0 +1,138 @@
+"""Resource reports from Yosys: FPGA cells per layer and an ASIC gate count.
+
+* FPGA: ``synth_xilinx -noiopad -family <board family>`` with the design
+  hierarchy kept (one module per op), so every layer gets its own LUT / FF /
+  CARRY / DSP / BRAM counts; then the flattened netlist's longest
+  register-to-register path (``ltp -noff``, cells on the path) as a timing
+  proxy.
+* ASIC: generic ``synth -flatten`` then ``abc -g NAND``: 2-input NANDs and
+  inverters; NAND2-equivalents count an inverter as 1 and a flip-flop as 6
+  (a typical reset-less D flip-flop), both weights reported with the counts.
+
+Yosys is Debian's ``yosys`` (0.23 is known to work); it is installed by the
+project's set-up where root is available.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+from .catalog import Board
+
+NAND2_WEIGHTS = {"NAND": 1.0, "NOT": 1.0, "DFF": 6.0}
+
+
+class SynthError(RuntimeError):
+    """Yosys is missing or failed."""
+
+
+def yosys_path() -> str:
+    exe = shutil.which("yosys")
+    if exe is None:
+        raise SynthError("yosys not found on PATH: install it with 'sudo apt-get install yosys' "
+                         "(make install does this when run as root)")
+    return exe
+
+
+def _run(script: str, work: Path, name: str, timeout: float) -> float:
+    ys = work / f"{name}.ys"
+    ys.write_text(script)
+    log = work / f"{name}.log"
+    t0 = time.perf_counter()
+    with open(log, "w") as fh:
+        try:
+            res = subprocess.run([yosys_path(), "-q", "-s", str(ys)], cwd=work, stdout=fh, stderr=subprocess.STDOUT,
+                                 timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise SynthError(f"yosys {name} exceeded {timeout:.0f} s; see {log}") from None
+    if res.returncode != 0:
+        tail = log.read_text().strip().splitlines()[-1:] or ["(no output)"]
+        raise SynthError(f"yosys {name} failed: {tail[0]}; see {log}")
+    return time.perf_counter() - t0
+
+
+def classify_xilinx(cells: dict[str, int]) -> dict[str, int]:
+    c = Counter()
+    for k, n in cells.items():
+        if re.fullmatch(r"LUT[1-6](_2)?", k):
+            c["LUT"] += n
+        elif k.startswith("SRL"):
+            c["SRL"] += n
+            c["LUT"] += n
+        elif k.startswith("FD"):
+            c["FF"] += n
+        elif k.startswith("CARRY"):
+            c["CARRY"] += n
+        elif k.startswith("DSP48"):
+            c["DSP"] += n
+        elif k.startswith("RAMB"):
+            c["BRAM"] += n
+        elif k.startswith("MUXF"):
+            c["MUXF"] += n
+    return {k: int(c.get(k, 0)) for k in ("LUT", "FF", "CARRY", "DSP", "BRAM", "MUXF", "SRL")}
+
+
+def _read_list(files: list[Path]) -> str:
+    return "\n".join(f"read_verilog {f}" for f in files)
+
+
+def synth_fpga(files: list[Path], top: str, board: Board, work: Path, timeout: float = 3600) -> dict:
+    fam = board.yosys_family
+    script = "\n".join([
+        _read_list(files),
+        f"hierarchy -check -top {top}",
+        f"synth_xilinx -noiopad -family {fam} -top {top}",
+        "tee -q -o stat_fpga.json stat -json",
+        "flatten",
+        "tee -q -o ltp_fpga.txt ltp -noff",
+        "",
+    ])
+    secs = _run(script, work, "synth_fpga", timeout)
+    stat = json.loads((work / "stat_fpga.json").read_text())
+    modules = {m.lstrip("\\"): v.get("num_cells_by_type", {}) for m, v in stat["modules"].items()}
+    total = classify_xilinx(stat["design"]["num_cells_by_type"])
+    per_module = {m: classify_xilinx(c) for m, c in modules.items() if m != top}
+    ltp = (work / "ltp_fpga.txt").read_text()
+    m = re.search(r"length=(\d+)", ltp)
+    return {"family": fam, "total": total, "per_module": per_module,
+            "logic_depth": int(m.group(1)) if m else None, "seconds": round(secs, 2)}
+
+
+def synth_asic(files: list[Path], top: str, work: Path, timeout: float = 3600) -> dict:
+    script = "\n".join([
+        _read_list(files),
+        f"hierarchy -check -top {top}",
+        f"synth -flatten -top {top}",
+        "abc -g NAND",
+        "opt_clean",
+        "tee -q -o stat_asic.json stat -json",
+        "",
+    ])
+    secs = _run(script, work, "synth_asic", timeout)
+    cells = json.loads((work / "stat_asic.json").read_text())["design"]["num_cells_by_type"]
+    nand = sum(n for k, n in cells.items() if "NAND" in k)
+    inv = sum(n for k, n in cells.items() if "NOT" in k)
+    dff = sum(n for k, n in cells.items() if "DFF" in k)
+    other = {k: n for k, n in cells.items() if not any(t in k for t in ("NAND", "NOT", "DFF"))}
+    eq = nand * NAND2_WEIGHTS["NAND"] + inv * NAND2_WEIGHTS["NOT"] + dff * NAND2_WEIGHTS["DFF"]
+    return {"nand2": nand, "inverters": inv, "flip_flops": dff, "other_cells": other,
+            "nand2_equivalent": int(round(eq)), "weights": NAND2_WEIGHTS, "seconds": round(secs, 2)}
+
+
+def synthesize(rtl_files: list[Path], top: str, board: Board, work_dir: str | Path, asic: bool = True,
+               timeout: float = 3600) -> dict:
+    """Run the FPGA (unless the board is the ASIC target) and ASIC syntheses."""
+    work = Path(work_dir).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    files = [Path(f).resolve() for f in rtl_files]
+    report: dict = {"board": board.name, "part": board.part, "top": top}
+    if not board.is_asic:
+        report["fpga"] = synth_fpga(files, top, board, work, timeout)
+    if asic or board.is_asic:
+        report["asic"] = synth_asic(files, top, work, timeout)
+    return report
