@@ -43,6 +43,15 @@ def shift_round(n: np.ndarray, shift, rounding: str) -> np.ndarray:
     """
     n = np.asarray(n)
     shift = np.broadcast_to(np.asarray(shift, dtype=np.int64), n.shape)
+    if n.dtype != object:
+        if n.dtype.kind == "u" and n.dtype.itemsize >= 8:
+            n = n.astype(object)
+        else:
+            n = n.astype(np.int64)
+            # int64 shifts by >= 63 bits, and left shifts that overflow, are not exact: use Python ints
+            if n.size and (int(shift.max()) > SAFE_BITS
+                           or max_abs_bits(n) + max(0, -int(shift.min())) > SAFE_BITS):
+                n = n.astype(object)
     if n.dtype == object:
         flat_n, flat_s = n.ravel(), shift.ravel()
         out = np.empty(flat_n.shape, dtype=object)
@@ -96,6 +105,8 @@ def saturate_or_wrap(y: np.ndarray, lo: int, hi: int, overflow: str, bits: int, 
             return np.array([min(max(int(v), lo), hi) for v in y.ravel()], dtype=object).reshape(y.shape)
         return np.clip(y, lo, hi)
     if overflow == "wrap":
+        if y.dtype != object and (bits >= SAFE_BITS or max_abs_bits(y) >= SAFE_BITS):
+            y = y.astype(object)  # int64 arithmetic would overflow (or turn float) here
         mod = 1 << bits
         off = (1 << (bits - 1)) if signed else 0
         return (y + off) % mod - off
@@ -229,8 +240,8 @@ def op_maxpool(op: Op, xs: list[np.ndarray], types: list[TensorType]) -> np.ndar
     strides = tuple(int(s) for s in op.attrs["strides"])
     if dims == 1:
         pool, strides = (1, pool[0]), (1, strides[0])
-    x = _to4d(xs[0], dims)
     low = types[0].lo - 1  # padding never wins
+    x = as_compute(_to4d(xs[0], dims), max(abs(low), abs(types[0].hi)).bit_length())  # pad fits the dtype
     pat = windows(x, pool, strides, op.attrs["padding"], pad_value=low)
     y = pat.max(axis=(3, 4))
     return _from4d(y, dims)
@@ -349,7 +360,12 @@ def run(net: Network, inputs: dict[str, np.ndarray] | np.ndarray, keep_all: bool
     env: dict[str, np.ndarray] = {}
     types = net.tensor_types()
     for inp in net.inputs:
-        env[inp.name] = np.asarray(inputs[inp.name])
+        arr = np.asarray(inputs[inp.name])
+        if arr.dtype != object:
+            if arr.dtype.kind not in "iub":
+                raise NetworkError(f"input '{inp.name}': raw inputs must be integers, got dtype {arr.dtype}")
+            arr = arr.astype(object) if arr.dtype.kind == "u" and arr.dtype.itemsize >= 8 else arr.astype(np.int64)
+        env[inp.name] = arr
     for op in net.ops:
         env[op.name] = run_op(op, [env[i] for i in op.inputs], [types[i] for i in op.inputs])
     if keep_all:

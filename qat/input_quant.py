@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .network import Input, NetworkError
-from .types import BinaryType, unit_scale
+from .types import BinaryType, MinifloatType, unit_scale
 
 
 def quantize_real(inp: Input, x: np.ndarray) -> np.ndarray:
@@ -38,7 +38,7 @@ def quantize_real(inp: Input, x: np.ndarray) -> np.ndarray:
         v = np.ldexp(x32, int(spec["shift"]))  # exact: x32 has 24 significant bits
         v = np.clip(v, -2.0 ** 62, 2.0 ** 62)
         r = round_float_exact(v, spec["rounding"])
-        return np.clip(r, float(spec["lo"]), float(spec["hi"])).astype(np.int64)
+        return check_raw(inp, np.clip(r, float(spec["lo"]), float(spec["hi"])).astype(np.int64))
     if kind == "binary":
         return np.where(x32 >= 0, 1, -1).astype(np.int64)
     if kind == "ternary":
@@ -54,7 +54,7 @@ def _exact_raw(inp: Input, x: np.ndarray) -> np.ndarray:
             raise NetworkError(f"input '{inp.name}': binary input values must be -1 or +1")
         return x.astype(np.int64)
     scale = unit_scale(t)
-    if x.dtype.kind == "f":
+    if x.dtype.kind == "f" or not np.all(scale == 1.0):  # integer *real* values still need scaling
         raw = x.astype(np.float64) / scale
         bad = raw != np.round(raw)
         if bad.any():
@@ -86,6 +86,15 @@ def check_raw(inp: Input, raw: np.ndarray) -> np.ndarray:
     if out.size and (out.min() < t.lo or out.max() > t.hi):
         raise NetworkError(f"input '{inp.name}': values [{out.min()}, {out.max()}] outside the input type "
                            f"{t.describe()} range [{t.lo}, {t.hi}]")
+    if isinstance(t, MinifloatType) and out.size:
+        # raw minifloat units: only M+1 significant bits are representable
+        mag = np.abs(out)
+        ok = np.array([m < (2 << t.man_bits) or m % (1 << (int(m).bit_length() - t.man_bits - 1)) == 0
+                       for m in mag.ravel().tolist()], dtype=bool).reshape(out.shape)
+        if not ok.all():
+            i = np.argwhere(~ok)[0]
+            raise NetworkError(f"input '{inp.name}': raw value {out[tuple(i)]} at index {tuple(int(v) for v in i)} "
+                               f"is not a {t.describe()} value")
     return out
 
 

@@ -13,8 +13,9 @@ import numpy as np
 
 from . import golden
 from .network import OP_KINDS, OVERFLOW_MODES, ROUNDING_MODES, Network, NetworkError, Op
-from .types import BinaryType, IntType, MinifloatType, TensorType, signed_bits_for, unsigned_bits_for
+from .types import BinaryType, IntType, MinifloatType, TensorType, signed_bits_for, unit_scale, unsigned_bits_for
 
+# ops whose golden result is clamped; validate() still checks their exact range against the type
 SATURATING = {"requant", "threshold", "lut", "argmax", "clip"}
 
 
@@ -63,14 +64,24 @@ def op_bounds(op: Op, ins: list[Bounds], types: list[TensorType]) -> Bounds:
     if k in ("dense", "conv1d", "conv2d"):
         return _linear_bounds(op, ins[0])
     if k in ("bdense", "bconv2d"):
+        shape = _apply(op, [ins[0].lo], types).shape  # the shape the op really computes
         if "threshold" in op.arrays:
-            return Bounds(_full(op.shape, -1), _full(op.shape, 1))
+            return Bounds(_full(shape, -1), _full(shape, 1))
         n = int(np.prod(op.arrays["weight"].shape[:-1]))
-        return Bounds(_full(op.shape, -n), _full(op.shape, n))
+        return Bounds(_full(shape, -n), _full(shape, n))
     if k == "add":
         return Bounds(sum(b.lo for b in ins), sum(b.hi for b in ins))
     if k == "concat":
         return Bounds(np.concatenate([b.lo for b in ins], -1), np.concatenate([b.hi for b in ins], -1))
+    if k == "requant" and op.attrs.get("overflow", "saturate") == "wrap" and not isinstance(op.type, MinifloatType):
+        # wrapping is not monotonic: bounds are exact only where nothing wraps
+        mult = op.arrays["mult"].astype(object)
+        shift = op.arrays["shift"].astype(np.int64)
+        rounding = op.attrs.get("rounding", "half_even")
+        plo = golden.shift_round(ins[0].lo[None] * mult, shift, rounding)[0]
+        phi = golden.shift_round(ins[0].hi[None] * mult, shift, rounding)[0]
+        fits = np.vectorize(lambda a, b: a >= op.type.lo and b <= op.type.hi, otypes=[bool])(plo, phi)
+        return Bounds(np.where(fits, plo, op.type.lo).astype(object), np.where(fits, phi, op.type.hi).astype(object))
     if k in ("maxpool", "avgpool", "reshape", "clip", "requant"):
         return Bounds(_apply(op, [ins[0].lo], types), _apply(op, [ins[0].hi], types))
     if k == "threshold":
@@ -78,18 +89,54 @@ def op_bounds(op: Op, ins: list[Bounds], types: list[TensorType]) -> Bounds:
         return Bounds(np.minimum(a, b), np.maximum(a, b))
     if k == "lut":
         t = op.arrays["table"]
-        return Bounds(_full(op.shape, t.min()), _full(op.shape, t.max()))
+        first, last = ins[0].min - int(op.attrs["in_lo"]), ins[0].max - int(op.attrs["in_lo"])
+        if first < 0 or last >= t.size:
+            raise NetworkError(f"{op.where()}: table of {t.size} entries does not cover input range "
+                               f"[{ins[0].min}, {ins[0].max}]")
+        reach = t[first:last + 1]  # entries the input can index
+        shape = ins[0].lo.shape
+        return Bounds(_full(shape, reach.min()), _full(shape, reach.max()))
     if k == "argmax":
-        return Bounds(_full(op.shape, 0), _full(op.shape, ins[0].lo.shape[-1] - 1))
+        shape = ins[0].lo.shape[:-1] + (1,)  # golden keeps a last axis of size 1
+        return Bounds(_full(shape, 0), _full(shape, ins[0].lo.shape[-1] - 1))
     raise NetworkError(f"{op.where()}: unknown op kind (supported: {', '.join(OP_KINDS)})")
 
 
 def _same_scale(a: TensorType, b: TensorType) -> bool:
-    return tuple(a.scale) == tuple(b.scale)
+    # compare what one raw unit is worth (a minifloat's unit is scale * 2^(1-bias-M))
+    ua, ub = unit_scale(a), unit_scale(b)
+    return ua.shape == ub.shape and bool(np.all(ua == ub))
 
 
 def _uniform_scale(t: TensorType) -> bool:
     return len(set(t.scale)) == 1
+
+
+def _can_be_zero(op: Op, b: Bounds, ins: list[Bounds], in_types: list[TensorType]) -> bool:
+    """Whether ``op`` can produce 0, which a binary (-1/+1) tensor cannot hold."""
+    k = op.kind
+    if k in ("bdense", "bconv2d"):  # thresholded: -1/+1; else 2*popcount - N is never 0 when N is odd
+        return "threshold" not in op.arrays and int(np.prod(op.arrays["weight"].shape[:-1])) % 2 == 0
+    if k in ("maxpool", "reshape", "concat"):
+        return not all(isinstance(t, BinaryType) for t in in_types)
+    if k == "clip" and isinstance(in_types[0], BinaryType):
+        lo, hi = int(op.attrs["lo"]), int(op.attrs["hi"])
+        return 0 in (min(max(-1, lo), hi), min(max(1, lo), hi))
+    if k == "lut":
+        in_lo = int(op.attrs["in_lo"])
+        return bool(np.any(op.arrays["table"][ins[0].min - in_lo:ins[0].max - in_lo + 1] == 0))
+    if k == "threshold":
+        # the output is a level base + direction*step*count; 0 is reachable when it is a level within the bounds
+        c = b.lo.shape[-1] if b.lo.ndim else 1
+        n_lv = op.arrays["thresholds"].shape[1]
+        base = np.broadcast_to(op.arrays["base"].astype(np.int64), (c,))
+        dirn = np.broadcast_to(op.arrays["direction"].astype(np.int64), (c,))
+        step = int(op.attrs.get("step", 1))
+        lv = base[:, None] + dirn[:, None] * step * np.arange(n_lv + 1)[None, :]
+        zero_level = np.any(lv == 0, axis=1)
+        spans = np.vectorize(lambda a, z: a <= 0 <= z, otypes=[bool])(b.lo, b.hi)
+        return bool(np.any(spans & zero_level))
+    return bool(np.any(np.vectorize(lambda a, z: a <= 0 <= z, otypes=[bool])(b.lo, b.hi)))
 
 
 def _check_op_static(op: Op, types: list[TensorType], shapes: list[tuple[int, ...]]) -> None:
@@ -175,14 +222,19 @@ def analyze(net: Network) -> dict[str, Bounds]:
             b = op_bounds(op, [bounds[i] for i in op.inputs], in_types)
         except NetworkError:
             raise
-        except (ValueError, IndexError, KeyError, TypeError) as exc:
+        except (ValueError, IndexError, KeyError, TypeError, OverflowError) as exc:
             raise NetworkError(f"{op.where()}: does not fit its inputs ({exc})") from None
         if tuple(b.lo.shape) != tuple(op.shape):
             raise NetworkError(f"{op.where()}: declared shape {tuple(op.shape)} but computes {tuple(b.lo.shape)}")
-        if op.kind not in SATURATING and (b.min < op.type.lo or b.max > op.type.hi):
+        # every op is checked, saturating ones included: their proven range is exact (a clip/requant
+        # whose lo/hi lie outside the type, a threshold or lut whose levels exceed it, would overflow)
+        if b.min < op.type.lo or b.max > op.type.hi:
             need = signed_bits_for(b.min, b.max) if b.min < 0 else unsigned_bits_for(b.max)
             raise NetworkError(f"{op.where()}: result range [{b.min}, {b.max}] needs {need} bits but its type "
                                f"{op.type.describe()} has {op.type.bits}: it could overflow")
+        if isinstance(op.type, BinaryType) and _can_be_zero(op, b, [bounds[i] for i in op.inputs], in_types):
+            raise NetworkError(f"{op.where()}: can produce 0, which its binary type {op.type.describe()} "
+                               f"(values -1/+1) cannot hold")
         bounds[op.name], types[op.name], shapes[op.name] = b, op.type, tuple(op.shape)
     for o in net.outputs:
         if o not in bounds:

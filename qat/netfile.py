@@ -51,7 +51,7 @@ def _to_storable(arr: np.ndarray, where: str) -> np.ndarray:
     if arr.dtype == np.uint8:
         return np.ascontiguousarray(arr)
     if arr.dtype == object or arr.dtype.kind in "iub":
-        big = arr.size and max(abs(int(arr.max())), abs(int(arr.min()))) >= (1 << 63) - 1
+        big = arr.size and (int(arr.max()) > (1 << 63) - 1 or int(arr.min()) < -(1 << 63))
         if big:
             raise NetFileError(f"{where}: array does not fit 64-bit integers")
         return np.ascontiguousarray(arr.astype(np.int64))
@@ -62,19 +62,20 @@ def save(net: Network, path: str | Path) -> None:
     """Write ``net`` to directory ``path`` (replaced if it holds a network)."""
     validate(net)
     path = Path(path)
-    if path.exists():
-        if not (path / GRAPH_FILE).exists() and any(path.iterdir()):
-            raise NetFileError(f"{path}: exists and is not a qrtl network directory; refusing to overwrite")
-        shutil.rmtree(path)
-    (path / ARRAY_DIR).mkdir(parents=True)
+    # build every file in memory first, so a bad array or attribute cannot leave half a network behind
+    files: dict[str, bytes] = {}
     ops_json = []
     for idx, op in enumerate(net.ops):
         arrays = {}
         for key in sorted(op.arrays):
             arr = _to_storable(op.arrays[key], f"{op.where()} array '{key}'")
             rel = f"{ARRAY_DIR}/{idx:03d}_{_safe(op.name)}.{_safe(key)}.npy"
+            n = 2
+            while rel in files:  # keys that differ only in unsafe characters
+                rel = f"{ARRAY_DIR}/{idx:03d}_{_safe(op.name)}.{_safe(key)}_{n}.npy"
+                n += 1
             data = _array_bytes(arr)
-            (path / rel).write_bytes(data)
+            files[rel] = data
             arrays[key] = {"file": rel, "shape": list(arr.shape), "dtype": str(arr.dtype),
                            "sha256": hashlib.sha256(data).hexdigest()}
         ops_json.append({"name": op.name, "kind": op.kind, "inputs": list(op.inputs), "shape": list(op.shape),
@@ -91,7 +92,31 @@ def save(net: Network, path: str | Path) -> None:
         "notes": list(net.notes),
         "meta": net.meta,
     }
-    (path / GRAPH_FILE).write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    try:
+        text = json.dumps(doc, indent=1, sort_keys=True, default=_json_default) + "\n"
+    except (TypeError, ValueError) as exc:
+        raise NetFileError(f"network '{net.name}': attributes cannot be stored as JSON ({exc})") from None
+    if path.exists():
+        if not (path / GRAPH_FILE).exists() and any(path.iterdir()):
+            raise NetFileError(f"{path}: exists and is not a qrtl network directory; refusing to overwrite")
+        shutil.rmtree(path)
+    (path / ARRAY_DIR).mkdir(parents=True)
+    for rel, data in files.items():
+        (path / rel).write_bytes(data)
+    (path / GRAPH_FILE).write_text(text)
+
+
+def _json_default(obj):
+    """numpy scalars and arrays in attrs/meta are stored as plain JSON numbers and lists."""
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"{type(obj).__name__} {obj!r} is not JSON serialisable")
 
 
 def load(path: str | Path) -> Network:
@@ -128,7 +153,7 @@ def load(path: str | Path) -> Network:
                       dict(doc.get("meta", {})))
     except NetFileError:
         raise
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise NetFileError(f"{graph}: malformed network ({type(exc).__name__}: {exc})") from None
     try:
         validate(net)
