@@ -8,7 +8,7 @@ Op kinds and their integer semantics (all arithmetic exact, see golden.py):
 
 ==========  ===================================================================
 dense       y[o] = sum_i x[i]*W[i,o] + b[o]            arrays: weight, bias
-conv1d      same per window; attrs: stride, padding     arrays: weight (K,Ci,Co), bias
+conv1d      same per window; attrs: strides (s,), padding  arrays: weight (K,Ci,Co), bias
 conv2d      attrs: strides (sh,sw), padding same|valid  arrays: weight (KH,KW,Ci,Co), bias
 bdense      binary x, binary W (bits, 1<->+1): y = 2*popcount(xnor) - N;
             with arrays threshold/direction the output is binary:
@@ -22,7 +22,9 @@ concat      along the last axis
 clip        y = min(max(x, lo), hi)                    attrs: lo, hi (ReLU: lo=0)
 requant     y = sat(round(x*mult / 2^shift))           arrays: mult, shift (scalar
             or per channel; shift < 0 is a left shift); attrs: rounding, overflow,
-            lo, hi.  With a minifloat output type, rounds to the minifloat grid.
+            lo, hi (saturate only; wrap wraps to the type's bits).  With a
+            minifloat output type, x*mult/2^shift is in units of the type's
+            scale and is rounded to the minifloat grid (always saturating).
 threshold   y = base + direction*step*count(x >= T[c,:])  arrays: thresholds,
             base, direction; attrs: step
 lut         y = table[x - attrs.in_lo]                 arrays: table
