@@ -615,6 +615,10 @@ def generate(net: Network, top: str | None = None, pipeline: str = "layer") -> D
         top_lines.append("  wire unused_ok = ^{1'b0, clk, rst};")
     top_lines += ["endmodule", "`default_nettype wire", ""]
     files[f"{top}.v"] = "\n".join(top_lines)
+    from .axis import axis_wrapper
+
+    axis_name, axis_text = axis_wrapper(top, iw, ow, latency)
+    files[f"{axis_name}.v"] = axis_text
     manifest = {
         "generator": GENERATOR, "top": top, "network": net.name, "latency": latency, "pipeline": pipeline,
         "input": {"name": net.inputs[0].name, "shape": list(infos[net.inputs[0].name].shape),
@@ -624,7 +628,7 @@ def generate(net: Network, top: str | None = None, pipeline: str = "layer") -> D
         "output": {"name": out_name, "shape": list(infos[out_name].shape), "element_bits": infos[out_name].ew,
                    "width": ow, "signed": op_stage[out_name]["signed"] if out_name in op_stage else False,
                    "binary": infos[out_name].binary},
-        "ops": op_stage, "files": sorted(files),
+        "ops": op_stage, "files": sorted(files), "axis_top": axis_name,
     }
     return Design(top, files, latency, stage, manifest)
 

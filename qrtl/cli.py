@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,57 @@ def _parser() -> argparse.ArgumentParser:
                     "bits x weight bits). 'f32' flags accumulators that float32 frameworks compute exactly.")
     i.add_argument("net", help="integer network directory")
     i.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    r = sub.add_parser(
+        "rtl", help="generate synthesizable Verilog from an integer network",
+        description="Write a fully pipelined Verilog design (one inference per clock): one module per op, a top "
+                    "module with clk, rst, in_valid/in_data, out_valid/out_data, an AXI4-Stream wrapper, and "
+                    "manifest.json (bus layouts, latency). Output passes 'verilator --lint-only -Wall'.")
+    r.add_argument("net", help="integer network directory")
+    r.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory for the Verilog")
+    r.add_argument("--top", help="top module name (default: the network name)")
+    r.add_argument("--pipeline", choices=("layer", "none"), default="layer",
+                   help="register stages: after every op (default) or only at the output")
+
+    cs = sub.add_parser(
+        "cosim", help="co-simulate the generated RTL against the golden model",
+        description="Generate the RTL, build it with Verilator (or Icarus), stream vectors one per clock with "
+                    "valid gaps and a reset in flight, and compare every output with the golden model. Prints "
+                    "the exact-match count; exits 1 on any mismatch (naming vector, output index, expected, got).")
+    cs.add_argument("net", help="integer network directory")
+    src = cs.add_mutually_exclusive_group()
+    src.add_argument("--vectors", metavar="X.npy", help="input vectors (real values, as for predict)")
+    src.add_argument("--random", type=int, metavar="N", help="N random vectors over the input type's whole range "
+                                                               "plus edge vectors (default 1000)")
+    cs.add_argument("--raw-input", action="store_true", help="--vectors holds raw integers of the input type")
+    cs.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
+    cs.add_argument("--trace-layers", action="store_true", help="also compare every layer's output and name the "
+                                                                  "first wrong layer")
+    cs.add_argument("--waves", action="store_true", help="write a waveform (FST with Verilator, VCD with Icarus)")
+    cs.add_argument("--pipeline", choices=("layer", "none"), default="layer")
+    cs.add_argument("-o", "--out", metavar="DIR", help="work directory (default: a build/ folder next to NET)")
+    cs.add_argument("--seed", type=int, default=0, help="seed for --random and the valid gaps")
+
+    sy = sub.add_parser(
+        "synth", help="convert (if needed), generate RTL, co-simulate, synthesize with Yosys, report",
+        description="One command from a QKeras model (or an integer network directory) to verified RTL and a "
+                    "resource report: LUT/FF/CARRY/DSP/BRAM per layer (Yosys synth_xilinx for the board's family), "
+                    "logic depth, latency in cycles, and an ASIC NAND2-equivalent gate count. Writes DIR/net, "
+                    "DIR/rtl, DIR/cosim, DIR/synth and DIR/report.json.",
+        epilog=EPILOG_TYPES)
+    sy.add_argument("model", help="QKeras model (.h5/.json) or integer network directory")
+    sy.add_argument("--board", default="pynq-z2", help="target board (see 'qrtl boards'); default pynq-z2")
+    sy.add_argument("-o", "--out", required=True, metavar="DIR")
+    sy.add_argument("--weights", help="weights .h5 for a JSON architecture")
+    sy.add_argument("--input-type", metavar="T")
+    sy.add_argument("--default-type", metavar="T")
+    sy.add_argument("--output", choices=("logits", "argmax"), default="logits")
+    sy.add_argument("--random", type=int, default=1000, metavar="N", help="co-simulation vectors (default 1000)")
+    sy.add_argument("--pipeline", choices=("layer", "none"), default="layer")
+    sy.add_argument("--no-asic", action="store_true", help="skip the ASIC gate count")
+    sy.add_argument("--seed", type=int, default=0)
+
+    sub.add_parser("boards", help="list the known boards and parts",
+                   description="List the boards qrtl knows (name, part, family, default clock).")
     return p
 
 
@@ -144,7 +196,146 @@ def _print_table(rep: dict) -> None:
     Console(width=160).print(t)
 
 
-COMMANDS = {"convert": cmd_convert, "predict": cmd_predict, "info": cmd_info}
+def random_vectors(net, n: int, seed: int) -> np.ndarray:
+    """Edge vectors (all min, all max, zero, alternating) then uniform over the input range."""
+    from qat.types import BinaryType
+
+    inp = net.inputs[0]
+    t = inp.type
+    shape = tuple(inp.shape)
+    rng = np.random.default_rng(seed)
+    if isinstance(t, BinaryType):
+        body = rng.choice(np.array([-1, 1]), size=(max(n, 0),) + shape)
+        edges = [np.full(shape, -1), np.full(shape, 1), np.resize([-1, 1], shape)]
+    else:
+        body = rng.integers(t.lo, t.hi + 1, size=(max(n, 0),) + shape)
+        edges = [np.full(shape, t.lo), np.full(shape, t.hi), np.zeros(shape, np.int64),
+                 np.resize([t.lo, t.hi], shape)]
+    edges = np.stack(edges).astype(np.int64)
+    return np.concatenate([edges, body.astype(np.int64)])[:n]
+
+
+def _cosim_inputs(args, net) -> np.ndarray:
+    from qat.input_quant import check_raw, quantize_real
+
+    if getattr(args, "vectors", None):
+        try:
+            x = np.load(args.vectors, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{args.vectors}: cannot read a .npy array ({exc})") from None
+        return check_raw(net.inputs[0], x) if args.raw_input else quantize_real(net.inputs[0], x)
+    n = args.random if args.random is not None else 1000
+    if n < 1:
+        raise ValueError("--random must be at least 1")
+    return random_vectors(net, n, args.seed)
+
+
+def cmd_rtl(args) -> int:
+    from hls.verilog import generate
+    from qat import netfile
+
+    net = netfile.load(args.net)
+    d = generate(net, args.top, args.pipeline)
+    d.write(args.out)
+    print(f"wrote {len(d.files)} Verilog files to {args.out} (top {d.top}, latency {d.latency} cycles, "
+          f"in {d.manifest['input']['width']} bits, out {d.manifest['output']['width']} bits)")
+    return 0
+
+
+def cmd_cosim(args) -> int:
+    from hls.verilog import generate
+    from qat import netfile
+    from rtl_sim.cosim import run_cosim
+
+    net = netfile.load(args.net)
+    raw = _cosim_inputs(args, net)
+    work = Path(args.out) if args.out else Path(args.net).resolve().parent / "build" / f"cosim_{Path(args.net).name}"
+    res = run_cosim(net, raw, work, args.simulator, generate(net, pipeline=args.pipeline), args.trace_layers,
+                    args.waves, seed=args.seed)
+    (work / "cosim.json").write_text(json.dumps(res.as_dict(), indent=1, sort_keys=True) + "\n")
+    print(res.describe())
+    if res.waves:
+        print(f"waves: {res.waves}")
+    return 0 if res.ok else 1
+
+
+def cmd_synth(args) -> int:
+    from rich.progress import Progress
+
+    from boards.catalog import board as get_board
+    from boards.yosys_report import synthesize
+    from hls.verilog import generate
+    from qat import netfile
+    from rtl_sim.cosim import run_cosim
+
+    b = get_board(args.board)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with Progress(transient=False) as prog:
+        task = prog.add_task("convert", total=4)
+        if (Path(args.model) / "network.json").exists():
+            net = netfile.load(args.model)
+        else:
+            from qat.qkeras_import import convert_file
+
+            net = convert_file(args.model, args.weights, args.input_type, args.default_type, args.output)
+        netfile.save(net, out / "net")
+        prog.update(task, advance=1, description="generate RTL")
+        t0 = time.perf_counter()
+        design = generate(net, pipeline=args.pipeline)
+        design.write(out / "rtl")
+        rtl_s = time.perf_counter() - t0
+        prog.update(task, advance=1, description=f"co-simulate {args.random} vectors")
+        res = run_cosim(net, random_vectors(net, args.random, args.seed), out / "cosim", "verilator", design,
+                        seed=args.seed)
+        prog.update(task, advance=1, description="synthesize (Yosys)")
+        syn = synthesize([out / "rtl" / f for f in design.verilog_files], design.top, b, out / "synth",
+                         asic=not args.no_asic)
+        prog.update(task, advance=1, description="done")
+    report = {"network": net.name, "board": b.name, "part": b.part, "clock_mhz": b.clock_mhz,
+              "latency_cycles": design.latency, "initiation_interval": 1, "rtl_seconds": round(rtl_s, 3),
+              "cosim": res.as_dict(), "synthesis": syn, "notes": list(net.notes)}
+    (out / "report.json").write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
+    _print_synth(report)
+    print(res.describe())
+    return 0 if res.ok else 1
+
+
+def _print_synth(rep: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    syn = rep["synthesis"]
+    t = Table(title=f"{rep['network']} on {rep['board']} ({rep['part']}): latency {rep['latency_cycles']} cycles, "
+                    f"II 1")
+    cols = ("module", "LUT", "FF", "CARRY", "DSP", "BRAM")
+    for c in cols:
+        t.add_column(c, justify="left" if c == "module" else "right")
+    if "fpga" in syn:
+        for m, r in sorted(syn["fpga"]["per_module"].items()):
+            t.add_row(m, *(str(r[k]) for k in cols[1:]))
+        tot = syn["fpga"]["total"]
+        t.add_row("TOTAL", *(str(tot[k]) for k in cols[1:]), style="bold")
+    con = Console(width=160)
+    con.print(t)
+    if "fpga" in syn:
+        con.print(f"logic depth (cells on the longest register-to-register path): {syn['fpga']['logic_depth']}")
+    if "asic" in syn:
+        a = syn["asic"]
+        con.print(f"ASIC: {a['nand2_equivalent']} NAND2-equivalents ({a['nand2']} NAND2, {a['inverters']} inverters, "
+                  f"{a['flip_flops']} flip-flops)")
+
+
+def cmd_boards(args) -> int:
+    from boards.catalog import boards
+
+    for b in boards().values():
+        print(f"{b.name:8s} {b.part:24s} {b.family:12s} {b.clock_mhz:6.1f} MHz  {b.description}")
+    return 0
+
+
+COMMANDS = {"convert": cmd_convert, "predict": cmd_predict, "info": cmd_info, "rtl": cmd_rtl, "cosim": cmd_cosim,
+            "synth": cmd_synth, "boards": cmd_boards}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,7 +343,11 @@ def main(argv: list[str] | None = None) -> int:
     from qat.netfile import NetFileError
     from qat.network import NetworkError
 
-    errors: tuple[type[BaseException], ...] = (NetFileError, NetworkError, ValueError, OSError)
+    from boards.yosys_report import SynthError
+    from rtl_sim.cosim import CosimError
+
+    errors: tuple[type[BaseException], ...] = (NetFileError, NetworkError, ValueError, OSError, CosimError,
+                                               SynthError)
     try:
         return COMMANDS[args.command](args)
     except errors as exc:

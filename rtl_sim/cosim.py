@@ -86,8 +86,11 @@ class CosimResult:
 
 def run_cosim(net: Network, raw_inputs: np.ndarray, work_dir: str | Path, simulator: str = "verilator",
               design: Design | None = None, trace_layers: bool = False, waves: bool = False,
-              gap_probability: float = 0.2, seed: int = 1) -> CosimResult:
-    """Build ``design`` (generated from ``net`` when None) and stream ``raw_inputs``."""
+              gap_probability: float = 0.2, seed: int = 1, axis: bool = False) -> CosimResult:
+    """Build ``design`` (generated from ``net`` when None) and stream ``raw_inputs``.
+
+    With ``axis`` the AXI4-Stream wrapper is the simulated top and the
+    cocotbext-axi testbench applies random back-pressure."""
     if simulator not in SIMULATORS:
         raise CosimError(f"--simulator must be one of {SIMULATORS}, got {simulator!r}")
     work = Path(work_dir).resolve()
@@ -126,7 +129,9 @@ def run_cosim(net: Network, raw_inputs: np.ndarray, work_dir: str | Path, simula
     from cocotb_tools.runner import get_runner
 
     runner = get_runner(simulator)
-    build_dir = work / f"sim_{simulator}"
+    top = design.manifest["axis_top"] if axis else design.top
+    test_module = "rtl_sim.tb_axis" if axis else "rtl_sim.tb_network"
+    build_dir = work / f"sim_{simulator}{'_axis' if axis else ''}"
     sources = [rtl_dir / f for f in design.verilog_files]
     build_args = []
     if simulator == "verilator":
@@ -136,28 +141,28 @@ def run_cosim(net: Network, raw_inputs: np.ndarray, work_dir: str | Path, simula
     t0 = time.perf_counter()
     log = work / f"build_{simulator}.log"
     try:
-        runner.build(sources=sources, hdl_toplevel=design.top, build_dir=build_dir, build_args=build_args,
+        runner.build(sources=sources, hdl_toplevel=top, build_dir=build_dir, build_args=build_args,
                      waves=waves, always=True, log_file=log, timescale=("1ns", "1ps"))
     except (SystemExit, Exception) as exc:  # the runner exits on tool failure
-        raise CosimError(f"{simulator} build of {design.top} failed ({exc}); see {log}") from None
+        raise CosimError(f"{simulator} build of {top} failed ({exc}); see {log}") from None
     t1 = time.perf_counter()
     root = str(Path(__file__).resolve().parents[1])
     py_path = os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])
     test_log = work / f"sim_{simulator}.log"
     try:
-        runner.test(test_module="rtl_sim.tb_network", hdl_toplevel=design.top, build_dir=build_dir,
+        runner.test(test_module=test_module, hdl_toplevel=top, build_dir=build_dir,
                     test_dir=work, extra_env={"QRTL_COSIM_DIR": str(job_dir), "PYTHONPATH": py_path},
                     waves=waves, log_file=test_log, results_xml=str(work / f"results_{simulator}.xml"))
     except (SystemExit, Exception) as exc:
         if not result_file.exists():
-            raise CosimError(f"{simulator} simulation of {design.top} failed ({exc}); see {test_log}") from None
+            raise CosimError(f"{simulator} simulation of {top} failed ({exc}); see {test_log}") from None
     t2 = time.perf_counter()
     if not result_file.exists():
-        raise CosimError(f"{simulator} simulation of {design.top} produced no result; see {test_log}")
+        raise CosimError(f"{simulator} simulation of {top} produced no result; see {test_log}")
     r = json.loads(result_file.read_text())
     wave_file = None
     if waves:
         found = sorted(list(work.rglob("*.fst")) + list(work.rglob("*.vcd")))
         wave_file = str(found[0]) if found else None
-    return CosimResult(simulator, len(raw_inputs), int(r["exact_vectors"]), int(r["mismatches"]),
+    return CosimResult(simulator + (" axi4-stream" if axis else ""), len(raw_inputs), int(r["exact_vectors"]), int(r["mismatches"]),
                        r["first_mismatch"], r["first_wrong_layer"], int(r["latency"]), t1 - t0, t2 - t1, wave_file)
