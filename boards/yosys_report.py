@@ -131,8 +131,14 @@ def synthesize(rtl_files: list[Path], top: str, board: Board, work_dir: str | Pa
     work.mkdir(parents=True, exist_ok=True)
     files = [Path(f).resolve() for f in rtl_files]
     report: dict = {"board": board.name, "part": board.part, "top": top}
-    if not board.is_asic:
-        report["fpga"] = synth_fpga(files, top, board, work, timeout)
-    if asic or board.is_asic:
-        report["asic"] = synth_asic(files, top, work, timeout)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=2) as pool:  # the two Yosys runs are independent processes
+        jobs = {}
+        if not board.is_asic:
+            jobs["fpga"] = pool.submit(synth_fpga, files, top, board, work, timeout)
+        if asic or board.is_asic:
+            jobs["asic"] = pool.submit(synth_asic, files, top, work, timeout)
+        for key, job in jobs.items():
+            report[key] = job.result()
     return report
