@@ -155,8 +155,8 @@ class OpModule:
         w = self.op.arrays["weight"]
         b = self.op.arrays["bias"]
         ci, co = w.shape
-        return [self.m.linear([(self.x(0, i), int(w[i, o])) for i in range(ci) if w[i, o]], int(b[o]))
-                for o in range(co)]
+        rows = [[(self.x(0, i), int(w[i, o])) for i in range(ci) if w[i, o]] for o in range(co)]
+        return self.m.linear_layer(rows, [int(v) for v in b])
 
     def _conv_taps(self):
         """For each output element: list of (input flat index, weight tap index tuple)."""
@@ -197,8 +197,9 @@ class OpModule:
 
     def g_conv2d(self) -> list:
         b = self.op.arrays["bias"]
-        return [self.m.linear([(self.x(0, i), wv) for i, wv in taps if wv], int(b[o]))
-                for o, taps in self._conv_taps()]
+        taps = self._conv_taps()
+        rows = [[(self.x(0, i), wv) for i, wv in t if wv] for _, t in taps]
+        return self.m.linear_layer(rows, [int(b[o]) for o, _ in taps])
 
     g_conv1d = g_conv2d
 

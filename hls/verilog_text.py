@@ -7,6 +7,8 @@ is zero-extended by one bit when it enters arithmetic.
 """
 from __future__ import annotations
 
+import heapq
+from collections import Counter
 from dataclasses import dataclass, field
 
 from qat.types import signed_bits_for
@@ -158,6 +160,105 @@ class ModuleText:
         if bias:
             acc = self.add(acc, self.const_sig(bias))
         return acc
+
+    def linear_layer(self, rows: list[list[tuple[Sig, int]]], biases: list[int]) -> list[Sig]:
+        """Many outputs sum(x * w) + b sharing subexpressions across outputs.
+
+        Every weight becomes CSD digits, i.e. terms +-(x << k).  Then, greedily,
+        the pair pattern (a, b << d, relative sign) that occurs in the most
+        outputs becomes one new signal a +- (b << d), replacing both terms
+        wherever it occurs (common-subexpression elimination over the whole
+        layer).  What is left in each output is summed by a tree that always
+        combines the two shallowest operands first.
+        """
+        sigs: list[Sig] = []
+        depth: list[int] = []
+        ids: dict[str, int] = {}
+
+        def sid(x: Sig) -> int:
+            if x.name not in ids:
+                ids[x.name] = len(sigs)
+                sigs.append(x)
+                depth.append(0)
+            return ids[x.name]
+
+        terms: list[list[tuple[int, int, int]]] = []
+        for row in rows:
+            t = []
+            for x, w in row:
+                for k, d in csd(int(w)):
+                    t.append((sid(x), k, d))
+            terms.append(t)
+
+        def key(t1, t2):
+            if (t1[1], t1[0]) > (t2[1], t2[0]):
+                t1, t2 = t2, t1
+            return (t1[0], t2[0], t2[1] - t1[1], t1[2] * t2[2])
+
+        while True:
+            count: Counter = Counter()
+            for t in terms:
+                n = len(t)
+                if n < 2:
+                    continue
+                seen = set()
+                for i in range(n):
+                    for j in range(i + 1, n):
+                        seen.add(key(t[i], t[j]))
+                count.update(seen)
+            if not count:
+                break
+            best, c = max(count.items(), key=lambda kv: (kv[1], -kv[0][2], kv[0]))
+            if c < 2:
+                break
+            a, b, dsh, sg = best
+            sa, sb = sigs[a], sigs[b]
+            shifted = self.shl(sb, dsh)
+            new = self.add(sa, shifted, sub=sg < 0)
+            nid = sid(new)
+            depth[nid] = max(depth[a], depth[b]) + 1
+            for r, t in enumerate(terms):
+                used = [False] * len(t)
+                out = []
+                for i in range(len(t)):
+                    if used[i]:
+                        continue
+                    for j in range(i + 1, len(t)):
+                        if not used[j] and key(t[i], t[j]) == best:
+                            t1, t2 = (t[i], t[j]) if (t[i][1], t[i][0]) <= (t[j][1], t[j][0]) else (t[j], t[i])
+                            used[i] = used[j] = True
+                            out.append((nid, t1[1], t1[2]))
+                            break
+                terms[r] = [x for i, x in enumerate(t) if not used[i]] + out
+
+        outs = []
+        for t, bias in zip(terms, biases):
+            pos = [(depth[i], self.shl(sigs[i], k)) for i, k, d in t if d > 0]
+            neg = [(depth[i], self.shl(sigs[i], k)) for i, k, d in t if d < 0]
+            p, dp = self._shallow_tree(pos)
+            n, dn = self._shallow_tree(neg)
+            if p is None and n is None:
+                outs.append(self.const_sig(int(bias)))
+                continue
+            acc = self.neg(n) if p is None else (p if n is None else self.add(p, n, sub=True))
+            if bias:
+                acc = self.add(acc, self.const_sig(int(bias)))
+            outs.append(acc)
+        return outs
+
+    def _shallow_tree(self, items: list[tuple[int, Sig]]) -> tuple[Sig | None, int]:
+        """Sum, always adding the two shallowest operands (minimum depth)."""
+        if not items:
+            return None, 0
+        heap = [(d, i, s) for i, (d, s) in enumerate(items)]
+        heapq.heapify(heap)
+        n = len(heap)
+        while len(heap) > 1:
+            d1, _, s1 = heapq.heappop(heap)
+            d2, _, s2 = heapq.heappop(heap)
+            n += 1
+            heapq.heappush(heap, (max(d1, d2) + 1, n, self.add(s1, s2)))
+        return heap[0][2], heap[0][0]
 
     def mul_const(self, x: Sig, m: int) -> Sig:
         return x if m == 1 else self.linear([(x, m)], 0)
