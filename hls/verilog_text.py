@@ -195,41 +195,66 @@ class ModuleText:
                 t1, t2 = t2, t1
             return (t1[0], t2[0], t2[1] - t1[1], t1[2] * t2[2])
 
-        while True:
-            count: Counter = Counter()
-            for t in terms:
-                n = len(t)
-                if n < 2:
-                    continue
-                seen = set()
-                for i in range(n):
-                    for j in range(i + 1, n):
-                        seen.add(key(t[i], t[j]))
-                count.update(seen)
-            if not count:
-                break
-            best, c = max(count.items(), key=lambda kv: (kv[1], -kv[0][2], kv[0]))
-            if c < 2:
+        # row_keys[r][k]: how often pattern k occurs in row r; rows_of[k]: rows holding k;
+        # a lazy max-heap orders patterns by the number of rows holding them
+        row_keys: list[Counter] = []
+        rows_of: dict[tuple, set[int]] = {}
+        heap: list = []
+
+        def bump(r: int, k: tuple, delta: int) -> None:
+            rk = row_keys[r]
+            before = rk[k]
+            rk[k] = before + delta
+            if rk[k] <= 0:
+                del rk[k]
+            if before == 0 and delta > 0:
+                rows_of.setdefault(k, set()).add(r)
+                heapq.heappush(heap, (-len(rows_of[k]), k))
+            elif before > 0 and before + delta <= 0:
+                rows_of[k].discard(r)
+
+        for r, t in enumerate(terms):
+            row_keys.append(Counter())
+            for i in range(len(t)):
+                for j in range(i + 1, len(t)):
+                    bump(r, key(t[i], t[j]), 1)
+
+        while heap:
+            negc, best = heapq.heappop(heap)
+            have = len(rows_of.get(best, ()))
+            if have != -negc:
+                if have >= 2:
+                    heapq.heappush(heap, (-have, best))
+                continue
+            if have < 2:
                 break
             a, b, dsh, sg = best
-            sa, sb = sigs[a], sigs[b]
-            shifted = self.shl(sb, dsh)
-            new = self.add(sa, shifted, sub=sg < 0)
+            new = self.add(sigs[a], self.shl(sigs[b], dsh), sub=sg < 0)
             nid = sid(new)
             depth[nid] = max(depth[a], depth[b]) + 1
-            for r, t in enumerate(terms):
-                used = [False] * len(t)
-                out = []
-                for i in range(len(t)):
-                    if used[i]:
-                        continue
-                    for j in range(i + 1, len(t)):
-                        if not used[j] and key(t[i], t[j]) == best:
-                            t1, t2 = (t[i], t[j]) if (t[i][1], t[i][0]) <= (t[j][1], t[j][0]) else (t[j], t[i])
-                            used[i] = used[j] = True
-                            out.append((nid, t1[1], t1[2]))
+            for r in sorted(rows_of[best]):
+                t = terms[r]
+                done = False
+                while not done:
+                    done = True
+                    for i in range(len(t)):
+                        for j in range(i + 1, len(t)):
+                            if key(t[i], t[j]) == best:
+                                t1, t2 = (t[i], t[j]) if (t[i][1], t[i][0]) <= (t[j][1], t[j][0]) else (t[j], t[i])
+                                rest = [x for q, x in enumerate(t) if q not in (i, j)]
+                                for x in rest:
+                                    bump(r, key(t[i], x), -1)
+                                    bump(r, key(t[j], x), -1)
+                                bump(r, best, -1)
+                                nt = (nid, t1[1], t1[2])
+                                for x in rest:
+                                    bump(r, key(nt, x), 1)
+                                t = rest + [nt]
+                                done = False
+                                break
+                        if not done:
                             break
-                terms[r] = [x for i, x in enumerate(t) if not used[i]] + out
+                terms[r] = t
 
         outs = []
         for t, bias in zip(terms, biases):
