@@ -9,8 +9,13 @@ flags):
   a scale: ``quantized_bits`` with alpha None/1 -> one power-of-two step;
   ``alpha='auto_po2'`` -> per-channel powers of two; ``alpha='auto'`` ->
   per-channel float scales (handled by dyadic requantization; TF rounds the
-  scaled float32 weights, so such layers are not bit-exact: measured).
-  The accumulator width is proven by interval analysis.
+  scaled float32 weights, so such layers are not bit-exact: measured; the
+  power-of-two bias cannot lie on that grid either and is rounded on a grid
+  refined until its error is <= 2^-17 bias steps).
+  The accumulator width is proven by interval analysis.  An input with
+  per-channel power-of-two scales (a Concatenate of differently quantized
+  branches, an auto_po2 accumulator) is first left-shifted to its finest
+  scale (exact).
 * Elementwise layers after an accumulator (BatchNormalization,
   QBatchNormalization, Activation('relu'), Dropout, and a QActivation or the
   layer's own quantized activation) form one *segment*, closed by the
@@ -27,6 +32,17 @@ flags):
 * MaxPooling1D/2D, AveragePooling1D/2D (power-of-two windows, valid),
   Flatten, Reshape, Dropout (no-op), Add, Concatenate.
 * A final softmax is dropped with a notice: the outputs are the logits.
+
+QKeras quantizers return ``x + (q - x)`` (straight-through estimator)
+computed in float32.  That equals ``q`` while |x| < 2^24 steps of the finer of
+the two grids; beyond (huge real inputs of a first-layer quantized_bits, or a
+quantized_bits finer than its accumulator with a wide saturating input)
+QKeras returns values off its own grid.  qrtl keeps the exact saturated value
+and writes a note.
+
+Not supported (clear ImportError_): several inputs or outputs, layers called
+more than once (shared layers), an input that feeds its first quantizer and
+also unquantized layers, nested models.
 """
 from __future__ import annotations
 
@@ -44,7 +60,7 @@ import numpy as np
 from .intervals import Bounds, op_bounds, type_bounds
 from .network import Input, Network, NetworkError, Op
 from .types import (BinaryType, IntType, TensorType, is_po2, log2_exact, parse_fixed, signed_bits_for,
-                    unit_scale)
+                    type_for_range, unit_scale)
 
 SUPPORTED_LAYERS = ("InputLayer", "QDense", "QConv1D", "QConv2D", "Dense", "Conv1D", "Conv2D", "QActivation",
                     "Activation", "ReLU", "BatchNormalization", "QBatchNormalization", "MaxPooling1D",
@@ -53,6 +69,7 @@ SUPPORTED_LAYERS = ("InputLayer", "QDense", "QConv1D", "QConv2D", "Dense", "Conv
 SUPPORTED_QUANTIZERS = ("quantized_bits", "quantized_relu", "binary", "ternary")
 MAX_THRESHOLD_LEVELS = 4096
 DYADIC_MULT_BITS = 31
+AUTO_BIAS_EXTRA_BITS = 16
 
 
 class ImportError_(ValueError):
@@ -66,7 +83,33 @@ def _custom_objects() -> dict:
 
     objs: dict = {}
     _add_supported_quantized_objects(objs)
+    objs["QActivation"] = _qactivation_compat()
     return objs
+
+
+_QACTIVATION_COMPAT = None
+
+
+def _qactivation_compat():
+    """QKeras 0.9's QActivation cannot be read back from Keras 2.15's JSON (``model.to_json()``) when its
+    quantizer is an object: the config holds the quantizer as a dict, which ``QActivation.__init__`` keeps
+    as is (only strings are parsed).  This subclass (same class name, so the importer treats it as
+    QActivation) turns such a dict back into the quantizer."""
+    global _QACTIVATION_COMPAT
+    if _QACTIVATION_COMPAT is None:
+        from qkeras import QActivation as _QActivation
+        from qkeras.quantizers import get_quantizer
+
+        class QActivation(_QActivation):
+            @classmethod
+            def from_config(cls, config):
+                act = config.get("activation")
+                if isinstance(act, dict):
+                    config = dict(config, activation=get_quantizer(act))
+                return cls(**config)
+
+        _QACTIVATION_COMPAT = QActivation
+    return _QACTIVATION_COMPAT
 
 
 def load_model(model_path: str | Path, weights_path: str | Path | None = None):
@@ -370,6 +413,9 @@ class QKerasImporter:
         model = self.model
         if len(model.inputs) != 1:
             raise ImportError_(f"{self.b.net.name}: models with {len(model.inputs)} inputs are not supported")
+        if len(model.outputs) != 1:
+            raise ImportError_(f"{self.b.net.name}: models with {len(model.outputs)} outputs are not supported "
+                               f"(outputs: {', '.join(t.name.split('/')[0] for t in model.outputs)})")
         layers = model.layers
         first_consumers = self._first_quantizer_layer()
         self._input(model.inputs[0], first_consumers)
@@ -379,6 +425,9 @@ class QKerasImporter:
                 continue
             if cls == "Sequential" or cls == "Functional":
                 raise ImportError_(f"{self.where(layer)}: nested models are not supported; flatten the model")
+            if len(layer._inbound_nodes) > 1:
+                raise ImportError_(f"{self.where(layer)}: the layer is called {len(layer._inbound_nodes)} times "
+                                   f"(shared layers are not supported); use a separate layer for each call")
             handler = getattr(self, f"_l_{cls}", None)
             if handler is None:
                 raise ImportError_(f"{self.where(layer)}: layer class {cls} is not supported (supported: "
@@ -419,20 +468,31 @@ class QKerasImporter:
         if first_q is None:
             raise ImportError_(f"{self.b.net.name}: the input type is unknown: the first layer is not a quantizer; "
                                f"pass --input-type fixed<W,I> or ufixed<W,I>")
+        others = [layer.name for layer in self.model.layers if layer is not first_q
+                  and type(layer).__name__ != "InputLayer" and any(t is tensor for t in _layer_inputs(layer))]
+        if others:
+            raise ImportError_(f"{self.b.net.name}: the input feeds the quantizer '{first_q.name}' and also "
+                               f"unquantized layer(s) {', '.join(repr(n) for n in others)}, which see the real "
+                               f"values; quantize every use of the input or pass --input-type")
         spec = quantizer_spec(first_q.quantizer, self.where(first_q))
         self.b.add_input(Input(name, shape, spec.type, real_input_spec(spec, first_q.quantizer)))
         self.state[_tensor_key(tensor)] = IntT(name)
         self.first_q = first_q
         self.notes.append(f"input '{name}': real inputs are quantized by {first_q.name} ({first_q.quantizer}) "
                           f"exactly as QKeras does (float32 cast, then {spec.rounding} rounding)")
+        if spec.kind == "quantized_bits":
+            limit = math.ldexp(spec.step, 24)
+            self.notes.append(f"input '{name}': exact for |x| < {limit:g} (2^24 steps); beyond that QKeras's "
+                              f"straight-through output x + (q - x), computed in float32, is no longer q "
+                              f"(e.g. 0 instead of the saturated value), so qrtl and QKeras differ")
 
     # -- layers --
     def _linear(self, layer, ins, kind: str):
         where = self.where(layer)
         src = self.need_int(ins[0], layer)
+        if len(set(self.b.types[src].scale)) != 1:
+            src = self._align_channels(src, layer)
         in_t = self.b.types[src]
-        if isinstance(in_t, BinaryType) is False and len(set(in_t.scale)) != 1:
-            raise ImportError_(f"{where}: its input has per-channel scales; put a quantizer before this layer")
         if kind != "dense":
             if getattr(layer, "data_format", "channels_last") != "channels_last":
                 raise ImportError_(f"{where}: only channels_last is supported")
@@ -460,16 +520,28 @@ class QKerasImporter:
         acc_c = np.broadcast_to(acc_scale, (cout,)).astype(np.float64)
         ratio = acc_c / bias_real_step  # acc step / bias step
         shift = 0
-        if np.any(ratio > 1):
-            if not (is_po2(ratio[ratio > 1])):
-                raise ImportError_(f"{where}: bias step is not a power-of-two fraction of the accumulator step")
-            shift = int(log2_exact(ratio.max())[0])
+        exact_bias = True
+        if is_po2(ratio):
+            if np.any(ratio > 1):
+                shift = int(log2_exact(ratio.max())[0])
+        elif not is_po2(acc_c) and is_po2(bias_real_step):
+            # alpha='auto': the accumulator step (input step x float kernel scale) is not a power of two, so
+            # a power-of-two-step bias cannot lie on its grid.  Refine the grid until the bias rounding error
+            # is at most 2^-(AUTO_BIAS_EXTRA_BITS+1) bias steps (TF's float32 arithmetic is inexact here too).
+            exact_bias = False
+            shift = max(0, int(math.ceil(math.log2(float(ratio.max())))) + AUTO_BIAS_EXTRA_BITS)
+        else:
+            raise ImportError_(f"{where}: bias step is not a power-of-two fraction of the accumulator step")
+        if shift:
             w_int = w_int * (1 << shift)
             acc_c = acc_c / (1 << shift)
             acc_scale = acc_scale / (1 << shift)
         bias_acc = np.broadcast_to(b_int, (cout,)) * (bias_real_step / acc_c)
-        if not np.all(bias_acc == np.round(bias_acc)):
+        if exact_bias and not np.all(bias_acc == np.round(bias_acc)):
             raise ImportError_(f"{where}: bias does not lie on the accumulator grid")
+        if not exact_bias and np.any(bias_acc != np.round(bias_acc)):
+            self.notes.append(f"{where}: bias rounded to the non-power-of-two accumulator grid refined by "
+                              f"2^{shift} (error <= 2^-{AUTO_BIAS_EXTRA_BITS + 1} bias steps); not bit-exact")
         bias_acc = np.round(bias_acc).astype(np.int64)
         if isinstance(in_t, BinaryType) and kq is not None and _qname(kq) == "binary" and not np.any(bias_acc) \
                 and kind != "conv1d" and (kind == "dense" or layer.padding == "valid"):
@@ -490,6 +562,25 @@ class QKerasImporter:
                                  {"weight": w_int, "bias": bias_acc}, source=layer.name), acc_scale=acc_scale)
         act = getattr(layer, "activation", None)
         return self._activation(layer, IntT(name), act)
+
+    def _align_channels(self, src: str, layer) -> str:
+        """Bring an integer tensor with per-channel power-of-two scales (e.g. a
+        Concatenate of differently quantized branches) to its finest scale by
+        exact left shifts, so that a dense/conv sees one input scale."""
+        where = self.where(layer)
+        t = self.b.types[src]
+        scale = np.broadcast_to(unit_scale(t), self.b.shapes[src][-1:])
+        if not isinstance(t, IntType) or not is_po2(scale):
+            raise ImportError_(f"{where}: its input has per-channel scales that are not all powers of two "
+                               f"(or are binary); put a quantizer before this layer")
+        finest = float(scale.min())
+        sh = log2_exact(scale / finest)
+        b = self.b.bounds[src]
+        lo, hi = min(b.min << int(sh.max()), 0), max(b.max << int(sh.max()), 0)
+        nt = type_for_range(lo, hi, (finest,))
+        return self.b.add(Op(self.b.unique(f"{layer.name}_align"), "requant", [src], (), nt,
+                             {"rounding": "half_even", "overflow": "saturate", "lo": int(lo), "hi": int(hi)},
+                             {"mult": np.ones(1, np.int64), "shift": -sh.astype(np.int64)}, source=layer.name))
 
     def _activation(self, layer, st, act):
         """Apply a layer's built-in activation (function or quantizer)."""
@@ -624,24 +715,27 @@ class QKerasImporter:
 
     def _l_Add(self, layer, ins):
         srcs = [self.need_int(s, layer) for s in ins]
-        scales = [unit_scale(self.b.types[s]) for s in srcs]
+        c = self.b.shapes[srcs[0]][-1]
+        scales = [np.broadcast_to(unit_scale(self.b.types[s]), (c,)) for s in srcs]
         if not all(is_po2(s) for s in scales):
             raise ImportError_(f"{self.where(layer)}: adding tensors with non-power-of-two scales is not exact")
-        finest = np.min(np.stack([np.broadcast_to(s, self.b.shapes[srcs[0]][-1:]) for s in scales]), axis=0)
+        finest = np.min(np.stack(scales), axis=0)  # (C,)
+        target = finest[:1] if np.all(finest == finest[0]) else finest
         aligned = []
         for s, sc in zip(srcs, scales):
-            sh = log2_exact(np.broadcast_to(sc, finest.shape) / finest)
-            if np.any(sh):
-                t = self.b.types[s]
+            sh = log2_exact(sc / finest)
+            if np.any(sh) or tuple(self.b.types[s].scale) != tuple(float(v) for v in target):
                 b = self.b.bounds[s]
-                lo, hi = b.min << int(sh.max()), b.max << int(sh.max())
-                nt = IntType(signed_bits_for(min(lo, 0), hi), True, finest)
+                lo, hi = min(b.min << int(sh.max()), 0), max(b.max << int(sh.max()), 0)
+                nt = type_for_range(lo, hi, target)
+                shift = -sh if np.any(sh != sh[0]) else -sh[:1]
                 s = self.b.add(Op(self.b.unique(f"{layer.name}_align"), "requant", [s], (), nt,
-                                  {"rounding": "half_even", "overflow": "saturate"},
-                                  {"mult": np.ones(1, np.int64), "shift": -sh.astype(np.int64)}, source=layer.name))
+                                  {"rounding": "half_even", "overflow": "saturate", "lo": int(lo), "hi": int(hi)},
+                                  {"mult": np.ones(1, np.int64), "shift": shift.astype(np.int64)},
+                                  source=layer.name))
             aligned.append(s)
         op = Op(self.b.unique(layer.name), "add", aligned, (), None, {}, source=layer.name)
-        return IntT(self.b.add(op, acc_scale=finest if finest.size > 1 and len(set(finest)) > 1 else finest[:1]))
+        return IntT(self.b.add(op, acc_scale=target))
 
     def _l_Concatenate(self, layer, ins):
         srcs = [self.need_int(s, layer) for s in ins]
@@ -676,6 +770,8 @@ class QKerasImporter:
             shift = (log2_exact(spec.step)[0] - log2_exact(in_scale)).astype(np.int64)
             lo = max(spec.lo, 0) if (pend.relu or spec.relu) else spec.lo
             attrs = {"rounding": "half_even", "overflow": "saturate", "lo": int(lo), "hi": int(spec.hi)}
+            if spec.kind == "quantized_bits" and np.any(shift < 0):
+                self._note_straight_through(src, shift, where)
             return IntT(self.b.add(Op(name, "requant", [src], (), spec.type, attrs,
                                       {"mult": np.ones(1, np.int64), "shift": shift}, source=source)))
         levels = spec.hi - spec.lo
@@ -693,6 +789,20 @@ class QKerasImporter:
             return IntT(self.b.add(Op(name, "requant", [src], (), spec.type, attrs,
                                       {"mult": mult, "shift": shift}, source=source)))
         raise ImportError_(f"{where}: cannot express {source} on a non-power-of-two scaled input exactly")
+
+    def _note_straight_through(self, src: str, shift: np.ndarray, where: str) -> None:
+        """quantized_bits returns x + (q - x) in float32.  When its grid is finer than its input's (a left
+        shift) and a saturating input x has a float32 ulp coarser than the output step, that sum is not q
+        (QKeras then outputs a value off its own grid, e.g. 4.0 for quantized_bits(16,2)): say so."""
+        b = self.b.bounds[src]
+        c = self.b.shapes[src][-1]
+        mx = np.maximum(np.abs(b.lo.reshape(-1, c).min(axis=0).astype(np.float64)),
+                        np.abs(b.hi.reshape(-1, c).max(axis=0).astype(np.float64)))
+        limit = np.ldexp(1.0, 24 + np.minimum(np.broadcast_to(shift, (c,)), 0))
+        if np.any(mx >= limit):
+            self.notes.append(f"{where}: saturating inputs of magnitude >= 2^24 output steps reach this finer "
+                              f"quantizer; there QKeras's float32 straight-through x + (q - x) is not q, so qrtl's "
+                              f"saturated value and QKeras differ (not bit-exact for such inputs)")
 
     def _threshold_op(self, pend: Pending, spec: QSpec, name: str, source: str, where: str) -> str:
         import tensorflow as tf
