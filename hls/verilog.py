@@ -36,12 +36,23 @@ from qat.types import BinaryType, IntType, MinifloatType, TensorType, is_po2, lo
 from .verilog_text import ModuleText, Sig, const
 
 WIRING_OPS = {"reshape", "concat"}
-PIPELINE_MODES = ("layer", "none")
+PIPELINE_MODES = ("layer", "none", "depth:N")
 GENERATOR = "qrtl hls.verilog 1"
 
 
 class RTLError(NetworkError):
     """The network uses something the RTL generator cannot build exactly."""
+
+
+def parse_pipeline(mode: str) -> int:
+    """Adder levels between registers inside an op: 'layer'/'none' -> 0 (none
+    inside); 'depth:N' -> a register after every N adder levels, plus one per op."""
+    if mode in ("layer", "none"):
+        return 0
+    m = re.fullmatch(r"depth:(\d+)", mode or "")
+    if not m or int(m.group(1)) < 1:
+        raise RTLError(f"--pipeline must be 'layer', 'none' or 'depth:N' (N >= 1 adder levels), got {mode!r}")
+    return int(m.group(1))
 
 
 def vname(text: str) -> str:
@@ -127,22 +138,25 @@ class OpModule:
     def bit(self, port: int, i: int) -> str:
         return f"in{port}[{i}]"
 
-    def pack(self, elems: list) -> str:
-        """Concatenate output elements (Sig, or bit-expression strings for binary)."""
+    def pack(self, elems: list) -> tuple[str, int]:
+        """Concatenate output elements (Sig, or wired input bits for binary), all
+        delayed to the latest element's stage; returns (expression, stage)."""
         parts = []
         t = self.out
+        stage = max([e.stage for e in elems if isinstance(e, Sig)] + [0])
+        elems = [self.m.at_stage(e, stage) if isinstance(e, Sig) else e for e in elems]
         for e in elems:
             if t.binary:
-                parts.append(e)
+                parts.append(e.name if isinstance(e, Sig) else e)
                 continue
             w = t.ew
             if t.type.signed:
                 parts.append(self.m.ext(e, w) if e.width != w else e.name)
             else:
-                wide = e if e.width == w + 1 else self.m.wire("u", w + 1, e.lo, e.hi, self.m.ext(e, w + 1))
+                wide = e if e.width == w + 1 else self.m.wire("u", w + 1, e.lo, e.hi, self.m.ext(e, w + 1), src=e)
                 self.m.unused.append(f"{wide.name}[{w}]")
                 parts.append(f"{wide.name}[{w - 1}:0]")
-        return "{" + ", ".join(reversed(parts)) + "}"
+        return "{" + ", ".join(reversed(parts)) + "}", stage
 
     # -- ops --
     def gen(self) -> list:
@@ -216,13 +230,13 @@ class OpModule:
                     return "1'b1"
                 if p > n:
                     return "1'b0"
-                return f"({pc.name} >= {const(p, pc.width)})"
+                return self._emit_bit(f"({pc.name} >= {const(p, pc.width)})", pc)
             p = (t + n) // 2  # 2pc - n <= t  <=>  pc <= floor((t+n)/2)
             if p >= n:
                 return "1'b1"
             if p < 0:
                 return "1'b0"
-            return f"({pc.name} <= {const(p, pc.width)})"
+            return self._emit_bit(f"({pc.name} <= {const(p, pc.width)})", pc)
         y = self.m.shl(pc, 1)
         return self.m.add(y, self.m.const_sig(-n))
 
@@ -232,21 +246,22 @@ class OpModule:
         outs = []
         for o in range(co):
             bits = [self.bit(0, i) if w[i, o] else f"~{self.bit(0, i)}" for i in range(ci)]
-            outs.append(self._emit_bit(self._popcount_out(o, bits)))
+            outs.append(self._popcount_out(o, bits))
         return outs
 
     def g_bconv2d(self) -> list:
         outs = []
         for o, taps in self._conv_taps():
             bits = [self.bit(0, i) if wv else f"~{self.bit(0, i)}" for i, wv in taps]
-            outs.append(self._emit_bit(self._popcount_out(o, bits)))
+            outs.append(self._popcount_out(o, bits))
         return outs
 
-    def _emit_bit(self, e):
+    def _emit_bit(self, e, src: Sig | None = None):
+        """A one-bit output (binary element) at ``src``'s stage."""
         if isinstance(e, str):
             name = self.m.fresh("q")
             self.m.lines.append(f"  wire {name} = {e};")
-            return name
+            return Sig(name, 1, 0, 1, src.stage if src is not None else 0, 0)
         return e
 
     def _windows(self):
@@ -324,7 +339,7 @@ class OpModule:
             expr = f"($signed({e}) > {const(hi, w)}) ? {const(hi, w)} : {expr}"
         if s.lo < lo:
             expr = f"($signed({e}) < {const(lo, w)}) ? {const(lo, w)} : ({expr})"
-        r = self.m.wire("sat", w, max(min(s.lo, hi), lo), min(max(s.hi, lo), hi), expr)
+        r = self.m.wire("sat", w, max(min(s.lo, hi), lo), min(max(s.hi, lo), hi), expr, src=s)
         return self.m.fit(r, r.lo, r.hi)
 
     def g_clip(self) -> list:
@@ -338,9 +353,9 @@ class OpModule:
             return m.shl(n, -s)
         # make sure bit s (and the sign) exist
         if n.width < s + 2:
-            n = m.wire("n", s + 2, n.lo, n.hi, m.ext(n, s + 2))
+            n = m.wire("n", s + 2, n.lo, n.hi, m.ext(n, s + 2), src=n)
         qlo, qhi = n.lo >> s, n.hi >> s
-        q = m.wire("q", n.width - s, qlo, qhi, f"{n.name}[{n.width - 1}:{s}]")
+        q = m.wire("q", n.width - s, qlo, qhi, f"{n.name}[{n.width - 1}:{s}]", src=n)
         if rounding == "floor":
             m.unused.append(f"{n.name}[{s - 1}:0]")
             return m.fit(q, qlo, qhi)
@@ -355,7 +370,7 @@ class OpModule:
         w = signed_bits_for(lo, hi)
         incw = m.fresh("inc")
         m.lines.append(f"  wire {incw} = {inc};")
-        return m.wire("r", w, lo, hi, f"{m.ext(q, w)} + {{{w - 1}'b0, {incw}}}")
+        return m.wire("r", w, lo, hi, f"{m.ext(q, w)} + {{{w - 1}'b0, {incw}}}", src=q)
 
     def g_requant(self) -> list:
         op = self.op
@@ -376,15 +391,17 @@ class OpModule:
             if wrap:
                 bits = op.type.bits
                 if op.type.signed:
-                    wide = r if r.width >= bits else self.m.wire("w", bits, r.lo, r.hi, self.m.ext(r, bits))
+                    wide = r if r.width >= bits else self.m.wire("w", bits, r.lo, r.hi, self.m.ext(r, bits), src=r)
                     if wide.width > bits:
                         self.m.unused.append(f"{wide.name}[{wide.width - 1}:{bits}]")
-                    outs.append(self.m.wire("wr", bits, op.type.lo, op.type.hi, f"{wide.name}[{bits - 1}:0]"))
+                    outs.append(self.m.wire("wr", bits, op.type.lo, op.type.hi, f"{wide.name}[{bits - 1}:0]",
+                                            src=r))
                 else:
-                    wide = r if r.width >= bits else self.m.wire("w", bits, r.lo, r.hi, self.m.ext(r, bits))
+                    wide = r if r.width >= bits else self.m.wire("w", bits, r.lo, r.hi, self.m.ext(r, bits), src=r)
                     if wide.width > bits:
                         self.m.unused.append(f"{wide.name}[{wide.width - 1}:{bits}]")
-                    outs.append(self.m.wire("wr", bits + 1, 0, op.type.hi, f"{{1'b0, {wide.name}[{bits - 1}:0]}}"))
+                    outs.append(self.m.wire("wr", bits + 1, 0, op.type.hi, f"{{1'b0, {wide.name}[{bits - 1}:0]}}",
+                                            src=r))
             else:
                 outs.append(self._clamp(r, lo, hi))
         return outs
@@ -503,12 +520,14 @@ def _port_decl(direction: str, name: str, width: int, kind: str = "wire") -> str
     return f"  {direction} {kind} [{width - 1}:0] {name}" if width > 1 else f"  {direction} {kind} {name}"
 
 
-def _op_module(top: str, op: Op, ins: list[TensorInfo], out: TensorInfo, registered: bool) -> tuple[str, str]:
+def _op_module(top: str, op: Op, ins: list[TensorInfo], out: TensorInfo, registered: bool,
+               max_level: int = 0) -> tuple[str, str, int]:
+    """(module name, text, latency in cycles)."""
     name = f"{top}_{vname(op.name)}"
-    m = ModuleText(name)
+    m = ModuleText(name, max_level=max_level)
     gen = OpModule(m, op, ins, out)
     elems = gen.gen()
-    packed = gen.pack(elems)
+    packed, inner = gen.pack(elems)
     body = list(m.lines)
     ports = ["  input wire clk"] + [_port_decl("input", f"in{i}", t.width) for i, t in enumerate(ins)]
     ports.append(_port_decl("output", "out", out.width))
@@ -524,16 +543,15 @@ def _op_module(top: str, op: Op, ins: list[TensorInfo], out: TensorInfo, registe
         lines.append("  assign out = out_r;")
     else:
         lines.append("  assign out = out_c;")
-    sinks = list(m.unused) + [f"in{i}" for i in range(len(ins))] + ([] if registered else ["clk"])
+    sinks = list(m.unused) + [f"in{i}" for i in range(len(ins))] + ([] if registered or inner else ["clk"])
     lines.append(f"  wire unused_ok = ^{{1'b0, {', '.join(sinks)}}};")
     lines += ["endmodule", "`default_nettype wire", ""]
-    return name, "\n".join(lines)
+    return name, "\n".join(lines), inner + (1 if registered else 0)
 
 
 def generate(net: Network, top: str | None = None, pipeline: str = "layer") -> Design:
     """Build the Verilog design for ``net`` (deterministic text)."""
-    if pipeline not in PIPELINE_MODES:
-        raise RTLError(f"--pipeline must be one of {PIPELINE_MODES}, got {pipeline!r}")
+    max_level = parse_pipeline(pipeline)
     if len(net.inputs) != 1 or len(net.outputs) != 1:
         raise RTLError(f"network '{net.name}': RTL needs exactly one input and one output")
     top = vname(top or net.name)
@@ -550,10 +568,10 @@ def generate(net: Network, top: str | None = None, pipeline: str = "layer") -> D
     for op in net.ops:
         ins = [infos[i] for i in op.inputs]
         out = infos[op.name]
-        registered = op.kind not in WIRING_OPS and (pipeline == "layer" or op.name == last)
+        registered = op.kind not in WIRING_OPS and (pipeline != "none" or op.name == last)
         if op.name == last and not registered:
             registered = True
-        mname, text = _op_module(top, op, ins, out, registered)
+        mname, text, cycles = _op_module(top, op, ins, out, registered, max_level)
         files[f"{mname}.v"] = text
         target = max(stage[i] for i in op.inputs)
         conns = []
@@ -573,9 +591,9 @@ def generate(net: Network, top: str | None = None, pipeline: str = "layer") -> D
         decls.append(f"  wire [{w - 1}:0] {wname};" if w > 1 else f"  wire {wname};")
         inst.append(f"  {mname} u_{vname(op.name)} (.clk(clk), {', '.join(conns)}, .out({wname}));")
         sig_of[op.name] = wname
-        stage[op.name] = target + (1 if registered else 0)
+        stage[op.name] = target + cycles
         op_stage[op.name] = {"module": mname, "instance": f"u_{vname(op.name)}", "stage": stage[op.name],
-                             "registered": registered, "width": out.width, "element_bits": out.ew,
+                             "registered": registered, "cycles": cycles, "width": out.width, "element_bits": out.ew,
                              "signed": bool(getattr(out.type, "signed", False)) and not out.binary,
                              "binary": out.binary}
     out_name = net.outputs[0]

@@ -16,12 +16,18 @@ from qat.types import signed_bits_for
 
 @dataclass(frozen=True)
 class Sig:
-    """A signed Verilog wire ``name`` of ``width`` bits holding [lo, hi]."""
+    """A signed Verilog wire ``name`` of ``width`` bits holding [lo, hi].
+
+    ``stage``: registers passed since the module's inputs (-1 for constants,
+    valid at any stage); ``level``: adder levels since the last register.
+    """
 
     name: str
     width: int
     lo: int
     hi: int
+    stage: int = 0
+    level: int = 0
 
 
 def csd(value: int) -> list[tuple[int, int]]:
@@ -51,17 +57,45 @@ class ModuleText:
     name: str
     lines: list[str] = field(default_factory=list)
     unused: list[str] = field(default_factory=list)
+    max_level: int = 0  # register after this many adder levels (0: no registers inside)
     _n: int = 0
     _products: dict = field(default_factory=dict)
+    _delays: dict = field(default_factory=dict)
 
     def fresh(self, base: str) -> str:
         self._n += 1
         return f"{base}_{self._n}"
 
-    def wire(self, base: str, width: int, lo: int, hi: int, expr: str) -> Sig:
+    def wire(self, base: str, width: int, lo: int, hi: int, expr: str, src: Sig | None = None,
+             levels: int = 0) -> Sig:
+        """A combinational node; it sits at ``src``'s stage, ``levels`` adder levels deeper."""
         name = self.fresh(base)
         self.lines.append(f"  wire signed [{width - 1}:0] {name} = {expr};")
-        return Sig(name, width, lo, hi)
+        stage = src.stage if src is not None else 0
+        level = (src.level if src is not None else 0) + levels
+        return Sig(name, width, lo, hi, stage, level)
+
+    def delay(self, s: Sig, cycles: int) -> Sig:
+        """``s`` delayed by ``cycles`` registers (shared chains)."""
+        for _ in range(cycles):
+            key = s.name
+            if key not in self._delays:
+                name = self.fresh("p")
+                self.lines.append(f"  reg signed [{s.width - 1}:0] {name};")
+                self.lines.append(f"  always @(posedge clk) {name} <= {s.name};")
+                self._delays[key] = Sig(name, s.width, s.lo, s.hi, s.stage + 1, 0)
+            s = self._delays[key]
+        return s
+
+    def at_stage(self, s: Sig, stage: int) -> Sig:
+        if s.stage < 0 or s.stage >= stage:
+            return s
+        return self.delay(s, stage - s.stage)
+
+    def _maybe_register(self, s: Sig) -> Sig:
+        if self.max_level and s.level >= self.max_level:
+            return self.delay(s, 1)
+        return s
 
     def ext(self, s: Sig, width: int) -> str:
         """``s`` sign-extended (or exactly kept) to ``width`` bits."""
@@ -79,31 +113,37 @@ class ModuleText:
         """Re-declare ``s`` with the width its (narrower or wider) range needs."""
         w = signed_bits_for(lo, hi)
         if w == s.width:
-            return Sig(s.name, s.width, lo, hi)
-        return self.wire(base, w, lo, hi, self.ext(s, w))
+            return Sig(s.name, s.width, lo, hi, s.stage, s.level)
+        return self.wire(base, w, lo, hi, self.ext(s, w), src=s)
 
     def shl(self, s: Sig, k: int) -> Sig:
         if k == 0:
             return s
         key = (s.name, -k)
         if key not in self._products:
-            self._products[key] = self.wire("sh", s.width + k, s.lo << k, s.hi << k, f"{{{s.name}, {k}'b0}}")
+            self._products[key] = self.wire("sh", s.width + k, s.lo << k, s.hi << k, f"{{{s.name}, {k}'b0}}",
+                                            src=s)
         return self._products[key]
 
     def neg(self, s: Sig) -> Sig:
         lo, hi = -s.hi, -s.lo
         w = signed_bits_for(lo, hi)
-        return self.wire("ng", w, lo, hi, f"-{self.ext(s, w)}")
+        return self._maybe_register(self.wire("ng", w, lo, hi, f"-{self.ext(s, w)}", src=s, levels=1))
 
     def add(self, a: Sig, b: Sig, sub: bool = False) -> Sig:
         lo = a.lo - b.hi if sub else a.lo + b.lo
         hi = a.hi - b.lo if sub else a.hi + b.hi
         w = signed_bits_for(lo, hi)
-        return self.wire("ad", w, lo, hi, f"{self.ext(a, w)} {'-' if sub else '+'} {self.ext(b, w)}")
+        stage = max(a.stage, b.stage, 0)
+        a, b = self.at_stage(a, stage), self.at_stage(b, stage)
+        src = max((a, b), key=lambda x: (x.stage, x.level))
+        r = self.wire("ad", w, lo, hi, f"{self.ext(a, w)} {'-' if sub else '+'} {self.ext(b, w)}", src=src, levels=1)
+        return self._maybe_register(r)
 
     def const_sig(self, value: int) -> Sig:
         w = signed_bits_for(value, value)
-        return self.wire("k", w, value, value, const(value, w))
+        k = self.wire("k", w, value, value, const(value, w))
+        return Sig(k.name, k.width, k.lo, k.hi, -1, 0)
 
     def tree(self, terms: list[Sig]) -> Sig | None:
         """Balanced adder tree (depth ceil(log2 n))."""

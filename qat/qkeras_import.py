@@ -601,9 +601,8 @@ class QKerasImporter:
     def _softmax(self, layer, st):
         if layer is not self.model.layers[-1]:
             raise ImportError_(f"{self.where(layer)}: softmax is only supported as the final activation")
-        msg = (f"note: final softmax of layer '{layer.name}' dropped: outputs are the pre-softmax logits"
-               + (" and --output argmax gives the class index" if self.output != "argmax" else ""))
-        print(msg)
+        msg = (f"final softmax of layer '{layer.name}' dropped: outputs are the pre-softmax logits"
+               + (" (--output argmax gives the class index)" if self.output != "argmax" else ""))
         self.notes.append(msg)
         return st
 

@@ -71,8 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("net", help="integer network directory")
     r.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory for the Verilog")
     r.add_argument("--top", help="top module name (default: the network name)")
-    r.add_argument("--pipeline", choices=("layer", "none"), default="layer",
-                   help="register stages: after every op (default) or only at the output")
+    r.add_argument("--pipeline", default="layer", metavar="MODE",
+                   help="register stages: 'layer' after every op (default), 'none' only at the output, "
+                        "'depth:N' also inside ops after every N adder levels (shorter paths, more latency)")
 
     cs = sub.add_parser(
         "cosim", help="co-simulate the generated RTL against the golden model",
@@ -89,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     cs.add_argument("--trace-layers", action="store_true", help="also compare every layer's output and name the "
                                                                   "first wrong layer")
     cs.add_argument("--waves", action="store_true", help="write a waveform (FST with Verilator, VCD with Icarus)")
-    cs.add_argument("--pipeline", choices=("layer", "none"), default="layer")
+    cs.add_argument("--pipeline", default="layer", metavar="MODE", help="as for 'qrtl rtl'")
     cs.add_argument("-o", "--out", metavar="DIR", help="work directory (default: a build/ folder next to NET)")
     cs.add_argument("--seed", type=int, default=0, help="seed for --random and the valid gaps")
 
@@ -108,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     sy.add_argument("--default-type", metavar="T")
     sy.add_argument("--output", choices=("logits", "argmax"), default="logits")
     sy.add_argument("--random", type=int, default=1000, metavar="N", help="co-simulation vectors (default 1000)")
-    sy.add_argument("--pipeline", choices=("layer", "none"), default="layer")
+    sy.add_argument("--pipeline", default="layer", metavar="MODE", help="as for 'qrtl rtl'")
     sy.add_argument("--no-asic", action="store_true", help="skip the ASIC gate count")
     sy.add_argument("--seed", type=int, default=0)
 
@@ -137,8 +138,7 @@ def cmd_convert(args) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(rep, indent=1, sort_keys=True) + "\n")
     _print_table(rep)
-    for note in net.notes:
-        print(f"note: {note}" if not note.startswith("note:") else note)
+    _print_notes(net.notes)
     print(f"wrote {args.out} ({len(net.ops)} ops)")
     return 0
 
@@ -175,9 +175,13 @@ def cmd_info(args) -> int:
         print(json.dumps(rep, indent=1, sort_keys=True))
     else:
         _print_table(rep)
-        for note in rep["notes"]:
-            print(f"note: {note}" if not note.startswith("note:") else note)
+        _print_notes(rep["notes"])
     return 0
+
+
+def _print_notes(notes: list[str]) -> None:
+    for note in notes:
+        print(note if note.startswith("note:") else f"note: {note}")
 
 
 def _print_table(rep: dict) -> None:
