@@ -17,7 +17,7 @@ def _bytes(bits: int) -> int:
     return max(8, -(-bits // 8) * 8)
 
 
-def axis_wrapper(top: str, in_bits: int, out_bits: int, latency: int) -> tuple[str, str]:
+def axis_wrapper(top: str, in_bits: int, out_bits: int, latency: int, cfg: bool = False) -> tuple[str, str]:
     """(module name, Verilog text)."""
     if latency < 1:
         raise ValueError("the AXI4-Stream wrapper needs a registered core (latency >= 1)")
@@ -45,7 +45,13 @@ def axis_wrapper(top: str, in_bits: int, out_bits: int, latency: int) -> tuple[s
         f"  output wire [{ow8 - 1}:0] m_axis_tdata,",
         "  output wire m_axis_tvalid,",
         "  input wire m_axis_tready,",
-        "  output wire m_axis_tlast",
+        "  output wire m_axis_tlast" + ("," if cfg else ""),
+    ] + ([
+        "  input wire cfg_en,",
+        "  input wire cfg_sdi,",
+        "  input wire cfg_commit,",
+        "  output wire cfg_sdo",
+    ] if cfg else []) + [
         ");",
         f"  localparam integer LATENCY = {latency};",
         f"  localparam integer DEPTH = {depth};",
@@ -57,7 +63,8 @@ def axis_wrapper(top: str, in_bits: int, out_bits: int, latency: int) -> tuple[s
         f"  wire [{out_bits - 1}:0] core_data;" if out_bits > 1 else "  wire core_data;",
         f"  {top} u_core (.clk(aclk), .rst(~aresetn), .in_valid(accept), .in_data(s_axis_tdata[{in_bits - 1}:0]),"
         if in_bits > 1 else f"  {top} u_core (.clk(aclk), .rst(~aresetn), .in_valid(accept), .in_data(s_axis_tdata[0]),",
-        "    .out_valid(core_valid), .out_data(core_data));",
+        "    .out_valid(core_valid), .out_data(core_data)" +
+        (", .cfg_en(cfg_en), .cfg_sdi(cfg_sdi), .cfg_commit(cfg_commit), .cfg_sdo(cfg_sdo));" if cfg else ");"),
         "  reg [LATENCY-1:0] last_pipe;",
         "  always @(posedge aclk) last_pipe <= " + ("{last_pipe[LATENCY-2:0], s_axis_tlast};" if latency > 1
                                                    else "s_axis_tlast;"),

@@ -33,6 +33,7 @@ from qat.intervals import Bounds, analyze
 from qat.network import Network, NetworkError, Op
 from qat.types import BinaryType, IntType, MinifloatType, TensorType, is_po2, log2_exact, signed_bits_for
 
+from .reconfig import WEIGHT_MODES, ParamBlock, param_layout, worst_case_network
 from .verilog_text import ModuleText, Sig, const
 
 WIRING_OPS = {"reshape", "concat"}
@@ -113,10 +114,13 @@ class Design:
 
 
 class OpModule:
-    """Generates one op's module body."""
+    """Generates one op's module body.  With ``params`` the op's weights and
+    biases live in registers (see hls.reconfig), triplicated when ``tmr``."""
 
-    def __init__(self, mod: ModuleText, op: Op, ins: list[TensorInfo], out: TensorInfo):
+    def __init__(self, mod: ModuleText, op: Op, ins: list[TensorInfo], out: TensorInfo,
+                 params: ParamBlock | None = None, tmr: bool = False):
         self.m, self.op, self.ins, self.out = mod, op, ins, out
+        self.params, self.tmr = params, tmr
         self._cache: dict[tuple[int, int], Sig] = {}
 
     # -- element access --
@@ -169,11 +173,56 @@ class OpModule:
         w = self.op.arrays["weight"]
         b = self.op.arrays["bias"]
         ci, co = w.shape
+        if self.params:
+            wr, br = self._param_registers()
+            rows = [[(self.x(0, i), wr[i * co + o]) for i in range(ci)] for o in range(co)]
+            return self._register_sums(rows, br)
         rows = [[(self.x(0, i), int(w[i, o])) for i in range(ci) if w[i, o]] for o in range(co)]
         return self.m.linear_layer(rows, [int(v) for v in b])
 
+    def _param_registers(self) -> tuple[list[Sig], list[Sig]]:
+        """Shadow shift chain, active (voted) registers, and one wire per weight/bias word."""
+        blk, m = self.params, self.m
+        tot = blk.bits
+        m.lines.append(f"  reg [{tot - 1}:0] w_shadow;")
+        m.lines.append("  always @(posedge clk) if (cfg_en) w_shadow <= " +
+                       (f"{{w_shadow[{tot - 2}:0], cfg_sdi}};" if tot > 1 else "cfg_sdi;"))
+        m.lines.append(f"  assign cfg_sdo = w_shadow[{tot - 1}];")
+        copies = ("a", "b", "c") if self.tmr else ("a",)
+        for c in copies:
+            m.lines.append(f"  reg [{tot - 1}:0] w_active_{c};")
+            m.lines.append(f"  always @(posedge clk) if (cfg_commit) w_active_{c} <= w_shadow;")
+        if self.tmr:
+            m.lines.append(f"  wire [{tot - 1}:0] w_active = (w_active_a & w_active_b) | (w_active_a & w_active_c)"
+                           " | (w_active_b & w_active_c);")
+        else:
+            m.lines.append(f"  wire [{tot - 1}:0] w_active = w_active_a;")
+        words, top = [], tot
+        for n, bits in ((blk.n_w, blk.w_bits), (blk.n_b, blk.b_bits)):
+            lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+            for _ in range(n):
+                s = m.wire("wq", bits, lo, hi, f"w_active[{top - 1}:{top - bits}]")
+                words.append(Sig(s.name, s.width, lo, hi, -1, 0))  # static between commits
+                top -= bits
+        return words[:blk.n_w], words[blk.n_w:]
+
+    def _register_sums(self, rows: list[list[tuple[Sig, Sig]]], biases: list[Sig]) -> list[Sig]:
+        """sum(x * w) + b with w, b from registers: one multiplier per term."""
+        outs = []
+        for row, b in zip(rows, biases):
+            prods = []
+            for x, w in row:
+                corners = [x.lo * w.lo, x.lo * w.hi, x.hi * w.lo, x.hi * w.hi]
+                lo, hi = min(corners), max(corners)
+                width = x.width + w.width
+                prods.append(self.m.wire("pr", width, lo, hi, f"$signed({x.name}) * $signed({w.name})", src=x,
+                                         levels=1))
+            acc = self.m.tree(prods)
+            outs.append(self.m.add(acc, b) if acc is not None else b)
+        return outs
+
     def _conv_taps(self):
-        """For each output element: list of (input flat index, weight tap index tuple)."""
+        """For each output element: (output channel, [(input flat index, weight, weight flat index)])."""
         op = self.op
         w = op.arrays["weight"]
         in_shape = self.ins[0].shape
@@ -205,14 +254,19 @@ class OpModule:
                             if not 0 <= ix < wd:
                                 continue
                             for c in range(ci):
-                                taps.append(((iy * wd + ix) * ci + c, int(wk[a, bb, c, o])))
+                                taps.append(((iy * wd + ix) * ci + c, int(wk[a, bb, c, o]),
+                                             ((a * kw + bb) * ci + c) * co + o))
                     outs.append((o, taps))
         return outs
 
     def g_conv2d(self) -> list:
         b = self.op.arrays["bias"]
         taps = self._conv_taps()
-        rows = [[(self.x(0, i), wv) for i, wv in t if wv] for _, t in taps]
+        if self.params:
+            wr, br = self._param_registers()
+            return self._register_sums([[(self.x(0, i), wr[k]) for i, _, k in t] for _, t in taps],
+                                       [br[o] for o, _ in taps])
+        rows = [[(self.x(0, i), wv) for i, wv, _ in t if wv] for _, t in taps]
         return self.m.linear_layer(rows, [int(b[o]) for o, _ in taps])
 
     g_conv1d = g_conv2d
@@ -252,7 +306,7 @@ class OpModule:
     def g_bconv2d(self) -> list:
         outs = []
         for o, taps in self._conv_taps():
-            bits = [self.bit(0, i) if wv else f"~{self.bit(0, i)}" for i, wv in taps]
+            bits = [self.bit(0, i) if wv else f"~{self.bit(0, i)}" for i, wv, _ in taps]
             outs.append(self._popcount_out(o, bits))
         return outs
 
@@ -521,15 +575,17 @@ def _port_decl(direction: str, name: str, width: int, kind: str = "wire") -> str
 
 
 def _op_module(top: str, op: Op, ins: list[TensorInfo], out: TensorInfo, registered: bool,
-               max_level: int = 0) -> tuple[str, str, int]:
+               max_level: int = 0, params: ParamBlock | None = None, tmr: bool = False) -> tuple[str, str, int]:
     """(module name, text, latency in cycles)."""
     name = f"{top}_{vname(op.name)}"
     m = ModuleText(name, max_level=max_level)
-    gen = OpModule(m, op, ins, out)
+    gen = OpModule(m, op, ins, out, params, tmr)
     elems = gen.gen()
     packed, inner = gen.pack(elems)
     body = list(m.lines)
     ports = ["  input wire clk"] + [_port_decl("input", f"in{i}", t.width) for i, t in enumerate(ins)]
+    if params:
+        ports += ["  input wire cfg_en", "  input wire cfg_sdi", "  input wire cfg_commit", "  output wire cfg_sdo"]
     ports.append(_port_decl("output", "out", out.width))
     lines = [f"// {op.where()}: {op.type.describe()} {tuple(op.shape)}", f"// generated by {GENERATOR}",
              "`default_nettype none", f"module {name} (", ",\n".join(ports), ");"]
@@ -543,18 +599,32 @@ def _op_module(top: str, op: Op, ins: list[TensorInfo], out: TensorInfo, registe
         lines.append("  assign out = out_r;")
     else:
         lines.append("  assign out = out_c;")
-    sinks = list(m.unused) + [f"in{i}" for i in range(len(ins))] + ([] if registered or inner else ["clk"])
+    sinks = list(m.unused) + [f"in{i}" for i in range(len(ins))] + \
+        ([] if registered or inner or params else ["clk"])
     lines.append(f"  wire unused_ok = ^{{1'b0, {', '.join(sinks)}}};")
     lines += ["endmodule", "`default_nettype wire", ""]
     return name, "\n".join(lines), inner + (1 if registered else 0)
 
 
-def generate(net: Network, top: str | None = None, pipeline: str = "layer") -> Design:
-    """Build the Verilog design for ``net`` (deterministic text)."""
+def generate(net: Network, top: str | None = None, pipeline: str = "layer", weights: str = "fixed",
+             weight_bits: int | None = None, bias_bits: int | None = None) -> Design:
+    """Build the Verilog design for ``net`` (deterministic text).
+
+    ``weights``: ``fixed`` (constants folded into shift-and-add logic),
+    ``registers`` (reconfigurable through the serial cfg port, see
+    hls.reconfig) or ``tmr`` (registers triplicated with majority voting).
+    """
     max_level = parse_pipeline(pipeline)
     if len(net.inputs) != 1 or len(net.outputs) != 1:
         raise RTLError(f"network '{net.name}': RTL needs exactly one input and one output")
+    if weights not in WEIGHT_MODES:
+        raise RTLError(f"--weights must be one of {WEIGHT_MODES}, got {weights!r}")
     top = vname(top or net.name)
+    layout: list[ParamBlock] = []
+    if weights != "fixed":
+        layout = param_layout(net, weight_bits, bias_bits)
+        net = worst_case_network(net, layout)
+    blocks = {b.op: b for b in layout}
     bounds = analyze(net)
     infos = _tensor_infos(net, bounds)
     files: dict[str, str] = {}
@@ -565,13 +635,15 @@ def generate(net: Network, top: str | None = None, pipeline: str = "layer") -> D
     sig_of: dict[str, str] = {net.inputs[0].name: "in_data"}
     last = net.ops[-1].name if net.ops else None
     op_stage: dict[str, dict] = {}
+    cfg_chain: list[str] = []
     for op in net.ops:
         ins = [infos[i] for i in op.inputs]
         out = infos[op.name]
         registered = op.kind not in WIRING_OPS and (pipeline != "none" or op.name == last)
         if op.name == last and not registered:
             registered = True
-        mname, text, cycles = _op_module(top, op, ins, out, registered, max_level)
+        blk = blocks.get(op.name)
+        mname, text, cycles = _op_module(top, op, ins, out, registered, max_level, blk, weights == "tmr")
         files[f"{mname}.v"] = text
         target = max(stage[i] for i in op.inputs)
         conns = []
@@ -589,6 +661,12 @@ def generate(net: Network, top: str | None = None, pipeline: str = "layer") -> D
         wname = f"t_{vname(op.name)}"
         w = out.width
         decls.append(f"  wire [{w - 1}:0] {wname};" if w > 1 else f"  wire {wname};")
+        if blk:
+            chain_in = "cfg_sdi" if not cfg_chain else cfg_chain[-1]
+            chain_out = f"cfg_chain_{len(cfg_chain)}"
+            decls.append(f"  wire {chain_out};")
+            cfg_chain.append(chain_out)
+            conns += [".cfg_en(cfg_en)", f".cfg_sdi({chain_in})", ".cfg_commit(cfg_commit)", f".cfg_sdo({chain_out})"]
         inst.append(f"  {mname} u_{vname(op.name)} (.clk(clk), {', '.join(conns)}, .out({wname}));")
         sig_of[op.name] = wname
         stage[op.name] = target + cycles
@@ -613,7 +691,13 @@ def generate(net: Network, top: str | None = None, pipeline: str = "layer") -> D
         "  input wire in_valid,",
         _port_decl("input", "in_data", iw) + ",",
         "  output wire out_valid,",
-        _port_decl("output", "out_data", ow),
+        _port_decl("output", "out_data", ow) + ("," if layout else ""),
+    ] + ([
+        "  input wire cfg_en,      // shift cfg_sdi into the weight chain",
+        "  input wire cfg_sdi,",
+        "  input wire cfg_commit,  // copy the shifted weights to the active registers",
+        "  output wire cfg_sdo",
+    ] if layout else []) + [
         ");",
         f"  localparam integer LATENCY = {latency};",
     ]
@@ -630,13 +714,15 @@ def generate(net: Network, top: str | None = None, pipeline: str = "layer") -> D
         top_lines.append("  assign out_valid = in_valid;")
     top_lines += decls + delays + inst
     top_lines.append(f"  assign out_data = {sig_of[out_name]};")
+    if layout:
+        top_lines.append(f"  assign cfg_sdo = {cfg_chain[-1]};")
     if latency == 0:
         top_lines.append("  wire unused_ok = ^{1'b0, clk, rst};")
     top_lines += ["endmodule", "`default_nettype wire", ""]
     files[f"{top}.v"] = "\n".join(top_lines)
     from .axis import axis_wrapper
 
-    axis_name, axis_text = axis_wrapper(top, iw, ow, latency)
+    axis_name, axis_text = axis_wrapper(top, iw, ow, latency, cfg=bool(layout))
     files[f"{axis_name}.v"] = axis_text
     manifest = {
         "generator": GENERATOR, "top": top, "network": net.name, "latency": latency, "pipeline": pipeline,
@@ -647,8 +733,11 @@ def generate(net: Network, top: str | None = None, pipeline: str = "layer") -> D
         "output": {"name": out_name, "shape": list(infos[out_name].shape), "element_bits": infos[out_name].ew,
                    "width": ow, "signed": op_stage[out_name]["signed"] if out_name in op_stage else False,
                    "binary": infos[out_name].binary},
-        "ops": op_stage, "files": sorted(files), "axis_top": axis_name,
+        "ops": op_stage, "files": sorted(files), "axis_top": axis_name, "weights": weights,
     }
+    if layout:
+        manifest["cfg"] = {"bits": sum(b.bits for b in layout), "mode": weights,
+                           "blocks": [dict(b.__dict__, instance=f"u_{vname(b.op)}") for b in layout]}
     return Design(top, files, latency, stage, manifest)
 
 

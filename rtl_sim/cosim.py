@@ -64,6 +64,7 @@ class CosimResult:
     build_seconds: float
     sim_seconds: float
     waves: str | None
+    phases: list | None = None
 
     @property
     def ok(self) -> bool:
@@ -86,11 +87,18 @@ class CosimResult:
 
 def run_cosim(net: Network, raw_inputs: np.ndarray, work_dir: str | Path, simulator: str = "verilator",
               design: Design | None = None, trace_layers: bool = False, waves: bool = False,
-              gap_probability: float = 0.2, seed: int = 1, axis: bool = False) -> CosimResult:
+              gap_probability: float = 0.2, seed: int = 1, axis: bool = False,
+              phases: list[dict] | None = None) -> CosimResult:
     """Build ``design`` (generated from ``net`` when None) and stream ``raw_inputs``.
 
     With ``axis`` the AXI4-Stream wrapper is the simulated top and the
-    cocotbext-axi testbench applies random back-pressure."""
+    cocotbext-axi testbench applies random back-pressure.
+
+    ``phases`` (reconfigurable-weight designs): a list of ``{"name", "net",
+    "faults", "expect_mismatch"}``; each phase loads ``net``'s weights through
+    the serial port, applies the faults (``{"op", "copy", "bit"}``: flip bit
+    ``bit`` of register copy a/b/c of that op), and streams the vectors
+    against ``net``'s golden outputs."""
     if simulator not in SIMULATORS:
         raise CosimError(f"--simulator must be one of {SIMULATORS}, got {simulator!r}")
     work = Path(work_dir).resolve()
@@ -121,6 +129,8 @@ def run_cosim(net: Network, raw_inputs: np.ndarray, work_dir: str | Path, simula
     bus = pack_bus(raw_inputs, int(inp["element_bits"]), bool(inp["binary"]))
     job = {"inputs": [format(v, "x") for v in bus], "manifest": man, "seed": seed,
            "gap_probability": gap_probability, "trace_layers": trace_layers}
+    if phases:
+        job["phases"] = _write_phases(phases, man, raw_inputs, job_dir)
     (job_dir / "job.json").write_text(json.dumps(job))
     result_file = job_dir / "result.json"
     if result_file.exists():
@@ -164,5 +174,28 @@ def run_cosim(net: Network, raw_inputs: np.ndarray, work_dir: str | Path, simula
     if waves:
         found = sorted(list(work.rglob("*.fst")) + list(work.rglob("*.vcd")))
         wave_file = str(found[0]) if found else None
-    return CosimResult(simulator + (" axi4-stream" if axis else ""), len(raw_inputs), int(r["exact_vectors"]), int(r["mismatches"]),
-                       r["first_mismatch"], r["first_wrong_layer"], int(r["latency"]), t1 - t0, t2 - t1, wave_file)
+    return CosimResult(simulator + (" axi4-stream" if axis else ""), int(r.get("vectors", len(raw_inputs))),
+                       int(r["exact_vectors"]), int(r["mismatches"]),
+                       r["first_mismatch"], r["first_wrong_layer"], int(r["latency"]), t1 - t0, t2 - t1, wave_file,
+                       r.get("phases"))
+
+
+def _write_phases(phases: list[dict], man: dict, raw_inputs: np.ndarray, job_dir: Path) -> list[dict]:
+    """Golden outputs and weight bitstreams of each reconfiguration phase."""
+    from hls.reconfig import ParamBlock, config_bitstream
+
+    if "cfg" not in man:
+        raise CosimError("phases need a design with reconfigurable weights (--weights registers|tmr)")
+    layout = [ParamBlock(b["op"], b["n_w"], b["w_bits"], b["n_b"], b["b_bits"]) for b in man["cfg"]["blocks"]]
+    inst = {b["op"]: b["instance"] for b in man["cfg"]["blocks"]}
+    out = []
+    for k, ph in enumerate(phases):
+        net = ph["net"]
+        exp = np.asarray(golden.run(net, raw_inputs)[net.outputs[0]]).astype(np.int64)
+        np.save(job_dir / f"expected_{k}.npy", exp, allow_pickle=False)
+        value, n = config_bitstream(net, layout)
+        faults = [{"instance": inst[f["op"]], "register": f"w_active_{f.get('copy', 'a')}", "bit": int(f["bit"])}
+                  for f in ph.get("faults", [])]
+        out.append({"name": ph.get("name", f"phase{k}"), "expected": f"expected_{k}.npy", "config": format(value, "x"),
+                    "faults": faults, "expect_mismatch": bool(ph.get("expect_mismatch", False))})
+    return out

@@ -6,6 +6,13 @@ vectors back to back (one per clock) with random valid gaps, one reset in the
 middle of the stream while a vector is in flight (that vector must vanish and
 is sent again), and compares every output with the golden model.  Writes
 ``result.json`` next to the job.
+
+With ``phases`` in the job (reconfigurable-weight designs), each phase first
+shifts a weight bitstream into the design through ``cfg_en``/``cfg_sdi``,
+pulses ``cfg_commit``, optionally flips bits of weight-register copies
+(fault injection), then streams the vectors against that phase's golden
+outputs.  A phase marked ``expect_mismatch`` (a fault in a design without
+voting) passes only if the fault is visible.
 """
 from __future__ import annotations
 
@@ -26,48 +33,49 @@ def _read(handle) -> int:
     return int(handle.value.to_unsigned()) if hasattr(handle.value, "to_unsigned") else int(handle.value)
 
 
-@cocotb.test()
-async def stream_vectors(dut):
-    job_dir = Path(os.environ["QRTL_COSIM_DIR"])
-    job = json.loads((job_dir / "job.json").read_text())
-    inputs = [int(v, 16) for v in job["inputs"]]
-    expected = np.load(job_dir / "expected.npy", allow_pickle=False)
-    man = job["manifest"]
+async def load_config(dut, bits_hex: str, n_bits: int) -> None:
+    """Shift a weight bitstream in (first bit = most significant of the hex word)."""
+    value = int(bits_hex, 16) if n_bits else 0
+    dut.cfg_en.value = 1
+    for k in range(n_bits - 1, -1, -1):
+        dut.cfg_sdi.value = (value >> k) & 1
+        await FallingEdge(dut.clk)
+    dut.cfg_en.value = 0
+    dut.cfg_sdi.value = 0
+    dut.cfg_commit.value = 1
+    await FallingEdge(dut.clk)
+    dut.cfg_commit.value = 0
+
+
+def inject(dut, fault: dict) -> None:
+    """Flip one bit of one weight-register copy inside an op instance."""
+    reg = getattr(getattr(dut, fault["instance"]), fault["register"])
+    reg.value = _read(reg) ^ (1 << int(fault["bit"]))
+
+
+async def stream_phase(dut, inputs: list[int], expected: np.ndarray, man: dict, rng: random.Random,
+                       gap_prob: float, layer_expect: dict) -> dict:
     latency = int(man["latency"])
     out = man["output"]
     n_out = int(np.prod(out["shape"])) if out["shape"] else 1
-    rng = random.Random(job.get("seed", 1))
-    gap_prob = float(job.get("gap_probability", 0.2))
-    trace = job.get("trace_layers", False)
-    layer_expect = {}
-    if trace:
-        data = np.load(job_dir / "layers.npz", allow_pickle=False)
-        layer_expect = {k: data[k] for k in data.files}
-
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    dut.rst.value = 1
-    dut.in_valid.value = 0
-    dut.in_data.value = 0
-    for _ in range(3):
-        await RisingEdge(dut.clk)
-    await FallingEdge(dut.clk)
-    dut.rst.value = 0
-
+    trace = bool(layer_expect)
     got: list[int] = []
-    layer_got: dict[str, list] = {k: [] for k in layer_expect}
     sent_at: list[int] = []  # falling-edge index at which each accepted vector was driven
-    cycle = 0
-    reset_at = len(inputs) // 2 if len(inputs) >= 4 else -1
-    i = 0
-    resets = 0
     history: list[dict] = []  # per falling edge: sampled layer outputs (when tracing)
-    idle_tail = latency + 4
-    while i < len(inputs) or idle_tail > 0:
-        # sample what the last rising edge produced
+    cycle = 0
+
+    def sample() -> None:
         if _read(dut.out_valid):
             got.append(_read(dut.out_data))
         if trace:
             history.append({k: _read(getattr(dut, man["ops"][k]["instance"]).out) for k in layer_expect})
+
+    reset_at = len(inputs) // 2 if len(inputs) >= 4 else -1
+    i = 0
+    resets = 0
+    idle_tail = latency + 4
+    while i < len(inputs) or idle_tail > 0:
+        sample()  # what the last rising edge produced
         if i >= len(inputs):
             dut.in_valid.value = 0
             idle_tail -= 1
@@ -78,19 +86,13 @@ async def stream_vectors(dut):
             for _ in range(latency + 1):  # drain: outputs already in flight must come out
                 await FallingEdge(dut.clk)
                 cycle += 1
-                if _read(dut.out_valid):
-                    got.append(_read(dut.out_data))
-                if trace:
-                    history.append({k: _read(getattr(dut, man["ops"][k]["instance"]).out) for k in layer_expect})
+                sample()
             dut.in_valid.value = 1
             dut.in_data.value = inputs[i]
             if latency >= 2:
                 await FallingEdge(dut.clk)
                 cycle += 1
-                if _read(dut.out_valid):
-                    got.append(_read(dut.out_data))
-                if trace:
-                    history.append({k: _read(getattr(dut, man["ops"][k]["instance"]).out) for k in layer_expect})
+                sample()
                 dut.in_valid.value = 0
             dut.rst.value = 1
             await FallingEdge(dut.clk)
@@ -127,7 +129,7 @@ async def stream_vectors(dut):
             for k in order:
                 info = man["ops"][k]
                 t = t0 + int(info["stage"])
-                if t >= len(history) or history[t][k] is None:
+                if t >= len(history):
                     continue
                 shape_n = int(np.prod(layer_expect[k].shape[1:]))
                 val = unpack_bus([history[t][k]], shape_n, int(info["element_bits"]), bool(info["signed"]),
@@ -137,5 +139,53 @@ async def stream_vectors(dut):
                     break
             if result["first_wrong_layer"]:
                 break
+    return result
+
+
+@cocotb.test()
+async def stream_vectors(dut):
+    job_dir = Path(os.environ["QRTL_COSIM_DIR"])
+    job = json.loads((job_dir / "job.json").read_text())
+    inputs = [int(v, 16) for v in job["inputs"]]
+    man = job["manifest"]
+    rng = random.Random(job.get("seed", 1))
+    gap_prob = float(job.get("gap_probability", 0.2))
+    layer_expect = {}
+    if job.get("trace_layers", False):
+        data = np.load(job_dir / "layers.npz", allow_pickle=False)
+        layer_expect = {k: data[k] for k in data.files}
+
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    dut.rst.value = 1
+    dut.in_valid.value = 0
+    dut.in_data.value = 0
+    if "cfg" in man:
+        dut.cfg_en.value = 0
+        dut.cfg_sdi.value = 0
+        dut.cfg_commit.value = 0
+    for _ in range(3):
+        await RisingEdge(dut.clk)
+    await FallingEdge(dut.clk)
+    dut.rst.value = 0
+
+    phases = job.get("phases") or [{"expected": "expected.npy"}]
+    results = []
+    for ph in phases:
+        if "config" in ph:
+            await load_config(dut, ph["config"], int(man["cfg"]["bits"]))
+        for f in ph.get("faults", []):
+            inject(dut, f)
+        expected = np.load(job_dir / ph["expected"], allow_pickle=False)
+        r = await stream_phase(dut, inputs, expected, man, rng, gap_prob, layer_expect if len(phases) == 1 else {})
+        r["name"] = ph.get("name", "vectors")
+        r["expect_mismatch"] = bool(ph.get("expect_mismatch", False))
+        results.append(r)
+    failed = [r for r in results if (r["mismatches"] > 0) != r["expect_mismatch"]]
+    plain = [r for r in results if not r["expect_mismatch"]]
+    result = {"vectors": sum(r["vectors"] for r in plain), "exact_vectors": sum(r["exact_vectors"] for r in plain),
+              "mismatches": sum(r["mismatches"] for r in plain) + sum(1 for r in failed if r["expect_mismatch"]),
+              "first_mismatch": next((r["first_mismatch"] for r in plain if r["first_mismatch"]), None),
+              "first_wrong_layer": next((r["first_wrong_layer"] for r in plain if r["first_wrong_layer"]), None),
+              "latency": int(man["latency"]), "phases": results}
     (job_dir / "result.json").write_text(json.dumps(result, indent=1) + "\n")
-    assert result["mismatches"] == 0, f"{result['mismatches']} mismatching vectors, first: {result['first_mismatch']}"
+    assert not failed, f"phases failed: {[(r['name'], r['mismatches'], r['first_mismatch']) for r in failed]}"
