@@ -554,6 +554,8 @@ class QKerasImporter:
             attrs = {"weight_scale": [float(v) for v in np.atleast_1d(w_step)]}
             if shift:
                 attrs["weight_shift"] = shift
+            attrs.update(_register_widths(kq, bq if layer.use_bias else None, shift, bias_real_step / acc_c,
+                                          exact_bias))
             if kind != "dense":
                 attrs.update({"strides": [int(s) for s in layer.strides], "padding": layer.padding})
             if isinstance(in_t, BinaryType):
@@ -892,6 +894,16 @@ class QKerasImporter:
                                                    [self.b.types[src_op.inputs[0]]])
             return src_op.name
         return self.b.add(op)
+
+
+def _register_widths(kq, bq, shift: int, bias_factor: np.ndarray, exact_bias: bool) -> dict[str, int]:
+    """Widths any weight set of these quantizers needs (for reconfigurable-weight hardware)."""
+    out: dict[str, int] = {}
+    if kq is not None and _qname(kq) == "quantized_bits":
+        out["weight_bits"] = int(kq.bits) + (0 if kq.keep_negative else 1) + shift
+    if bq is not None and _qname(bq) == "quantized_bits" and exact_bias and is_po2(bias_factor):
+        out["bias_bits"] = int(bq.bits) + (0 if bq.keep_negative else 1) + int(log2_exact(bias_factor).max())
+    return out
 
 
 def _with_scale(t: TensorType, scale) -> TensorType:

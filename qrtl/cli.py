@@ -13,6 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+WEIGHTS_HELP = ("weights: 'fixed' constants folded into shift-and-add logic (default), 'registers' reloadable "
+                "through the serial cfg port (cfg_en/cfg_sdi/cfg_commit), 'tmr' those registers triplicated with "
+                "majority voting")
 EPILOG_TYPES = ("Types: fixed<W,I> is a signed W-bit number with I integer bits including the sign "
                 "(ap_fixed<W,I>, QKeras quantized_bits(W, I-1)); ufixed<W,I> is unsigned.")
 
@@ -71,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("net", help="integer network directory")
     r.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory for the Verilog")
     r.add_argument("--top", help="top module name (default: the network name)")
+    r.add_argument("--weight-storage", choices=("fixed", "registers", "tmr"), default="fixed", help=WEIGHTS_HELP)
     r.add_argument("--pipeline", default="layer", metavar="MODE",
                    help="register stages: 'layer' after every op (default), 'none' only at the output, "
                         "'depth:N' also inside ops after every N adder levels (shorter paths, more latency)")
@@ -93,6 +97,11 @@ def _parser() -> argparse.ArgumentParser:
     cs.add_argument("--pipeline", default="layer", metavar="MODE", help="as for 'qrtl rtl'")
     cs.add_argument("-o", "--out", metavar="DIR", help="work directory (default: a build/ folder next to NET)")
     cs.add_argument("--seed", type=int, default=0, help="seed for --random and the valid gaps")
+    cs.add_argument("--weight-storage", choices=("fixed", "registers", "tmr"), default="fixed", help=WEIGHTS_HELP)
+    cs.add_argument("--reload", metavar="NET2", help="with --weight-storage registers|tmr: afterwards load NET2's weights "
+                                                     "(same architecture) through the serial port and check again")
+    cs.add_argument("--inject-faults", type=int, default=0, metavar="N",
+                    help="with --weight-storage tmr: then flip N random bits of one register copy; outputs must not change")
 
     sy = sub.add_parser(
         "synth", help="convert (if needed), generate RTL, co-simulate, synthesize with Yosys, report",
@@ -112,6 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     sy.add_argument("--pipeline", default="layer", metavar="MODE", help="as for 'qrtl rtl'")
     sy.add_argument("--no-asic", action="store_true", help="skip the ASIC gate count")
     sy.add_argument("--seed", type=int, default=0)
+    sy.add_argument("--weight-storage", choices=("fixed", "registers", "tmr"), default="fixed", help=WEIGHTS_HELP)
 
     sub.add_parser("boards", help="list the known boards and parts",
                    description="List the boards qrtl knows (name, part, family, default clock).")
@@ -234,12 +244,43 @@ def _cosim_inputs(args, net) -> np.ndarray:
     return random_vectors(net, n, args.seed)
 
 
+def _weight_phases(args, net, design) -> list[dict] | None:
+    """Co-simulation phases for reconfigurable weights: load the network's own
+    weights, optionally a second set (--reload), optionally with faults."""
+    if args.weight_storage == "fixed":
+        if getattr(args, "reload", None) or getattr(args, "inject_faults", 0):
+            raise ValueError("--reload and --inject-faults need --weight-storage registers or tmr")
+        return None
+    from hls.reconfig import same_architecture
+    from qat import netfile
+
+    phases = [{"name": "own weights", "net": net}]
+    last = net
+    if getattr(args, "reload", None):
+        other = netfile.load(args.reload)
+        same_architecture(net, other)
+        phases.append({"name": f"reloaded {args.reload}", "net": other})
+        last = other
+    n = getattr(args, "inject_faults", 0)
+    if n:
+        if args.weight_storage != "tmr":
+            raise ValueError("--inject-faults needs --weight-storage tmr (without voting a fault changes the outputs)")
+        rng = np.random.default_rng(args.seed)
+        blocks = design.manifest["cfg"]["blocks"]
+        copy = "abc"[int(rng.integers(3))]  # any number of upsets in one copy must be voted out
+        sites = [(b["op"], k) for b in blocks for k in range(b["n_w"] * b["w_bits"] + b["n_b"] * b["b_bits"])]
+        picks = rng.choice(len(sites), size=min(n, len(sites)), replace=False)
+        faults = [{"op": sites[int(i)][0], "copy": copy, "bit": sites[int(i)][1]} for i in sorted(picks)]
+        phases.append({"name": f"{n} register faults", "net": last, "faults": faults})
+    return phases
+
+
 def cmd_rtl(args) -> int:
     from hls.verilog import generate
     from qat import netfile
 
     net = netfile.load(args.net)
-    d = generate(net, args.top, args.pipeline)
+    d = generate(net, args.top, args.pipeline, args.weight_storage)
     d.write(args.out)
     print(f"wrote {len(d.files)} Verilog files to {args.out} (top {d.top}, latency {d.latency} cycles, "
           f"in {d.manifest['input']['width']} bits, out {d.manifest['output']['width']} bits)")
@@ -254,8 +295,9 @@ def cmd_cosim(args) -> int:
     net = netfile.load(args.net)
     raw = _cosim_inputs(args, net)
     work = Path(args.out) if args.out else Path(args.net).resolve().parent / "build" / f"cosim_{Path(args.net).name}"
-    res = run_cosim(net, raw, work, args.simulator, generate(net, pipeline=args.pipeline), args.trace_layers,
-                    args.waves, seed=args.seed)
+    design = generate(net, pipeline=args.pipeline, weights=args.weight_storage)
+    res = run_cosim(net, raw, work, args.simulator, design, args.trace_layers, args.waves, seed=args.seed,
+                    phases=_weight_phases(args, net, design))
     (work / "cosim.json").write_text(json.dumps(res.as_dict(), indent=1, sort_keys=True) + "\n")
     print(res.describe())
     if res.waves:
@@ -286,12 +328,12 @@ def cmd_synth(args) -> int:
         netfile.save(net, out / "net")
         prog.update(task, advance=1, description="generate RTL")
         t0 = time.perf_counter()
-        design = generate(net, pipeline=args.pipeline)
+        design = generate(net, pipeline=args.pipeline, weights=args.weight_storage)
         design.write(out / "rtl")
         rtl_s = time.perf_counter() - t0
         prog.update(task, advance=1, description=f"co-simulate {args.random} vectors")
         res = run_cosim(net, random_vectors(net, args.random, args.seed), out / "cosim", "verilator", design,
-                        seed=args.seed)
+                        seed=args.seed, phases=_weight_phases(args, net, design))
         prog.update(task, advance=1, description="synthesize (Yosys)")
         syn = synthesize([out / "rtl" / f for f in design.verilog_files], design.top, b, out / "synth",
                          asic=not args.no_asic)
