@@ -25,6 +25,19 @@ from pathlib import Path
 from .catalog import Board
 
 NAND2_WEIGHTS = {"NAND": 1.0, "NOT": 1.0, "DFF": 6.0}
+# Conservative timing proxy: every cell on the longest register-to-register path
+# (LUT, carry element or mux) is charged 1 ns including routing.  Real timing needs
+# the vendor tools (see qrtl vivado); this only answers "clearly fast enough?".
+NS_PER_CELL = 1.0
+
+
+def clock_estimate(logic_depth: int | None, target_mhz: float) -> dict:
+    """Estimated clock from the logic depth, and whether ``target_mhz`` is met (II = 1)."""
+    if not logic_depth:
+        return {"estimated_fmax_mhz": None, "target_mhz": target_mhz, "meets_target": None}
+    fmax = 1000.0 / (logic_depth * NS_PER_CELL)
+    return {"estimated_fmax_mhz": round(fmax, 1), "target_mhz": target_mhz, "meets_target": fmax >= target_mhz,
+            "assumption": f"{NS_PER_CELL} ns per cell on the longest register-to-register path"}
 
 
 class SynthError(RuntimeError):

@@ -338,7 +338,11 @@ def cmd_synth(args) -> int:
         syn = synthesize([out / "rtl" / f for f in design.verilog_files], design.top, b, out / "synth",
                          asic=not args.no_asic)
         prog.update(task, advance=1, description="done")
+    from boards.yosys_report import clock_estimate
+
+    depth = syn.get("fpga", {}).get("logic_depth")
     report = {"network": net.name, "board": b.name, "part": b.part, "clock_mhz": b.clock_mhz,
+              "weight_storage": args.weight_storage, "timing": clock_estimate(depth, b.clock_mhz),
               "latency_cycles": design.latency, "initiation_interval": 1, "rtl_seconds": round(rtl_s, 3),
               "cosim": res.as_dict(), "synthesis": syn, "notes": list(net.notes)}
     (out / "report.json").write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
@@ -365,7 +369,11 @@ def _print_synth(rep: dict) -> None:
     con = Console(width=160)
     con.print(t)
     if "fpga" in syn:
-        con.print(f"logic depth (cells on the longest register-to-register path): {syn['fpga']['logic_depth']}")
+        tm = rep["timing"]
+        verdict = {True: "met", False: "NOT met", None: "unknown"}[tm["meets_target"]]
+        con.print(f"logic depth (cells on the longest register-to-register path): {syn['fpga']['logic_depth']}; "
+                  f"estimated fmax {tm['estimated_fmax_mhz']} MHz ({tm.get('assumption', '')}): "
+                  f"{tm['target_mhz']} MHz {verdict}, one inference per clock")
     if "asic" in syn:
         a = syn["asic"]
         con.print(f"ASIC: {a['nand2_equivalent']} NAND2-equivalents ({a['nand2']} NAND2, {a['inverters']} inverters, "
