@@ -340,9 +340,14 @@ def cmd_synth(args) -> int:
         prog.update(task, advance=1, description="done")
     from boards.yosys_report import clock_estimate
 
-    depth = syn.get("fpga", {}).get("logic_depth")
+    from boards.yosys_report import NS_PER_GATE_ASIC
+
+    if "fpga" in syn:
+        timing = clock_estimate(syn["fpga"]["logic_depth"], b.clock_mhz)
+    else:
+        timing = clock_estimate(syn["asic"]["gate_depth"], b.clock_mhz, NS_PER_GATE_ASIC, "NAND2 gate")
     report = {"network": net.name, "board": b.name, "part": b.part, "clock_mhz": b.clock_mhz,
-              "weight_storage": args.weight_storage, "timing": clock_estimate(depth, b.clock_mhz),
+              "weight_storage": args.weight_storage, "timing": timing,
               "latency_cycles": design.latency, "initiation_interval": 1, "rtl_seconds": round(rtl_s, 3),
               "cosim": res.as_dict(), "synthesis": syn, "notes": list(net.notes)}
     (out / "report.json").write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
@@ -368,12 +373,11 @@ def _print_synth(rep: dict) -> None:
         t.add_row("TOTAL", *(str(tot[k]) for k in cols[1:]), style="bold")
     con = Console(width=160)
     con.print(t)
-    if "fpga" in syn:
-        tm = rep["timing"]
-        verdict = {True: "met", False: "NOT met", None: "unknown"}[tm["meets_target"]]
-        con.print(f"logic depth (cells on the longest register-to-register path): {syn['fpga']['logic_depth']}; "
-                  f"estimated fmax {tm['estimated_fmax_mhz']} MHz ({tm.get('assumption', '')}): "
-                  f"{tm['target_mhz']} MHz {verdict}, one inference per clock")
+    tm = rep["timing"]
+    verdict = {True: "met", False: "NOT met", None: "unknown"}[tm["meets_target"]]
+    depth = syn["fpga"]["logic_depth"] if "fpga" in syn else syn["asic"]["gate_depth"]
+    con.print(f"logic depth: {depth}; estimated fmax {tm['estimated_fmax_mhz']} MHz ({tm.get('assumption', '')}): "
+              f"{tm['target_mhz']} MHz {verdict}, one inference per clock")
     if "asic" in syn:
         a = syn["asic"]
         con.print(f"ASIC: {a['nand2_equivalent']} NAND2-equivalents ({a['nand2']} NAND2, {a['inverters']} inverters, "
