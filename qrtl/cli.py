@@ -125,6 +125,10 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("boards", help="list the known boards and parts",
                    description="List the boards qrtl knows (name, part, family, default clock).")
+
+    from .cli_hw import add_parsers as add_hw_parsers  # hls, hls4ml, vivado
+
+    add_hw_parsers(sub)
     return p
 
 
@@ -338,14 +342,9 @@ def cmd_synth(args) -> int:
         syn = synthesize([out / "rtl" / f for f in design.verilog_files], design.top, b, out / "synth",
                          asic=not args.no_asic)
         prog.update(task, advance=1, description="done")
-    from boards.yosys_report import clock_estimate
+    from boards.yosys_report import timing as clock_timing
 
-    from boards.yosys_report import NS_PER_GATE_ASIC
-
-    if "fpga" in syn:
-        timing = clock_estimate(syn["fpga"]["logic_depth"], b.clock_mhz)
-    else:
-        timing = clock_estimate(syn["asic"]["gate_depth"], b.clock_mhz, NS_PER_GATE_ASIC, "NAND2 gate")
+    timing = clock_timing(syn, b.clock_mhz)
     report = {"network": net.name, "board": b.name, "part": b.part, "clock_mhz": b.clock_mhz,
               "weight_storage": args.weight_storage, "timing": timing,
               "latency_cycles": design.latency, "initiation_interval": 1, "rtl_seconds": round(rtl_s, 3),
@@ -366,13 +365,15 @@ def _print_synth(rep: dict) -> None:
     cols = ("module", "LUT", "FF", "CARRY", "DSP", "BRAM")
     for c in cols:
         t.add_column(c, justify="left" if c == "module" else "right")
+    con = Console(width=160)
     if "fpga" in syn:
         for m, r in sorted(syn["fpga"]["per_module"].items()):
             t.add_row(m, *(str(r[k]) for k in cols[1:]))
         tot = syn["fpga"]["total"]
         t.add_row("TOTAL", *(str(tot[k]) for k in cols[1:]), style="bold")
-    con = Console(width=160)
-    con.print(t)
+        con.print(t)
+    else:
+        con.print(f"{rep['network']} on {rep['board']}: latency {rep['latency_cycles']} cycles, II 1")
     tm = rep["timing"]
     verdict = {True: "met", False: "NOT met", None: "unknown"}[tm["meets_target"]]
     depth = syn["fpga"]["logic_depth"] if "fpga" in syn else syn["asic"]["gate_depth"]
@@ -394,6 +395,10 @@ def cmd_boards(args) -> int:
 
 COMMANDS = {"convert": cmd_convert, "predict": cmd_predict, "info": cmd_info, "rtl": cmd_rtl, "cosim": cmd_cosim,
             "synth": cmd_synth, "boards": cmd_boards}
+
+from .cli_hw import COMMANDS as HW_COMMANDS  # noqa: E402  (hls, hls4ml, vivado)
+
+COMMANDS.update(HW_COMMANDS)
 
 
 def main(argv: list[str] | None = None) -> int:
