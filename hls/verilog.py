@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qat.golden import pad_amounts
+from qat.golden import pad_amounts, pool_geometry
 from qat.intervals import Bounds, analyze
 from qat.network import Network, NetworkError, Op
 from qat.types import BinaryType, IntType, MinifloatType, TensorType, is_po2, log2_exact, signed_bits_for
@@ -320,15 +320,9 @@ class OpModule:
 
     def _windows(self):
         op = self.op
-        dims = int(op.attrs["dims"])
+        dims, pool, strides = pool_geometry(op)
         shape = self.ins[0].shape
-        if dims == 1:
-            h, wd, c = 1, shape[0], shape[1]
-            pool, strides = (1, int(op.attrs["pool"][0])), (1, int(op.attrs["strides"][0]))
-        else:
-            h, wd, c = shape
-            pool = tuple(int(p) for p in op.attrs["pool"])
-            strides = tuple(int(s) for s in op.attrs["strides"])
+        h, wd, c = (1,) + tuple(shape) if dims == 1 else shape
         pt, _, oh = pad_amounts(h, pool[0], strides[0], op.attrs["padding"])
         pl, _, ow = pad_amounts(wd, pool[1], strides[1], op.attrs["padding"])
         for y in range(oh):

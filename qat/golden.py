@@ -234,12 +234,18 @@ def op_binary(op: Op, xs: list[np.ndarray], types: list[TensorType]) -> np.ndarr
     return y
 
 
-def op_maxpool(op: Op, xs: list[np.ndarray], types: list[TensorType]) -> np.ndarray:
+def pool_geometry(op: Op) -> tuple[int, tuple[int, int], tuple[int, int]]:
+    """(dims, pool, strides) of a pooling op as 2-D windows (1-D pools get height 1)."""
     dims = int(op.attrs["dims"])
     pool = tuple(int(p) for p in op.attrs["pool"])
     strides = tuple(int(s) for s in op.attrs["strides"])
     if dims == 1:
         pool, strides = (1, pool[0]), (1, strides[0])
+    return dims, pool, strides
+
+
+def op_maxpool(op: Op, xs: list[np.ndarray], types: list[TensorType]) -> np.ndarray:
+    dims, pool, strides = pool_geometry(op)
     low = types[0].lo - 1  # padding never wins
     x = as_compute(_to4d(xs[0], dims), max(abs(low), abs(types[0].hi)).bit_length())  # pad fits the dtype
     pat = windows(x, pool, strides, op.attrs["padding"], pad_value=low)
@@ -248,11 +254,7 @@ def op_maxpool(op: Op, xs: list[np.ndarray], types: list[TensorType]) -> np.ndar
 
 
 def op_avgpool(op: Op, xs: list[np.ndarray], types: list[TensorType]) -> np.ndarray:
-    dims = int(op.attrs["dims"])
-    pool = tuple(int(p) for p in op.attrs["pool"])
-    strides = tuple(int(s) for s in op.attrs["strides"])
-    if dims == 1:
-        pool, strides = (1, pool[0]), (1, strides[0])
+    dims, pool, strides = pool_geometry(op)
     bits = max(abs(types[0].lo), abs(types[0].hi)).bit_length() + int(np.prod(pool)).bit_length() + 1
     x = as_compute(_to4d(xs[0], dims), bits)
     pat = windows(x, pool, strides, "valid")
