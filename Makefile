@@ -6,7 +6,6 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.qrtl-installed
 SYSTOOLS := $(VENV)/.qrtl-systools
-EXAMPLE ?= examples/jet_tagger/jet_tagger.h5
 BOARD ?= pynq-z2
 OUT ?= build
 
@@ -36,12 +35,19 @@ $(SYSTOOLS):
 test: install
 	$(BIN)/pytest -q
 
-# The shipped example through convert -> RTL -> co-simulation -> Yosys report.
+# Default: the flagship ECON-T encoder flow (examples/econ_autoencoder/synth.py): shipped trained
+# checkpoint -> EMD -> integer network -> RTL (fixed, reconfigurable, TMR weights) -> Verilator
+# co-simulation -> Yosys FPGA + ASIC report.  `make synth EXAMPLE=model.h5 BOARD=zcu104` runs
+# `qrtl synth` on any other model instead.
 synth: install
+ifdef EXAMPLE
 	$(BIN)/qrtl synth $(EXAMPLE) --board $(BOARD) -o $(OUT)/synth
+else
+	$(BIN)/python examples/econ_autoencoder/synth.py --out $(OUT)/econ --board $(BOARD)
+endif
 
 cosim: install
-	$(BIN)/qrtl convert $(EXAMPLE) -o $(OUT)/example.net
+	$(BIN)/qrtl convert $(or $(EXAMPLE),examples/econ_autoencoder/econ_encoder.h5) -o $(OUT)/example.net
 	$(BIN)/qrtl cosim $(OUT)/example.net --random 2000 -o $(OUT)/cosim
 
 # Re-train the shipped example model (examples/jet_tagger/*.h5).
@@ -50,3 +56,9 @@ example: install
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache
+
+# Benchmarks (bench/run_bench.py): qrtl vs da4ml 0.6 (same integers, same Yosys) and vs hls4ml 1.3
+# C-simulation; writes bench/results/results.{json,md}. About 20-25 minutes on 2 cores.
+.PHONY: bench
+bench: install
+	$(BIN)/python bench/run_bench.py

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qat.golden import linear
-from qat.intervals import analyze
+from qat.intervals import Bounds, analyze, op_bounds, type_bounds
 from qat.network import Network, NetworkError
 from qat.types import IntType, signed_bits_for
 
@@ -71,29 +71,45 @@ def param_layout(net: Network, weight_bits: int | None = None, bias_bits: int | 
     return blocks
 
 
+def worst_case_bounds(net: Network, layout: list[ParamBlock]) -> dict[str, Bounds]:
+    """Element bounds of every tensor over *all* weight sets of the layout's widths.
+
+    A dense/conv output element's extreme is the sum, over the inputs in its
+    window, of each input's extreme product with any register value (the
+    corners of [x_lo, x_hi] x [w_min, w_max]), plus the extreme bias; every
+    later op's bounds follow from those (so requantizers are sized for them).
+    """
+    by_op = {b.op: b for b in layout}
+    bounds: dict[str, Bounds] = {i.name: type_bounds(i.type, tuple(i.shape)) for i in net.inputs}
+    types = net.tensor_types()
+    for op in net.ops:
+        ins = [bounds[i] for i in op.inputs]
+        if op.name in by_op:
+            blk = by_op[op.name]
+            wmin, wmax = -(1 << (blk.w_bits - 1)), (1 << (blk.w_bits - 1)) - 1
+            bmin, bmax = -(1 << (blk.b_bits - 1)), (1 << (blk.b_bits - 1)) - 1
+            src = ins[0]
+            corners = [src.lo * wmin, src.lo * wmax, src.hi * wmin, src.hi * wmax]
+            ones = np.ones(op.arrays["weight"].shape, dtype=object)
+            zeros = np.zeros(op.arrays["weight"].shape[-1], dtype=object)
+            hi = linear(np.maximum.reduce(corners)[None], ones, zeros, op)[0] + bmax
+            lo = linear(np.minimum.reduce(corners)[None], ones, zeros, op)[0] + bmin
+            bounds[op.name] = Bounds(lo, hi)
+        else:
+            bounds[op.name] = op_bounds(op, ins, [types[i] for i in op.inputs])
+    return bounds
+
+
 def worst_case_network(net: Network, layout: list[ParamBlock]) -> Network:
     """A copy of ``net`` whose dense/conv accumulators hold any weight set of the layout's widths."""
     wide = copy.deepcopy(net)
     by_op = {b.op: b for b in layout}
-    bounds = analyze(net)
+    bounds = worst_case_bounds(net, layout)
     for op in wide.ops:
-        if op.name not in by_op:
-            continue
-        blk = by_op[op.name]
-        wmin, wmax = -(1 << (blk.w_bits - 1)), (1 << (blk.w_bits - 1)) - 1
-        bmin, bmax = -(1 << (blk.b_bits - 1)), (1 << (blk.b_bits - 1)) - 1
-        src = bounds[op.inputs[0]]
-        corners = [src.lo * wmin, src.lo * wmax, src.hi * wmin, src.hi * wmax]
-        cmax = np.maximum.reduce(corners)
-        cmin = np.minimum.reduce(corners)
-        # each input element in an output's window contributes its own extreme, independently
-        ones = np.ones(op.arrays["weight"].shape, dtype=object)
-        zeros = np.zeros(op.arrays["weight"].shape[-1], dtype=object)
-        hi = linear(cmax[None], ones, zeros, op)[0] + bmax
-        lo = linear(cmin[None], ones, zeros, op)[0] + bmin
-        bits = signed_bits_for(int(lo.min()), int(hi.max()))
-        op.type = IntType(max(bits, op.type.bits), True, op.type.scale)
-        op.attrs["acc_bits"] = op.type.bits
+        if op.name in by_op:
+            b = bounds[op.name]
+            op.type = IntType(max(signed_bits_for(b.min, b.max), op.type.bits), True, op.type.scale)
+            op.attrs["acc_bits"] = op.type.bits
     analyze(wide)
     return wide
 

@@ -33,7 +33,7 @@ from qat.intervals import Bounds, analyze
 from qat.network import Network, NetworkError, Op
 from qat.types import BinaryType, IntType, MinifloatType, TensorType, is_po2, log2_exact, signed_bits_for
 
-from .reconfig import WEIGHT_MODES, ParamBlock, param_layout, worst_case_network
+from .reconfig import WEIGHT_MODES, ParamBlock, param_layout, worst_case_bounds, worst_case_network
 from .verilog_text import ModuleText, Sig, const
 
 WIRING_OPS = {"reshape", "concat"}
@@ -273,8 +273,7 @@ class OpModule:
 
     def _popcount_out(self, o: int, bits: list[str]) -> object:
         n = len(bits)
-        leaves = [self.m.wire("b", 2, 0, 1, f"{{1'b0, {b}}}") for b in bits]
-        pc = self.m.tree(leaves)
+        cmp = None
         if "threshold" in self.op.arrays:
             t = int(self.op.arrays["threshold"][o])
             d = int(self.op.arrays["direction"][o])
@@ -284,13 +283,19 @@ class OpModule:
                     return "1'b1"
                 if p > n:
                     return "1'b0"
-                return self._emit_bit(f"({pc.name} >= {const(p, pc.width)})", pc)
-            p = (t + n) // 2  # 2pc - n <= t  <=>  pc <= floor((t+n)/2)
-            if p >= n:
-                return "1'b1"
-            if p < 0:
-                return "1'b0"
-            return self._emit_bit(f"({pc.name} <= {const(p, pc.width)})", pc)
+                cmp = ">="
+            else:  # 2pc - n <= t  <=>  pc <= floor((t+n)/2)
+                p = (t + n) // 2
+                if p >= n:
+                    return "1'b1"
+                if p < 0:
+                    return "1'b0"
+                cmp = "<="
+        # the popcount is built only when the output depends on it (no unused adder trees)
+        leaves = [self.m.wire("b", 2, 0, 1, f"{{1'b0, {b}}}") for b in bits]
+        pc = self.m.tree(leaves)
+        if cmp:
+            return self._emit_bit(f"({pc.name} {cmp} {const(p, pc.width)})", pc)
         y = self.m.shl(pc, 1)
         return self.m.add(y, self.m.const_sig(-n))
 
@@ -407,6 +412,8 @@ class OpModule:
         if rounding == "floor":
             m.unused.append(f"{n.name}[{s - 1}:0]")
             return m.fit(q, qlo, qhi)
+        if rounding == "half_up" and s >= 2:
+            m.unused.append(f"{n.name}[{s - 2}:0]")  # only the round bit decides
         rbit = f"{n.name}[{s - 1}]"
         sticky = f"(|{n.name}[{s - 2}:0])" if s >= 2 else "1'b0"
         sign = f"{n.name}[{n.width - 1}]"
@@ -464,36 +471,38 @@ class OpModule:
         outs = []
         for i in range(self.out.n):
             ch = i % c
+            lo, hi = int(self.ins[0].lo[i]), int(self.ins[0].hi[i])
+            row = [int(v) for v in t[ch if t.shape[0] > 1 else 0]]
+            always = sum(1 for v in row if v <= lo)  # passed by every reachable input
+            live = [v for v in row if lo < v <= hi]  # decided by a comparator
+            f = int(dirs[ch]) * step
+            k = int(base[ch]) + f * always
+            levels = {k + f * j for j in range(len(live) + 1)}
+            if len(levels) == 1:  # the output cannot change: a constant (and no unused input wire)
+                outs.append(("1'b1" if k > 0 else "1'b0") if self.out.binary else self.m.const_sig(k))
+                continue
             x = self.x(0, i)
-            row = t[ch if t.shape[0] > 1 else 0]
-            always = sum(1 for v in row if int(v) <= x.lo)
-            bits = []
-            for v in row:
-                v = int(v)
-                if x.lo < v <= x.hi:
-                    w = max(x.width, signed_bits_for(v, v))
-                    bits.append(f"($signed({self.m.ext(x, w)}) >= {const(v, w)})")
-            b0, d = int(base[ch]), int(dirs[ch])
+
+            def ge(v: int) -> str:
+                w = max(x.width, signed_bits_for(v, v))
+                return f"($signed({self.m.ext(x, w)}) >= {const(v, w)})"
+
             if self.out.binary:
-                # y = b0 + d*step*count must be -1 or +1; at most one live comparator decides
-                vals = [b0 + d * step * (always + k) for k in range(len(bits) + 1)]
-                if len(bits) == 0:
-                    outs.append("1'b1" if vals[0] > 0 else "1'b0")
-                elif len(bits) == 1:
-                    e = bits[0] if vals[1] > 0 else f"~{bits[0]}"
-                    outs.append(self._emit_bit(e if vals[0] != vals[1] else ("1'b1" if vals[0] > 0 else "1'b0")))
-                else:
-                    raise RTLError(f"{op.where()}: binary threshold with {len(bits)} live thresholds")
+                # y = k + f*count must be -1 or +1: exactly one live comparator decides
+                if len(live) != 1:
+                    raise RTLError(f"{op.where()}: binary threshold with {len(live)} live thresholds")
+                e = ge(live[0])
+                outs.append(self._emit_bit(e if k + f > 0 else f"~{e}", x))
                 continue
-            leaves = [self.m.wire("c", 2, 0, 1, f"{{1'b0, {b}}}") for b in bits]
-            cnt = self.m.tree(leaves)
-            k = b0 + d * step * always
-            if cnt is None:
-                outs.append(self.m.const_sig(k))
-                continue
-            term = self.m.shl(cnt, int(log2_exact(step)[0])) if step != 1 else cnt
-            if d < 0:
-                term = self.m.neg(term)
+            cnt = self.m.tree([self.m.wire("c", 2, 0, 1, f"{{1'b0, {ge(v)}}}", src=x) for v in live])
+            # direction * step * count: a shift (and negation) for powers of two, else
+            # shift-and-add; any integer step and direction, as the golden model computes
+            if is_po2(abs(f)):
+                term = self.m.shl(cnt, int(log2_exact(abs(f))[0]))
+                if f < 0:
+                    term = self.m.neg(term)
+            else:
+                term = self.m.mul_const(cnt, f)
             outs.append(self.m.add(term, self.m.const_sig(k)) if k else term)
         return outs
 
@@ -618,8 +627,10 @@ def generate(net: Network, top: str | None = None, pipeline: str = "layer", weig
     if weights != "fixed":
         layout = param_layout(net, weight_bits, bias_bits)
         net = worst_case_network(net, layout)
+        bounds = worst_case_bounds(net, layout)  # every op sized for any loadable weight set
+    else:
+        bounds = analyze(net)
     blocks = {b.op: b for b in layout}
-    bounds = analyze(net)
     infos = _tensor_infos(net, bounds)
     files: dict[str, str] = {}
     stage: dict[str, int] = {net.inputs[0].name: 0}
