@@ -1,0 +1,1074 @@
+"""Integer network -> Vitis HLS C++ project (bit-exact with the golden model).
+
+Layout of the generated project (``DIR/``)::
+
+    firmware/<top>.h          ap_int types of the inputs/outputs, N_* sizes, prototype
+    firmware/<top>.cpp        the top function: one block per op, II=1 pipeline
+    firmware/<top>_weights.h  every constant (weights, biases, multipliers, shifts,
+                              thresholds, tables) as a partitioned const array
+    firmware/qrtl_hls.h       exact helpers: shift-and-round in every rounding
+                              mode, minifloat rounding (QONNX FloatQuant rule)
+    tb.cpp                    C testbench: reads one vector per line, writes one
+                              output line per vector, compares with an expected
+                              file when present (exit status 1 on a mismatch)
+    tb_data/tb_input.txt      input vectors (raw integers, decimal)
+    tb_data/tb_expected.txt   the golden model's outputs for them
+    build.tcl                 Vitis HLS: csim, csynth, cosim, export IP
+    manifest.json             top, I/O layout and types, per-op types
+    README.md
+
+Arithmetic.  Every tensor is a flat C-order array (channels last, batch
+excluded: the same element order as the Verilog bus) of ``ap_int<W>`` /
+``ap_uint<W>`` with the IR type's width; a binary tensor is ``ap_uint<1>``
+(1 <-> +1), a minifloat tensor holds its raw units (multiples of the smallest
+subnormal) in a signed integer wide enough for +-max.  Dense / conv / pool /
+popcount accumulators are declared at the width proven by interval analysis
+(``qat.intervals``); since ap_int arithmetic is two's-complement modular and
+the final sum is proven to fit, partial sums may wrap without changing the
+result.  Requantization products ``x*mult`` (and left shifts) are computed in
+a width derived from the proven input range and the multiplier, so nothing
+intermediate overflows (ap_int supports up to AP_INT_MAX_W bits; the header
+raises that limit when a product needs it).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from qat import golden
+from qat.golden import pad_amounts
+from qat.intervals import Bounds, analyze
+from qat.network import Network, NetworkError, Op
+from qat.types import BinaryType, MinifloatType, TensorType, signed_bits_for, unsigned_bits_for
+
+GENERATOR = "qrtl hls.hls_cpp 1"
+DEFAULT_CLOCK_MHZ = 100.0
+AP_INT_DEFAULT_MAX_W = 1024
+ROUNDING_ENUM = {"half_even": "QRTL_RND_HALF_EVEN", "half_up": "QRTL_RND_HALF_UP",
+                 "half_away": "QRTL_RND_HALF_AWAY", "floor": "QRTL_RND_FLOOR",
+                 "toward_zero": "QRTL_RND_TOWARD_ZERO"}
+CPP_KEYWORDS = {
+    "alignas", "alignof", "and", "and_eq", "asm", "auto", "bitand", "bitor", "bool", "break", "case", "catch",
+    "char", "class", "compl", "const", "constexpr", "const_cast", "continue", "decltype", "default", "delete",
+    "do", "double", "dynamic_cast", "else", "enum", "explicit", "export", "extern", "false", "float", "for",
+    "friend", "goto", "if", "inline", "int", "long", "main", "mutable", "namespace", "new", "noexcept", "not",
+    "not_eq", "nullptr", "operator", "or", "or_eq", "private", "protected", "public", "register",
+    "reinterpret_cast", "return", "short", "signed", "sizeof", "static", "static_assert", "static_cast",
+    "struct", "switch", "template", "this", "thread_local", "throw", "true", "try", "typedef", "typeid",
+    "typename", "union", "unsigned", "using", "virtual", "void", "volatile", "wchar_t", "while", "xor",
+    "xor_eq", "std", "qrtl"}
+
+
+class HLSError(NetworkError):
+    """The network uses something the HLS generator cannot build exactly, or the C-simulation failed."""
+
+
+def cname(text: str) -> str:
+    """A C identifier for ``text``."""
+    s = re.sub(r"[^A-Za-z0-9_]", "_", text)
+    if not s or not (s[0].isalpha() or s[0] == "_"):
+        s = "n_" + s
+    s = re.sub(r"__+", "_", s)
+    if s in CPP_KEYWORDS or s.startswith("ap_") or s.startswith("_"):
+        s = "n_" + s.lstrip("_")
+    return s
+
+
+def ap_include_dir() -> Path:
+    """The ap_types headers shipped inside the installed hls4ml package."""
+    try:
+        import hls4ml  # noqa: F401
+        base = Path(hls4ml.__file__).parent
+    except Exception:  # hls4ml import can fail on a broken TF install: find the files directly
+        import importlib.util
+
+        spec = importlib.util.find_spec("hls4ml")
+        if spec is None or not spec.submodule_search_locations:
+            raise HLSError("hls4ml is not installed: its ap_types headers are needed for the C-simulation "
+                           "(pip install hls4ml==1.3.0)") from None
+        base = Path(list(spec.submodule_search_locations)[0])
+    for cand in (base / "templates" / "vivado" / "ap_types", base / "templates" / "vitis" / "ap_types"):
+        if (cand / "ap_int.h").is_file():
+            return cand
+    found = sorted(base.rglob("ap_int.h"))
+    if found:
+        return found[0].parent
+    raise HLSError(f"no ap_types headers (ap_int.h) inside {base}")
+
+
+# ---- literals and types ----------------------------------------------------------
+
+def lit(v: int) -> str:
+    """A C++ expression for the integer ``v`` (any size)."""
+    v = int(v)
+    if -(1 << 31) < v < (1 << 31):
+        return str(v)
+    if -(1 << 63) < v < (1 << 63):
+        return f"{v}LL"
+    if v == -(1 << 63):
+        return "(-9223372036854775807LL - 1)"
+    w = signed_bits_for(v, v)
+    return f'ap_int<{w}>("{v}", 10)'
+
+
+def ctype_for_range(lo: int, hi: int) -> str:
+    if lo >= 0:
+        return f"ap_uint<{unsigned_bits_for(hi)}>"
+    return f"ap_int<{signed_bits_for(lo, hi)}>"
+
+
+def width_of(ctype: str) -> int:
+    return int(re.search(r"<(\d+)>", ctype).group(1))
+
+
+def storage_type(t: TensorType) -> str:
+    if isinstance(t, BinaryType):
+        return "ap_uint<1>"
+    if isinstance(t, MinifloatType):
+        return f"ap_int<{signed_bits_for(-t.max_units, t.max_units)}>"
+    return f"ap_int<{t.bits}>" if t.signed else f"ap_uint<{t.bits}>"
+
+
+def _flat(arr: np.ndarray, shape: tuple[int, ...]) -> list[int]:
+    return [int(v) for v in np.broadcast_to(np.asarray(arr).astype(object), shape).ravel()]
+
+
+def _per(arr: np.ndarray, shape: tuple[int, ...]) -> tuple[str, list[int]]:
+    """Compact form of a parameter broadcast over a tensor: scalar, per channel, or full."""
+    full = np.broadcast_to(np.asarray(arr).astype(object), shape)
+    flat = [int(v) for v in full.ravel()]
+    if len(set(flat)) <= 1:
+        return "scalar", flat[:1] or [0]
+    c = shape[-1] if shape else 1
+    rows = full.reshape(-1, c)
+    if all(list(r) == list(rows[0]) for r in rows):
+        return "channel", [int(v) for v in rows[0]]
+    return "full", flat
+
+
+@dataclass
+class Tensor:
+    name: str
+    var: str
+    shape: tuple[int, ...]
+    type: TensorType
+    bounds: Bounds
+    ctype: str
+
+    @property
+    def n(self) -> int:
+        return int(np.prod(self.shape)) if self.shape else 1
+
+    @property
+    def binary(self) -> bool:
+        return isinstance(self.type, BinaryType)
+
+    @property
+    def lo(self) -> int:
+        return self.bounds.min
+
+    @property
+    def hi(self) -> int:
+        return self.bounds.max
+
+    def rd(self, idx: str) -> str:
+        """Read one element as an integer (binary: -1/+1)."""
+        if self.binary:
+            return f"({self.var}[{idx}] ? ap_int<2>(1) : ap_int<2>(-1))"
+        return f"{self.var}[{idx}]"
+
+    def value_width(self) -> int:
+        """Signed width holding every value of the tensor as read by rd()."""
+        if self.binary:
+            return 2
+        return signed_bits_for(min(self.lo, 0), max(self.hi, 0))
+
+
+@dataclass
+class Project:
+    top: str
+    files: dict[str, str]
+    manifest: dict = field(default_factory=dict)
+
+    def write(self, out_dir: str | Path) -> list[Path]:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for name in sorted(self.files):
+            p = out / name
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(self.files[name])
+            paths.append(p)
+        return paths
+
+
+class _Gen:
+    def __init__(self, net: Network, top: str):
+        self.net = net
+        self.top = top
+        self.bounds = analyze(net)
+        self.consts: list[str] = []  # weight header lines
+        self.pragmas: list[str] = []
+        self.body: list[str] = []
+        self.max_width = 64
+        self.used: set[str] = set()
+        self.tensors: dict[str, Tensor] = {}
+        types, shapes = net.tensor_types(), net.tensor_shapes()
+        for name, t in types.items():
+            self.tensors[name] = Tensor(name, self.unique("t_" + cname(name)), tuple(shapes[name]), t,
+                                        self.bounds[name], storage_type(t))
+        self.op_info: dict[str, dict] = {}
+
+    def unique(self, base: str) -> str:
+        name, k = base, 1
+        while name in self.used:
+            k += 1
+            name = f"{base}_{k}"
+        self.used.add(name)
+        return name
+
+    def note_width(self, w: int) -> None:
+        self.max_width = max(self.max_width, int(w))
+
+    def const_array(self, base: str, values: list[int], ctype: str | None = None) -> str:
+        """Emit a const array; returns its name."""
+        name = self.unique(base)
+        lo, hi = min(values), max(values)
+        ctype = ctype or ctype_for_range(min(lo, 0) if lo < 0 else lo, hi)
+        self.note_width(width_of(ctype))
+        per_line = 16
+        items = [lit(v) for v in values]
+        lines = [f"static const {ctype} {name}[{len(values)}] = {{"]
+        for k in range(0, len(items), per_line):
+            lines.append("    " + ", ".join(items[k:k + per_line]) + ",")
+        lines.append("};")
+        self.consts += lines
+        self.pragmas.append(f"#pragma HLS ARRAY_PARTITION variable={name} complete dim=0")
+        return name
+
+    def param(self, base: str, arr: np.ndarray, shape: tuple[int, ...], chan: str, flat: str) -> str:
+        """C++ expression of a parameter broadcast over ``shape``, indexed by channel or flat index."""
+        kind, values = _per(arr, shape)
+        if kind == "scalar":
+            return lit(values[0])
+        name = self.const_array(base, values)
+        return f"{name}[{chan if kind == 'channel' else flat}]"
+
+    def emit(self, line: str, depth: int = 1) -> None:
+        self.body.append("  " * depth + line)
+
+    def write_out(self, out: Tensor, idx: str, expr: str, depth: int) -> None:
+        if out.binary:
+            self.emit(f"{out.var}[{idx}] = ({expr}) > 0;", depth)
+        else:
+            self.emit(f"{out.var}[{idx}] = {expr};", depth)
+
+    # ---- ops -----------------------------------------------------------------
+    def gen(self) -> None:
+        for op in self.net.ops:
+            ins = [self.tensors[i] for i in op.inputs]
+            out = self.tensors[op.name]
+            fn = getattr(self, f"g_{op.kind}", None)
+            if fn is None:
+                raise HLSError(f"{op.where()}: no HLS C++ for this op kind")
+            self.emit(f"// {op.where()}: {op.type.describe()} {tuple(op.shape)}")
+            self.op_info[op.name] = {"kind": op.kind, "c_type": out.ctype, "variable": out.var,
+                                     "proven_range": [out.lo, out.hi]}
+            fn(op, ins, out)
+
+    def _acc_type(self, op: Op, out: Tensor) -> str:
+        t = ctype_for_range(out.lo, out.hi)
+        self.note_width(width_of(t))
+        self.op_info[op.name]["accumulator"] = t
+        return t
+
+    def _geometry(self, op: Op, x: Tensor):
+        """(H, W, C, KH, KW, SH, SW, PT, PL, OH, OW) for conv / pool ops (1-D as H = 1)."""
+        if op.kind in ("conv1d",) or (op.kind in ("maxpool", "avgpool") and int(op.attrs["dims"]) == 1):
+            h, w, c = 1, x.shape[0], x.shape[1]
+            if op.kind == "conv1d":
+                kh, kw = 1, op.arrays["weight"].shape[0]
+            else:
+                kh, kw = 1, int(op.attrs["pool"][0])
+            sh, sw = 1, int(op.attrs["strides"][0])
+        else:
+            h, w, c = x.shape
+            if op.kind in ("conv2d", "bconv2d"):
+                kh, kw = op.arrays["weight"].shape[:2]
+            else:
+                kh, kw = (int(p) for p in op.attrs["pool"])
+            sh, sw = (int(s) for s in op.attrs["strides"])
+        # as the golden model: avgpool and bconv2d always use 'valid' windows
+        padding = "valid" if op.kind in ("avgpool", "bconv2d") else op.attrs.get("padding", "valid")
+        pt, _, oh = pad_amounts(h, kh, sh, padding)
+        pl, _, ow = pad_amounts(w, kw, sw, padding)
+        return h, w, c, kh, kw, sh, sw, pt, pl, oh, ow
+
+    def g_dense(self, op: Op, ins: list[Tensor], out: Tensor) -> None:
+        x = ins[0]
+        w = op.arrays["weight"]
+        ci, co = w.shape
+        acc_t = self._acc_type(op, out)
+        wn = self.const_array(f"w_{cname(op.name)}", _flat(w, w.shape))
+        bn = self.const_array(f"b_{cname(op.name)}", _flat(op.arrays["bias"], (co,)))
+        pos = x.n // ci  # a dense applies to the last axis of any rank (as numpy's matmul)
+        self.emit(f"for (int p = 0; p < {pos}; p++) {{")
+        self.emit(f"for (int o = 0; o < {co}; o++) {{", 2)
+        self.emit(f"{acc_t} acc = {bn}[o];", 3)
+        self.emit(f"for (int i = 0; i < {ci}; i++) {{", 3)
+        self.emit(f"acc += {x.rd(f'p * {ci} + i')} * {wn}[i * {co} + o];", 4)
+        self.emit("}", 3)
+        self.write_out(out, f"p * {co} + o", "acc", 3)
+        self.emit("}", 2)
+        self.emit("}")
+
+    def _conv_like(self, op: Op, x: Tensor, out: Tensor, co: int, init: str, tap: str, finish,
+                   acc_t: str, per_input_channel: bool) -> None:
+        h, w, c, kh, kw, sh, sw, pt, pl, oh, ow = self._geometry(op, x)
+        self.emit(f"for (int oy = 0; oy < {oh}; oy++) {{")
+        self.emit(f"for (int ox = 0; ox < {ow}; ox++) {{", 2)
+        self.emit(f"for (int o = 0; o < {co}; o++) {{", 3)
+        self.emit(f"{acc_t} acc = {init};", 4)
+        self.emit(f"for (int ky = 0; ky < {kh}; ky++) {{", 4)
+        self.emit(f"const int iy = oy * {sh} + ky - {pt};", 5)
+        self.emit(f"for (int kx = 0; kx < {kw}; kx++) {{", 5)
+        self.emit(f"const int ix = ox * {sw} + kx - {pl};", 6)
+        self.emit(f"if (iy >= 0 && iy < {h} && ix >= 0 && ix < {w}) {{", 6)
+        if per_input_channel:
+            self.emit(f"for (int c = 0; c < {c}; c++) {{", 7)
+            self.emit(tap, 8)
+            self.emit("}", 7)
+        else:
+            self.emit(tap, 7)
+        self.emit("}", 6)
+        self.emit("}", 5)
+        self.emit("}", 4)
+        finish(f"(oy * {ow} + ox) * {co} + o", 4)
+        self.emit("}", 3)
+        self.emit("}", 2)
+        self.emit("}")
+
+    def g_conv2d(self, op: Op, ins: list[Tensor], out: Tensor) -> None:
+        x = ins[0]
+        wt = op.arrays["weight"]
+        co = wt.shape[-1]
+        h, w, c, kh, kw, *_ = self._geometry(op, x)
+        acc_t = self._acc_type(op, out)
+        wn = self.const_array(f"w_{cname(op.name)}", _flat(wt, wt.shape))
+        bn = self.const_array(f"b_{cname(op.name)}", _flat(op.arrays["bias"], (co,)))
+        tap = (f"acc += {x.rd(f'(iy * {w} + ix) * {c} + c')} * "
+               f"{wn}[((ky * {kw} + kx) * {c} + c) * {co} + o];")
+        self._conv_like(op, x, out, co, f"{bn}[o]", tap,
+                        lambda idx, d: self.write_out(out, idx, "acc", d), acc_t, True)
+
+    g_conv1d = g_conv2d
+
+    def _binary_threshold(self, op: Op, co: int, n: int, y: str, out: Tensor, idx: str, depth: int) -> None:
+        if "threshold" not in op.arrays:
+            self.write_out(out, idx, y, depth)
+            return
+        t = self.param(f"thr_{cname(op.name)}", op.arrays["threshold"], (co,), "o", "o")
+        d = [int(v) for v in np.broadcast_to(op.arrays["direction"], (co,))]
+        if all(v > 0 for v in d):
+            cond = f"{y} >= {t}"
+        elif all(v < 0 for v in d):
+            cond = f"{y} <= {t}"
+        else:
+            dn = self.param(f"dir_{cname(op.name)}", op.arrays["direction"], (co,), "o", "o")
+            cond = f"({dn} > 0 ? ({y} >= {t}) : ({y} <= {t}))"
+        self.emit(f"{out.var}[{idx}] = ({cond}) ? 1 : 0;", depth)
+
+    def g_bdense(self, op: Op, ins: list[Tensor], out: Tensor) -> None:
+        x = ins[0]
+        w = op.arrays["weight"]
+        ci, co = w.shape
+        pc_t = f"ap_uint<{unsigned_bits_for(ci)}>"
+        y_t = f"ap_int<{signed_bits_for(-ci, ci)}>"
+        wn = self.const_array(f"w_{cname(op.name)}", _flat(w, w.shape), "ap_uint<1>")
+        if "threshold" not in op.arrays:
+            self._acc_type(op, out)
+        pos = x.n // ci
+        self.emit(f"for (int p = 0; p < {pos}; p++) {{")
+        self.emit(f"for (int o = 0; o < {co}; o++) {{", 2)
+        self.emit(f"{pc_t} pc = 0;", 3)
+        self.emit(f"for (int i = 0; i < {ci}; i++) {{", 3)
+        self.emit(f"pc += ({x.var}[p * {ci} + i] == {wn}[i * {co} + o]) ? 1 : 0;  // XNOR", 4)
+        self.emit("}", 3)
+        self.emit(f"const {y_t} y = {y_t}(2 * pc) - {ci};", 3)
+        self._binary_threshold(op, co, ci, "y", out, f"p * {co} + o", 3)
+        self.emit("}", 2)
+        self.emit("}")
+
+    def g_bconv2d(self, op: Op, ins: list[Tensor], out: Tensor) -> None:
+        x = ins[0]
+        wt = op.arrays["weight"]
+        co = wt.shape[-1]
+        h, w, c, kh, kw, *_ = self._geometry(op, x)
+        n = kh * kw * c
+        pc_t = f"ap_uint<{unsigned_bits_for(n)}>"
+        y_t = f"ap_int<{signed_bits_for(-n, n)}>"
+        wn = self.const_array(f"w_{cname(op.name)}", _flat(wt, wt.shape), "ap_uint<1>")
+        if "threshold" not in op.arrays:
+            self._acc_type(op, out)
+        tap = (f"acc += ({x.var}[(iy * {w} + ix) * {c} + c] == "
+               f"{wn}[((ky * {kw} + kx) * {c} + c) * {co} + o]) ? 1 : 0;  // XNOR")
+
+        def finish(idx: str, d: int) -> None:
+            self.emit(f"const {y_t} y = {y_t}(2 * acc) - {n};", d)
+            self._binary_threshold(op, co, n, "y", out, idx, d)
+
+        self._conv_like(op, x, out, co, "0", tap, finish, pc_t, True)
+
+    def g_maxpool(self, op: Op, ins: list[Tensor], out: Tensor) -> None:
+        x = ins[0]
+        h, w, c, *_ = self._geometry(op, x)
+        m_t = f"ap_int<{x.value_width()}>"
+        tap = (f"if ({x.rd(f'(iy * {w} + ix) * {c} + o')} > acc) acc = "
+               f"{x.rd(f'(iy * {w} + ix) * {c} + o')};")
+        init = lit(x.lo if not x.binary else -1)  # every window holds at least one real element
+        self._conv_like(op, x, out, c, init, tap,
+                        lambda idx, d: self.write_out(out, idx, "acc", d), m_t, False)
+
+    def g_avgpool(self, op: Op, ins: list[Tensor], out: Tensor) -> None:
+        x = ins[0]
+        h, w, c, *_ = self._geometry(op, x)
+        acc_t = self._acc_type(op, out)
+        tap = f"acc += {x.rd(f'(iy * {w} + ix) * {c} + o')};"
+        self._conv_like(op, x, out, c, "0", tap,
+                        lambda idx, d: self.write_out(out, idx, "acc", d), acc_t, False)
+
+    def g_reshape(self, op: Op, ins: list[Tensor], out: Tensor) -> None:
+        x = ins[0]
+        self.emit(f"for (int i = 0; i < {out.n}; i++) {{")
+        if out.binary == x.binary:
+            self.emit(f"{out.var}[i] = {x.var}[i];", 2)
+        else:
+            self.write_out(out, "i", x.rd("i"), 2)
+        self.emit("}")
+
+    def g_concat(self, op: Op, ins: list[Tensor], out: Tensor) -> None:
+        ctot = out.shape[-1]
+        pos = out.n // ctot
+        self.emit(f"for (int p = 0; p < {pos}; p++) {{")
+        off = 0
+        for x in ins:
+            c = x.shape[-1]
+            self.emit(f"for (int c = 0; c < {c}; c++) {{", 2)
+            if out.binary == x.binary:
+                self.emit(f"{out.var}[p * {ctot} + {off} + c] = {x.var}[p * {c} + c];", 3)
+            else:
+                self.write_out(out, f"p * {ctot} + {off} + c", x.rd(f"p * {c} + c"), 3)
+            self.emit("}", 2)
+            off += c
+        self.emit("}")
+
+    def g_add(self, op: Op, ins: list[Tensor], out: Tensor) -> None:
+        acc_t = self._acc_type(op, out)
+        self.emit(f"for (int i = 0; i < {out.n}; i++) {{")
+        self.emit(f"{acc_t} acc = {ins[0].rd('i')};", 2)
+        for x in ins[1:]:
+            self.emit(f"acc += {x.rd('i')};", 2)
+        self.write_out(out, "i", "acc", 2)
+        self.emit("}")
+
+    def _clamp_out(self, out: Tensor, idx: str, v: str, vlo: int, vhi: int, lo: int, hi: int, depth: int) -> None:
+        """out[idx] = min(max(v, lo), hi), comparisons only where the value range needs them."""
+        below, above = vlo < lo, vhi > hi
+        if below and above:
+            self.emit(f"if ({v} < {lit(lo)}) {out.var}[{idx}] = {lit(lo)};", depth)
+            self.emit(f"else if ({v} > {lit(hi)}) {out.var}[{idx}] = {lit(hi)};", depth)
+            self.emit(f"else {out.var}[{idx}] = {v};", depth)
+        elif below:
+            self.emit(f"{out.var}[{idx}] = ({v} < {lit(lo)}) ? {out.ctype}({lit(lo)}) : {out.ctype}({v});", depth)
+        elif above:
+            self.emit(f"{out.var}[{idx}] = ({v} > {lit(hi)}) ? {out.ctype}({lit(hi)}) : {out.ctype}({v});", depth)
+        else:
+            self.emit(f"{out.var}[{idx}] = {v};", depth)
+
+    def g_clip(self, op: Op, ins: list[Tensor], out: Tensor) -> None:
+        x = ins[0]
+        lo, hi = int(op.attrs["lo"]), int(op.attrs["hi"])
+        v_t = f"ap_int<{x.value_width()}>"
+        self.emit(f"for (int i = 0; i < {out.n}; i++) {{")
+        self.emit(f"const {v_t} v = {x.rd('i')};", 2)
+        if out.binary:
+            self.emit(f"{out.var}[i] = ((v < {lit(lo)}) ? {v_t}({lit(lo)}) : (v > {lit(hi)}) ? {v_t}({lit(hi)}) "
+                      f": v) > 0;", 2)
+        else:
+            self._clamp_out(out, "i", "v", x.lo if not x.binary else -1, x.hi if not x.binary else 1, lo, hi, 2)
+        self.emit("}")
+
+    def g_requant(self, op: Op, ins: list[Tensor], out: Tensor) -> None:
+        x = ins[0]
+        shape = tuple(op.shape)
+        c = shape[-1] if shape else 1
+        mult = [int(v) for v in np.broadcast_to(np.asarray(op.arrays["mult"]).astype(object), shape).ravel()]
+        shift = [int(v) for v in np.broadcast_to(np.asarray(op.arrays["shift"]).astype(object), shape).ravel()]
+        rounding = op.attrs.get("rounding", "half_even")
+        # exact per-element ranges of the product n = x*mult (mult > 0) and of r = round(n / 2^shift)
+        m_arr = np.array(mult, dtype=object)
+        s_arr = np.array(shift, dtype=np.int64)
+        p_lo = x.bounds.lo.ravel().astype(object) * m_arr
+        p_hi = x.bounds.hi.ravel().astype(object) * m_arr
+        r_lo = golden.shift_round(p_lo, s_arr, rounding)
+        r_hi = golden.shift_round(p_hi, s_arr, rounding)
+        lo_all = min(min(int(v) for v in p_lo), min(int(v) for v in r_lo), 0)
+        hi_all = max(max(int(v) for v in p_hi), max(int(v) for v in r_hi), 0)
+        pw = max(signed_bits_for(lo_all, hi_all), max(shift) + 2, 2)
+        rounding = op.attrs.get("rounding", "half_even")
+        mode = ROUNDING_ENUM[rounding]
+        mexpr = self.param(f"mult_{cname(op.name)}", op.arrays["mult"], shape, "c", "i")
+        sexpr = self.param(f"shift_{cname(op.name)}", op.arrays["shift"], shape, "c", "i")
+        minifloat = isinstance(op.type, MinifloatType)
+        if minifloat:
+            t = op.type
+            maxbl = int(t.max_units).bit_length()
+            left = max(0, max(-(s + t.unit_exp) for s in shift))
+            pw = max(pw + left, t.man_bits + maxbl + 4) + 2
+        self.note_width(pw)
+        p_t = f"ap_int<{pw}>"
+        self.op_info[op.name]["product"] = p_t
+        self.emit(f"for (int p = 0; p < {out.n // c}; p++) {{")
+        self.emit(f"for (int c = 0; c < {c}; c++) {{", 2)
+        self.emit(f"const int i = p * {c} + c;", 3)
+        self.emit(f"const {p_t} n = {p_t}({x.rd('i')})" + ("" if mexpr == "1" else f" * {mexpr}") + ";", 3)
+        if minifloat:
+            t = op.type
+            self.emit(f"{out.var}[i] = qrtl::minifloat_round<{mode}, {pw}>(n, {sexpr}, {t.man_bits}, {t.unit_exp}, "
+                      f"{int(t.max_units).bit_length()}, {p_t}({lit(t.max_units)}));", 3)
+        else:
+            self.emit(f"const {p_t} r = qrtl::shift_round<{mode}, {pw}>(n, {sexpr});", 3)
+            if op.attrs.get("overflow", "saturate") == "wrap":
+                self.emit(f"{out.var}[i] = r;  // wraps to {out.ctype}", 3)
+            else:
+                lo = int(op.attrs.get("lo", op.type.lo))
+                hi = int(op.attrs.get("hi", op.type.hi))
+                self._clamp_out(out, "i", "r", min(int(v) for v in r_lo), max(int(v) for v in r_hi), lo, hi, 3)
+        self.emit("}", 2)
+        self.emit("}")
+
+    def g_threshold(self, op: Op, ins: list[Tensor], out: Tensor) -> None:
+        x = ins[0]
+        t = np.asarray(op.arrays["thresholds"])
+        c = out.shape[-1] if out.shape else 1
+        n_lv = t.shape[1]
+        step = int(op.attrs.get("step", 1))
+        base = [int(v) for v in np.broadcast_to(np.asarray(op.arrays["base"]).astype(object), (c,))]
+        dirs = [int(v) for v in np.broadcast_to(np.asarray(op.arrays["direction"]).astype(object), (c,))]
+        tv = [int(v) for v in t.astype(object).ravel()] or [0]
+        thr_t = f"ap_int<{max(signed_bits_for(min(tv), max(tv)), 2)}>"
+        tn = self.const_array(f"thr_{cname(op.name)}", tv, thr_t) if n_lv else None
+        yw = max(signed_bits_for(min(base + [out.lo]), max(base + [out.hi])),
+                 signed_bits_for(-abs(step) * n_lv, abs(step) * n_lv)) + 2
+        y_t = f"ap_int<{yw}>"
+        bexpr = self.param(f"base_{cname(op.name)}", np.array(base, dtype=object), (c,), "c", "c")
+        dexpr = self.param(f"dir_{cname(op.name)}", np.array(dirs, dtype=object), (c,), "c", "c")
+        row = "c" if t.shape[0] > 1 else "0"
+        self.emit(f"for (int p = 0; p < {out.n // c}; p++) {{")
+        self.emit(f"for (int c = 0; c < {c}; c++) {{", 2)
+        self.emit(f"const int i = p * {c} + c;", 3)
+        self.emit(f"ap_uint<{unsigned_bits_for(max(n_lv, 1))}> cnt = 0;", 3)
+        if n_lv:
+            self.emit(f"for (int l = 0; l < {n_lv}; l++) {{", 3)
+            self.emit(f"cnt += ({x.rd('i')} >= {tn}[{row} * {n_lv} + l]) ? 1 : 0;", 4)
+            self.emit("}", 3)
+        self.emit(f"const {y_t} y = {y_t}({bexpr}) + {y_t}({dexpr}) * {y_t}({lit(step)}) * {y_t}(cnt);", 3)
+        self.write_out(out, "i", "y", 3)
+        self.emit("}", 2)
+        self.emit("}")
+
+    def g_lut(self, op: Op, ins: list[Tensor], out: Tensor) -> None:
+        x = ins[0]
+        table = [int(v) for v in np.asarray(op.arrays["table"]).astype(object).ravel()]
+        in_lo = int(op.attrs["in_lo"])
+        # only the entries the input can reach
+        xlo, xhi = (-1, 1) if x.binary else (x.lo, x.hi)
+        tn = self.const_array(f"lut_{cname(op.name)}", table[xlo - in_lo:xhi - in_lo + 1])
+        kw = max(x.value_width(), signed_bits_for(xlo, xlo)) + 1
+        self.emit(f"for (int i = 0; i < {out.n}; i++) {{")
+        self.emit(f"const int k = (ap_int<{kw}>({x.rd('i')}) - {lit(xlo)}).to_int();", 2)
+        self.write_out(out, "i", f"{tn}[k]", 2)
+        self.emit("}")
+
+    def g_argmax(self, op: Op, ins: list[Tensor], out: Tensor) -> None:
+        x = ins[0]
+        c = x.shape[-1]
+        scale = np.broadcast_to(np.asarray(x.type.scale, dtype=np.float64), (c,))
+        # (a minifloat's unit factor 2^(1-bias-M) is common to all channels)
+        vw = x.value_width()
+        if len(set(float(s) for s in scale)) == 1:
+            factors = None
+            v_t = f"ap_int<{vw}>"
+        else:
+            # every float64 scale is num_c / 2^k_c exactly; compare x_c * num_c * 2^(kmax - k_c) as integers
+            fr = [Fraction(float(s)) for s in scale]
+            kmax = max(f.denominator.bit_length() - 1 for f in fr)
+            factors = [f.numerator << (kmax - (f.denominator.bit_length() - 1)) for f in fr]
+            fw = signed_bits_for(0, max(factors))
+            if vw + fw > 16384:
+                raise HLSError(f"{op.where()}: per-channel scales span too many octaves for an exact comparison")
+            v_t = f"ap_int<{vw + fw}>"
+            self.note_width(vw + fw)
+        fn = self.const_array(f"scale_{cname(op.name)}", factors) if factors else None
+        self.emit(f"for (int p = 0; p < {x.n // c}; p++) {{")
+        first = x.rd(f"p * {c}") if not fn else f"{v_t}({x.rd(f'p * {c}')}) * {fn}[0]"
+        self.emit(f"{v_t} best = {first};", 2)
+        self.emit(f"{out.ctype} idx = 0;", 2)
+        self.emit(f"for (int c = 1; c < {c}; c++) {{", 2)
+        val = x.rd(f"p * {c} + c") if not fn else f"{v_t}({x.rd(f'p * {c} + c')}) * {fn}[c]"
+        self.emit(f"const {v_t} v = {val};", 3)
+        self.emit("if (v > best) { best = v; idx = c; }  // first index wins ties", 3)
+        self.emit("}", 2)
+        self.emit(f"{out.var}[p] = idx;", 2)
+        self.emit("}")
+
+
+HELPERS = r"""// qrtl_hls.h: exact integer helpers for qrtl-generated HLS C++ (generated by qrtl hls.hls_cpp 1)
+#ifndef QRTL_HLS_H
+#define QRTL_HLS_H
+#include "ap_int.h"
+
+#define QRTL_RND_HALF_EVEN 0
+#define QRTL_RND_HALF_UP 1
+#define QRTL_RND_HALF_AWAY 2
+#define QRTL_RND_FLOOR 3
+#define QRTL_RND_TOWARD_ZERO 4
+
+namespace qrtl {
+
+// round(n / 2^s) in the given mode; s <= 0 is an exact left shift.
+// W must hold n, n << -s, and s + 2 bits (the generator sizes it).
+template <int MODE, int W>
+ap_int<W> shift_round(const ap_int<W> &n, int s) {
+#pragma HLS INLINE
+    if (s <= 0) return n << (-s);
+    const ap_int<W> q = n >> s;  // floor
+    const bool rbit = n[s - 1];
+    const ap_int<W> low = n & ((ap_int<W>(1) << (s - 1)) - 1);
+    const bool sticky = low != 0;
+    const bool sign = n[W - 1];
+    bool inc;
+    switch (MODE) {
+    case QRTL_RND_HALF_EVEN: inc = rbit && (sticky || q[0]); break;
+    case QRTL_RND_HALF_UP: inc = rbit; break;
+    case QRTL_RND_HALF_AWAY: inc = rbit && (sticky || !sign); break;
+    case QRTL_RND_TOWARD_ZERO: inc = sign && (rbit || sticky); break;
+    default: inc = false; break;  // floor
+    }
+    return inc ? ap_int<W>(q + 1) : q;
+}
+
+// Round n / 2^s to a minifloat grid (QONNX FloatQuant rule): e = max(floor(log2|v|) - M, emin),
+// q = round(v / 2^e), result in raw units of 2^emin, saturated to +-maxu (maxu has maxbl bits).
+template <int MODE, int W>
+ap_int<W> minifloat_round(const ap_int<W> &n, int s, int man_bits, int emin, int maxbl, const ap_int<W> &maxu) {
+#pragma HLS INLINE
+    if (n == 0) return 0;
+    const ap_int<W> a = n < 0 ? ap_int<W>(-n) : n;
+    int bl = 0;
+    for (int k = 0; k < W; k++) {
+        if (a[k]) bl = k + 1;
+    }
+    int e = bl - 1 - s - man_bits;
+    if (e < emin) e = emin;
+    const ap_int<W> q = shift_round<MODE, W>(n, s + e);
+    if (q == 0) return 0;
+    const int up = e - emin;
+    if (up >= maxbl) return q > 0 ? maxu : ap_int<W>(-maxu);
+    const ap_int<W> u = q << up;
+    if (u > maxu) return maxu;
+    if (u < -maxu) return ap_int<W>(-maxu);
+    return u;
+}
+
+}  // namespace qrtl
+#endif
+"""
+
+
+def _io_lines(tensors: list[Tensor], prefix: str) -> list[str]:
+    lines = []
+    for k, t in enumerate(tensors):
+        lines.append(f"#define N_{prefix}{k} {t.n}")
+        lines.append(f"typedef {t.ctype} {prefix.lower()}{k}_t;  // '{t.name}' {t.type.describe()} shape "
+                     f"{tuple(t.shape)}{' (1 <-> +1)' if t.binary else ''}")
+    return lines
+
+
+def generate(net: Network, top: str | None = None, board=None) -> Project:
+    """Build the HLS C++ project for ``net`` (deterministic text).  ``board``: a boards.catalog.Board
+    (part and clock for build.tcl); default pynq-z2."""
+    if not net.inputs or not net.outputs:
+        raise HLSError(f"network '{net.name}': needs at least one input and one output")
+    top = cname(top or net.name)
+    g = _Gen(net, top)
+    g.used.add(top)
+    g.gen()
+    ins = [g.tensors[i.name] for i in net.inputs]
+    outs = [g.tensors[o] for o in net.outputs]
+    args = [f"const in{k}_t {t.var}[N_IN{k}]" for k, t in enumerate(ins)] + \
+           [f"out{k}_t out{k}[N_OUT{k}]" for k in range(len(outs))]
+    proto = f"void {top}({', '.join(args)})"
+    need_w = g.max_width
+    hdr = [f"// {top}: integer network '{net.name}' as Vitis HLS C++ (one inference per call, II=1)",
+           f"// generated by {GENERATOR}",
+           "// Arrays are flat, C order (channels last); element types are the integer network's raw values.",
+           f"#ifndef {top.upper()}_H", f"#define {top.upper()}_H"]
+    if need_w > AP_INT_DEFAULT_MAX_W:
+        hdr.append(f"#define AP_INT_MAX_W {max(need_w + 8, AP_INT_DEFAULT_MAX_W)}")
+    hdr += ['#include "ap_int.h"', ""] + _io_lines(ins, "IN") + _io_lines(outs, "OUT")
+    hdr += ["", f"{proto};", "", "#endif", ""]
+    wts = [f"// constants of {top} (generated by {GENERATOR})", f"#ifndef {top.upper()}_WEIGHTS_H",
+           f"#define {top.upper()}_WEIGHTS_H", '#include "ap_int.h"', ""] + g.consts + ["", "#endif", ""]
+    src = [f"// {top}: integer network '{net.name}' (generated by {GENERATOR})",
+           f'#include "{top}.h"', '#include "qrtl_hls.h"', f'#include "{top}_weights.h"', "", f"{proto} {{",
+           "#pragma HLS PIPELINE II=1"]
+    for t in ins:
+        src.append(f"#pragma HLS ARRAY_RESHAPE variable={t.var} complete dim=0")
+        src.append(f"#pragma HLS INTERFACE mode=ap_vld port={t.var}")
+    for k in range(len(outs)):
+        src.append(f"#pragma HLS ARRAY_RESHAPE variable=out{k} complete dim=0")
+        src.append(f"#pragma HLS INTERFACE mode=ap_vld port=out{k}")
+    src += g.pragmas
+    # every op result is a local, completely partitioned array
+    local = []
+    for op in net.ops:
+        t = g.tensors[op.name]
+        local.append(f"  {t.ctype} {t.var}[{t.n}];")
+        local.append(f"#pragma HLS ARRAY_PARTITION variable={t.var} complete dim=0")
+    src += local + [""] + g.body + [""]
+    for k, t in enumerate(outs):
+        src += [f"  for (int i = 0; i < {t.n}; i++) {{", f"    out{k}[i] = {t.var}[i];", "  }"]
+    src += ["}", ""]
+    files = {
+        f"firmware/{top}.h": "\n".join(hdr),
+        f"firmware/{top}.cpp": "\n".join(src),
+        f"firmware/{top}_weights.h": "\n".join(wts),
+        "firmware/qrtl_hls.h": HELPERS,
+        "tb.cpp": _testbench(top, ins, outs),
+    }
+    part, clock = (board.part, board.clock_mhz) if board is not None else ("xc7z020clg400-1", DEFAULT_CLOCK_MHZ)
+    files["build.tcl"] = _build_tcl(top, part, clock)
+    files["README.md"] = _readme(top, net, part, clock, ins, outs)
+    io = lambda ts: [{"name": t.name, "shape": list(t.shape), "elements": t.n, "c_type": t.ctype,
+                      "type": t.type.describe(), "binary": t.binary,
+                      "minifloat_raw_units": isinstance(t.type, MinifloatType)} for t in ts]
+    manifest = {"generator": GENERATOR, "top": top, "network": net.name, "part": part, "clock_mhz": clock,
+                "inputs": io(ins), "outputs": io(outs), "ops": g.op_info,
+                "files": sorted(list(files) + ["manifest.json", "tb_data/tb_input.txt",
+                                               "tb_data/tb_expected.txt"]),
+                "tb_format": "one vector per line: the flat elements of every input (outputs: every output), "
+                             "decimal raw integers separated by spaces; binary elements as -1/+1"}
+    files["manifest.json"] = json.dumps(manifest, indent=1, sort_keys=True) + "\n"
+    return Project(top, files, manifest)
+
+
+def _testbench(top: str, ins: list[Tensor], outs: list[Tensor]) -> str:
+    lines = [
+        f"// C testbench for {top} (generated by {GENERATOR})",
+        "// usage: tb [INPUT.txt [OUTPUT.txt [EXPECTED.txt]]]  (defaults: tb_input.txt tb_output.txt "
+        "tb_expected.txt)",
+        "// One vector per line: the flat elements of every input, decimal, space separated (binary: -1/+1).",
+        "// Writes one line per vector with the outputs; compares with EXPECTED when that file exists.",
+        "#include <cstdio>", "#include <fstream>", "#include <iostream>", "#include <sstream>", "#include <string>",
+        f'#include "{top}.h"', "",
+        "template <typename T>",
+        "static bool parse_elem(const std::string &tok, T &v, bool binary) {",
+        "    if (binary) {",
+        "        if (tok == \"1\") { v = 1; return true; }",
+        "        if (tok == \"-1\") { v = 0; return true; }",
+        "        return false;",
+        "    }",
+        "    v = T(tok.c_str(), 10);",
+        "    return true;",
+        "}", "",
+        "template <typename T>",
+        "static std::string show(const T &v, bool binary) {",
+        "    if (binary) return v != 0 ? \"1\" : \"-1\";",
+        "    return v.to_string(10);",
+        "}", "",
+        "int main(int argc, char **argv) {",
+        "    const char *in_path = argc > 1 ? argv[1] : \"tb_input.txt\";",
+        "    const char *out_path = argc > 2 ? argv[2] : \"tb_output.txt\";",
+        "    const char *exp_path = argc > 3 ? argv[3] : \"tb_expected.txt\";",
+        "    std::ifstream fin(in_path);",
+        "    if (!fin) { std::fprintf(stderr, \"tb: cannot open %s\\n\", in_path); return 2; }",
+        "    std::ofstream fout(out_path);",
+        "    if (!fout) { std::fprintf(stderr, \"tb: cannot write %s\\n\", out_path); return 2; }",
+        "    std::ifstream fexp(exp_path);",
+        "    const bool check = (bool)fexp;",
+        "    long n = 0, bad = 0;",
+        "    std::string line, expect;",
+        "    while (std::getline(fin, line)) {",
+        "        if (line.find_first_not_of(\" \\t\\r\") == std::string::npos) continue;",
+        "        std::istringstream ss(line);",
+        "        std::string tok;",
+    ]
+    for k, t in enumerate(ins):
+        lines += [f"        static in{k}_t in{k}[N_IN{k}];",
+                  f"        for (int i = 0; i < N_IN{k}; i++) {{",
+                  f"            if (!(ss >> tok) || !parse_elem(tok, in{k}[i], {str(t.binary).lower()})) {{",
+                  f"                std::fprintf(stderr, \"tb: line %ld: bad or missing element %d of input {k}\\n\", "
+                  f"n + 1, i);",
+                  "                return 2;",
+                  "            }",
+                  "        }"]
+    for k in range(len(outs)):
+        lines.append(f"        static out{k}_t out{k}[N_OUT{k}];")
+    call = ", ".join([f"in{k}" for k in range(len(ins))] + [f"out{k}" for k in range(len(outs))])
+    lines += [f"        {top}({call});", "        std::string got;"]
+    for k, t in enumerate(outs):
+        lines += [f"        for (int i = 0; i < N_OUT{k}; i++) {{",
+                  f"            if (!got.empty()) got += ' ';",
+                  f"            got += show(out{k}[i], {str(t.binary).lower()});",
+                  "        }"]
+    lines += [
+        "        fout << got << '\\n';",
+        "        if (check) {",
+        "            if (!std::getline(fexp, expect)) expect.clear();",
+        "            while (!expect.empty() && (expect.back() == '\\r' || expect.back() == ' ')) expect.pop_back();",
+        "            if (expect != got) {",
+        "                if (bad < 5) std::fprintf(stderr, \"tb: vector %ld differs\\n  expected: %s\\n  got:      %s\\n\", "
+        "n, expect.c_str(), got.c_str());",
+        "                bad++;",
+        "            }",
+        "        }",
+        "        n++;",
+        "    }",
+        "    if (check) std::printf(\"tb: %ld vectors, %ld exact, %ld mismatching\\n\", n, n - bad, bad);",
+        "    else std::printf(\"tb: %ld vectors written to %s (no %s to compare)\\n\", n, out_path, exp_path);",
+        "    return bad ? 1 : 0;",
+        "}", ""]
+    return "\n".join(lines)
+
+
+def _build_tcl(top: str, part: str, clock_mhz: float) -> str:
+    period = 1000.0 / clock_mhz
+    return "\n".join([
+        f"# Vitis HLS project for {top} (generated by {GENERATOR})",
+        "# usage: vitis_hls -f build.tcl    (C-simulation, synthesis, C/RTL co-simulation, IP export)",
+        "set here [file dirname [file normalize [info script]]]",
+        f"open_project -reset {top}_prj",
+        f"set_top {top}",
+        f"add_files $here/firmware/{top}.cpp -cflags \"-std=c++14 -I$here/firmware\"",
+        f"add_files $here/firmware/{top}.h",
+        f"add_files $here/firmware/{top}_weights.h",
+        "add_files $here/firmware/qrtl_hls.h",
+        "add_files -tb $here/tb.cpp -cflags \"-std=c++14 -I$here/firmware\"",
+        "add_files -tb $here/tb_data/tb_input.txt",
+        "add_files -tb $here/tb_data/tb_expected.txt",
+        "open_solution -reset solution1 -flow_target vivado",
+        f"set_part {{{part}}}",
+        f"create_clock -period {period:.3f} -name default",
+        "# the testbench compares every output with the golden model's (tb_expected.txt); a mismatch fails",
+        "set tb_args \"$here/tb_data/tb_input.txt tb_output.txt $here/tb_data/tb_expected.txt\"",
+        "csim_design -argv $tb_args",
+        "csynth_design",
+        "cosim_design -argv $tb_args",
+        f"export_design -format ip_catalog -vendor qrtl.org -library qrtl -description \"{top} (qrtl)\"",
+        "exit",
+        ""])
+
+
+def _readme(top: str, net: Network, part: str, clock: float, ins: list[Tensor], outs: list[Tensor]) -> str:
+    def io(ts, what):
+        return "\n".join(f"* {what} {k} `{t.name}`: {t.n} x `{t.ctype}` ({t.type.describe()}, shape "
+                         f"{tuple(t.shape)}{', 1 <-> +1' if t.binary else ''})" for k, t in enumerate(ts))
+    return f"""# {top}: Vitis HLS project (generated by qrtl)
+
+Integer network `{net.name}` as HLS C++: one inference per call of `{top}()`, `#pragma HLS PIPELINE II=1`,
+weights as partitioned constant arrays, requantization and rounding exactly as qrtl's golden model.
+
+{io(ins, "input")}
+{io(outs, "output")}
+
+Arrays are flat in C order (channels last). Minifloat tensors (if any) carry raw units (multiples of the
+smallest subnormal), not the sign/exponent/mantissa encoding.
+
+## C-simulation with g++ (no AMD tools)
+
+```sh
+g++ -std=c++14 -O1 -I<hls4ml>/templates/vivado/ap_types -Ifirmware tb.cpp firmware/{top}.cpp -o tb
+./tb tb_data/tb_input.txt tb_output.txt tb_data/tb_expected.txt
+```
+`qrtl hls NET -o DIR --csim` does this and compares every output with the golden model.
+
+## Vitis HLS
+
+```sh
+vitis_hls -f build.tcl
+```
+runs C-simulation, synthesis for `{part}` at {clock:g} MHz, C/RTL co-simulation and exports the IP
+(`{top}_prj/solution1/impl/ip`).
+"""
+
+
+# ---- vectors, files, C-simulation ------------------------------------------------------
+
+def random_inputs(net: Network, n: int, seed: int = 0) -> list[np.ndarray]:
+    """Edge vectors (all min, all max, zero, alternating), then uniform raw values, per input."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for inp in net.inputs:
+        t, shape = inp.type, tuple(inp.shape)
+        if isinstance(t, BinaryType):
+            body = rng.choice(np.array([-1, 1]), size=(max(n, 0),) + shape)
+            edges = [np.full(shape, -1), np.full(shape, 1), np.resize([-1, 1], shape)]
+        elif isinstance(t, MinifloatType):
+            vals = sorted({int(v) for v in _minifloat_values(t)})
+            body = rng.choice(np.array(vals, dtype=np.int64), size=(max(n, 0),) + shape)
+            edges = [np.full(shape, t.lo), np.full(shape, t.hi), np.zeros(shape, np.int64),
+                     np.resize([t.lo, t.hi], shape)]
+        else:
+            if t.bits <= 62:
+                body = rng.integers(t.lo, t.hi + 1, size=(max(n, 0),) + shape)
+            else:  # wide inputs: random bits
+                body = np.array([t.lo + int.from_bytes(rng.bytes((t.bits + 7) // 8), "little") % (t.hi - t.lo + 1)
+                                 for _ in range(max(n, 0) * int(np.prod(shape)))], dtype=object).reshape(
+                    (max(n, 0),) + shape)
+            edges = [np.full(shape, t.lo, dtype=object), np.full(shape, t.hi, dtype=object),
+                     np.zeros(shape, dtype=object), np.resize(np.array([t.lo, t.hi], dtype=object), shape)]
+        edges = np.stack(edges)
+        both = np.concatenate([edges.astype(object), np.asarray(body).astype(object)])[:n]
+        out.append(golden._narrow(both) if both.dtype == object else both)
+    return out
+
+
+def _minifloat_values(t: MinifloatType) -> list[int]:
+    vals = []
+    for e in range(t.max_exp_field + 1):
+        for m in range(1 << t.man_bits):
+            if e == t.max_exp_field and m > t.max_mantissa_at_top:
+                continue
+            u = m if e == 0 else ((1 << t.man_bits) + m) << (e - 1)
+            vals += [u, -u]
+    return vals
+
+
+def _fmt_rows(arrays: list[np.ndarray], binary: list[bool]) -> str:
+    n = len(arrays[0]) if arrays else 0
+    flat = [np.asarray(a).reshape(n, -1) for a in arrays]
+    lines = []
+    for r in range(n):
+        parts = []
+        for f in flat:
+            parts += [str(int(v)) for v in f[r]]
+        lines.append(" ".join(parts))
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def golden_outputs(net: Network, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    res = golden.run(net, {inp.name: x for inp, x in zip(net.inputs, inputs)})
+    return [np.asarray(res[o]) for o in net.outputs]
+
+
+def write_vectors(project_dir: str | Path, net: Network, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """tb_data/tb_input.txt and tb_data/tb_expected.txt (golden outputs); returns the golden outputs."""
+    d = Path(project_dir) / "tb_data"
+    d.mkdir(parents=True, exist_ok=True)
+    types = net.tensor_types()
+    expected = golden_outputs(net, inputs)
+    (d / "tb_input.txt").write_text(_fmt_rows(inputs, [isinstance(i.type, BinaryType) for i in net.inputs]))
+    (d / "tb_expected.txt").write_text(_fmt_rows(expected, [isinstance(types[o], BinaryType) for o in net.outputs]))
+    return expected
+
+
+@dataclass
+class CsimResult:
+    vectors: int
+    exact_vectors: int
+    outputs: int
+    exact_outputs: int
+    first_mismatch: dict | None
+    compile_seconds: float
+    run_seconds: float
+    compiler: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exact_vectors == self.vectors and self.exact_outputs == self.outputs
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__, ok=self.ok)
+
+    def describe(self) -> str:
+        s = (f"C-sim (g++): {self.exact_vectors}/{self.vectors} vectors bit-exact, "
+             f"{self.exact_outputs}/{self.outputs} outputs exact vs the golden model "
+             f"(compile {'cached' if self.compile_seconds == 0 else f'{self.compile_seconds:.1f} s'}, "
+             f"run {self.run_seconds:.2f} s)")
+        if self.first_mismatch:
+            m = self.first_mismatch
+            s += (f"; first mismatch: vector {m['vector']}, output element {m['element']}: expected "
+                  f"{m['expected']}, got {m['got']}")
+        return s
+
+
+def compile_csim(project_dir: str | Path, top: str, opt: str = "-O1") -> tuple[Path, float]:
+    """Compile tb.cpp + the top with plain g++ and hls4ml's ap_types headers."""
+    d = Path(project_dir)
+    cxx = shutil.which("g++") or shutil.which("c++")
+    if cxx is None:
+        raise HLSError("no C++ compiler (g++) on PATH: install g++ to run the C-simulation")
+    exe = d / "csim_tb"
+    stamp = d / "csim_tb.sha256"
+    digest = hashlib.sha256(f"{cxx} {opt} {ap_include_dir()}".encode())
+    for f in [d / "tb.cpp"] + sorted((d / "firmware").iterdir()):
+        digest.update(f.name.encode() + b"\0" + f.read_bytes())
+    if exe.is_file() and stamp.is_file() and stamp.read_text().strip() == digest.hexdigest():
+        return exe, 0.0  # same sources: reuse the binary
+    cmd = [cxx, "-std=c++14", opt, "-w", f"-I{ap_include_dir()}", f"-I{d / 'firmware'}", str(d / "tb.cpp"),
+           str(d / "firmware" / f"{top}.cpp"), "-o", str(exe)]
+    t0 = time.perf_counter()
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    secs = time.perf_counter() - t0
+    if res.returncode != 0:
+        (d / "csim_compile.log").write_text(res.stdout + res.stderr)
+        first = next((ln for ln in res.stderr.splitlines() if "error" in ln), res.stderr.strip()[:300])
+        raise HLSError(f"{d}: g++ failed to compile the C-simulation ({first.strip()}); see {d / 'csim_compile.log'}")
+    stamp.write_text(digest.hexdigest() + "\n")
+    return exe, secs
+
+
+def run_csim(net: Network, project_dir: str | Path, inputs: list[np.ndarray], top: str | None = None) -> CsimResult:
+    """Write vectors, compile, run the testbench and compare every output with the golden model."""
+    d = Path(project_dir)
+    top = cname(top or net.name)
+    expected = write_vectors(d, net, inputs)
+    exe, csecs = compile_csim(d, top)
+    out_txt = d / "tb_output.txt"
+    t0 = time.perf_counter()
+    res = subprocess.run([str(exe), str(d / "tb_data" / "tb_input.txt"), str(out_txt),
+                          str(d / "tb_data" / "tb_expected.txt")],
+                         capture_output=True, text=True)
+    rsecs = time.perf_counter() - t0
+    if res.returncode not in (0, 1):
+        raise HLSError(f"{d}: C-simulation testbench failed (status {res.returncode}): "
+                       f"{(res.stderr or res.stdout).strip()[:300]}")
+    n = len(inputs[0])
+    exp_rows = np.concatenate([np.asarray(e).reshape(n, -1).astype(object) for e in expected], axis=1) if n else \
+        np.zeros((0, 0), dtype=object)
+    got_lines = out_txt.read_text().splitlines()
+    exact_v, exact_o, total_o = 0, 0, 0
+    first = None
+    for r in range(n):
+        want = [int(v) for v in exp_rows[r]]
+        got = [int(t) for t in got_lines[r].split()] if r < len(got_lines) else []
+        total_o += len(want)
+        same = [a == b for a, b in zip(want, got)] + [False] * (len(want) - len(got))
+        exact_o += sum(same[:len(want)])
+        if all(same[:len(want)]) and len(got) == len(want):
+            exact_v += 1
+        elif first is None:
+            k = next((i for i, s in enumerate(same) if not s), 0)
+            first = {"vector": r, "element": k, "expected": want[k] if k < len(want) else None,
+                     "got": got[k] if k < len(got) else None}
+    return CsimResult(n, exact_v, total_o, exact_o, first, round(csecs, 3), round(rsecs, 3), "g++ -O1")
