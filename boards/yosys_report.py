@@ -5,7 +5,7 @@
   CARRY / DSP / BRAM counts; then the flattened netlist's longest
   register-to-register path (``ltp -noff``, cells on the path) as a timing
   proxy.
-* ASIC: generic ``synth -flatten`` then ``abc -g NAND``: 2-input NANDs and
+* ASIC: generic ``synth -flatten -noabc`` then ``abc -fast -g NAND``: 2-input NANDs and
   inverters; NAND2-equivalents count an inverter as 1 and a flip-flop as 6
   (a typical reset-less D flip-flop), both weights reported with the counts.
 
@@ -142,8 +142,8 @@ def synth_asic(files: list[Path], top: str, work: Path, timeout: float = 3600) -
     script = "\n".join([
         _read_list(files),
         f"hierarchy -check -top {top}",
-        f"synth -flatten -top {top}",
-        "abc -g NAND",
+        f"synth -flatten -noabc -top {top}",  # one technology mapping below, not two
+        "abc -fast -g NAND",
         "opt_clean",
         "tee -q -o stat_asic.json stat -json",
         "tee -q -o ltp_asic.txt ltp -noff",
