@@ -43,7 +43,7 @@ synth: install
 ifdef EXAMPLE
 	$(BIN)/qrtl synth $(EXAMPLE) --board $(BOARD) -o $(OUT)/synth
 else
-	$(BIN)/python examples/econ_autoencoder/synth.py --out $(OUT)/econ --board $(BOARD)
+	$(BIN)/python examples/econ_autoencoder/synth.py --out $(OUT)/econ --board $(BOARD) $(SYNTH_ARGS)
 endif
 
 cosim: install
