@@ -63,6 +63,40 @@ def vname(text: str) -> str:
     return s
 
 
+# (System)Verilog keywords a network name could plausibly be; the top module gets a suffix
+_KEYWORDS = {"always", "and", "assign", "begin", "bit", "buf", "byte", "case", "class", "config", "const", "default",
+             "design", "do", "edge", "else", "end", "event", "final", "for", "function", "generate", "if", "initial",
+             "inout", "input", "int", "integer", "interface", "logic", "module", "nand", "nor", "not", "or", "output",
+             "package", "parameter", "program", "real", "reg", "repeat", "signed", "string", "supply0", "supply1",
+             "table", "task", "time", "type", "wait", "while", "wire", "xor"}
+
+
+def _identifiers(net: Network) -> dict[str, str]:
+    """A distinct Verilog identifier stem per tensor.  vname() alone can map two
+    names to one identifier ('a.b' and 'a_b'), and an op named 'axis' would give a
+    module <top>_axis, the AXI4-Stream wrapper's name: those get a numeric suffix."""
+    used = {"axis"}
+    out: dict[str, str] = {}
+    for name in [i.name for i in net.inputs] + [op.name for op in net.ops]:
+        base = vname(name)
+        ident, k = base, 2
+        while ident in used:
+            ident, k = f"{base}_{k}", k + 1
+        used.add(ident)
+        out[name] = ident
+    return out
+
+
+def _live_ops(net: Network) -> Network:
+    """``net`` without the ops its output does not depend on (they would be unused logic)."""
+    need = set(net.outputs)
+    for op in reversed(net.ops):
+        if op.name in need:
+            need.update(op.inputs)
+    ops = [op for op in net.ops if op.name in need]
+    return net if len(ops) == len(net.ops) else Network(net.name, net.inputs, ops, net.outputs, net.notes, net.meta)
+
+
 @dataclass
 class TensorInfo:
     name: str
@@ -131,9 +165,9 @@ class OpModule:
             lo, hi = int(t.lo[i]), int(t.hi[i])
             w = t.ew
             sl = f"in{port}[{i * w + w - 1}:{i * w}]" if w > 1 else f"in{port}[{i}]"
-            if t.binary:
-                raise RTLError(f"{self.op.where()}: binary tensor used as integers")
-            if t.type.signed:
+            if t.binary:  # bit b is the value 2b-1: the 2-bit two's complement {~b, 1} (01 = +1, 11 = -1)
+                self._cache[key] = self.m.wire(f"x{port}", 2, lo, hi, f"{{~{sl}, 1'b1}}")
+            elif t.type.signed:
                 self._cache[key] = self.m.wire(f"x{port}", w, lo, hi, sl)
             else:
                 self._cache[key] = self.m.wire(f"x{port}", w + 1, lo, hi, f"{{1'b0, {sl}}}")
@@ -151,7 +185,11 @@ class OpModule:
         elems = [self.m.at_stage(e, stage) if isinstance(e, Sig) else e for e in elems]
         for e in elems:
             if t.binary:
-                parts.append(e.name if isinstance(e, Sig) else e)
+                if isinstance(e, Sig) and e.width > 1:  # a +-1 integer (maxpool, clip, lut): +1 <-> sign bit 0
+                    parts.append(f"~{e.name}[{e.width - 1}]")
+                    self.m.unused.append(f"{e.name}[{e.width - 2}:0]")
+                else:
+                    parts.append(e.name if isinstance(e, Sig) else e)
                 continue
             w = t.ew
             if t.type.signed:
@@ -578,9 +616,10 @@ def _port_decl(direction: str, name: str, width: int, kind: str = "wire") -> str
 
 
 def _op_module(top: str, op: Op, ins: list[TensorInfo], out: TensorInfo, registered: bool,
-               max_level: int = 0, params: ParamBlock | None = None, tmr: bool = False) -> tuple[str, str, int]:
+               max_level: int = 0, params: ParamBlock | None = None, tmr: bool = False,
+               ident: str | None = None) -> tuple[str, str, int]:
     """(module name, text, latency in cycles)."""
-    name = f"{top}_{vname(op.name)}"
+    name = f"{top}_{ident or vname(op.name)}"
     m = ModuleText(name, max_level=max_level)
     gen = OpModule(m, op, ins, out, params, tmr)
     elems = gen.gen()
@@ -623,6 +662,14 @@ def generate(net: Network, top: str | None = None, pipeline: str = "layer", weig
     if weights not in WEIGHT_MODES:
         raise RTLError(f"--weights must be one of {WEIGHT_MODES}, got {weights!r}")
     top = vname(top or net.name)
+    if top in _KEYWORDS:
+        top += "_net"
+    if net.outputs[0] == net.inputs[0].name:
+        raise RTLError(f"network '{net.name}': the output is the input; there is nothing to build")
+    live = _live_ops(net)  # ops the output does not depend on are left out (manifest: dropped_ops)
+    dropped = [op.name for op in net.ops if op.name not in {o.name for o in live.ops}]
+    net = live  # now the output is the last op
+    ids = _identifiers(net)
     layout: list[ParamBlock] = []
     if weights != "fixed":
         layout = param_layout(net, weight_bits, bias_bits)
@@ -648,14 +695,15 @@ def generate(net: Network, top: str | None = None, pipeline: str = "layer", weig
         if op.name == last and not registered:
             registered = True
         blk = blocks.get(op.name)
-        mname, text, cycles = _op_module(top, op, ins, out, registered, max_level, blk, weights == "tmr")
+        mname, text, cycles = _op_module(top, op, ins, out, registered, max_level, blk, weights == "tmr",
+                                         ids[op.name])
         files[f"{mname}.v"] = text
         target = max(stage[i] for i in op.inputs)
         conns = []
         for k, i in enumerate(op.inputs):
             src = sig_of[i]
             for d in range(stage[i], target):
-                dname = f"dly_{vname(i)}_{d + 1}"
+                dname = f"dly_{ids[i]}_{d + 1}"
                 if dname not in sig_of.values():
                     w = infos[i].width
                     delays.append(f"  reg [{w - 1}:0] {dname};" if w > 1 else f"  reg {dname};")
@@ -663,7 +711,7 @@ def generate(net: Network, top: str | None = None, pipeline: str = "layer", weig
                     sig_of[f"{i}@{d + 1}"] = dname
                 src = dname
             conns.append(f".in{k}({src})")
-        wname = f"t_{vname(op.name)}"
+        wname = f"t_{ids[op.name]}"
         w = out.width
         decls.append(f"  wire [{w - 1}:0] {wname};" if w > 1 else f"  wire {wname};")
         if blk:
@@ -672,10 +720,10 @@ def generate(net: Network, top: str | None = None, pipeline: str = "layer", weig
             decls.append(f"  wire {chain_out};")
             cfg_chain.append(chain_out)
             conns += [".cfg_en(cfg_en)", f".cfg_sdi({chain_in})", ".cfg_commit(cfg_commit)", f".cfg_sdo({chain_out})"]
-        inst.append(f"  {mname} u_{vname(op.name)} (.clk(clk), {', '.join(conns)}, .out({wname}));")
+        inst.append(f"  {mname} u_{ids[op.name]} (.clk(clk), {', '.join(conns)}, .out({wname}));")
         sig_of[op.name] = wname
         stage[op.name] = target + cycles
-        op_stage[op.name] = {"module": mname, "instance": f"u_{vname(op.name)}", "stage": stage[op.name],
+        op_stage[op.name] = {"module": mname, "instance": f"u_{ids[op.name]}", "stage": stage[op.name],
                              "registered": registered, "cycles": cycles, "width": out.width, "element_bits": out.ew,
                              "signed": bool(getattr(out.type, "signed", False)) and not out.binary,
                              "binary": out.binary}
@@ -740,9 +788,11 @@ def generate(net: Network, top: str | None = None, pipeline: str = "layer", weig
                    "binary": infos[out_name].binary},
         "ops": op_stage, "files": sorted(files), "axis_top": axis_name, "weights": weights,
     }
+    if dropped:
+        manifest["dropped_ops"] = dropped
     if layout:
         manifest["cfg"] = {"bits": sum(b.bits for b in layout), "mode": weights,
-                           "blocks": [dict(b.__dict__, instance=f"u_{vname(b.op)}") for b in layout]}
+                           "blocks": [dict(b.__dict__, instance=f"u_{ids[b.op]}") for b in layout]}
     return Design(top, files, latency, stage, manifest)
 
 

@@ -48,6 +48,17 @@ async def axis_backpressure(dut):
         await RisingEdge(dut.aclk)
     dut.aresetn.value = 1
     await RisingEdge(dut.aclk)
+    stalls = {"input": 0, "output": 0}  # cycles with tvalid high and tready low, per side
+
+    async def count_stalls():
+        while True:
+            await RisingEdge(dut.aclk)
+            if int(dut.s_axis_tvalid.value) and not int(dut.s_axis_tready.value):
+                stalls["input"] += 1
+            if int(dut.m_axis_tvalid.value) and not int(dut.m_axis_tready.value):
+                stalls["output"] += 1
+
+    cocotb.start_soon(count_stalls())
 
     frames = []
     i = 0
@@ -72,7 +83,8 @@ async def axis_backpressure(dut):
     result = {"vectors": len(inputs), "outputs_seen": len(got), "latency": int(man["latency"]), "resets": 0,
               "exact_vectors": len(got_raw) - len(bad) if len(got_raw) == len(exp) else 0,
               "mismatches": len(bad) + abs(len(got_raw) - len(exp)) + (0 if lengths == frames else 1),
-              "first_mismatch": None, "first_wrong_layer": None, "frames_ok": lengths == frames}
+              "first_mismatch": None, "first_wrong_layer": None, "frames_ok": lengths == frames,
+              "frames": len(frames), "input_stall_cycles": stalls["input"], "output_stall_cycles": stalls["output"]}
     if bad:
         v = bad[0]
         k = int(np.argmax(got_raw[v] != exp[v]))

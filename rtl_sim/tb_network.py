@@ -33,6 +33,15 @@ def _read(handle) -> int:
     return int(handle.value.to_unsigned()) if hasattr(handle.value, "to_unsigned") else int(handle.value)
 
 
+def _peek(handle) -> int | None:
+    """A layer output, or None while it holds X/Z (registers before the first vector
+    reaches them: 4-state simulators such as Icarus start them unknown)."""
+    v = handle.value
+    if hasattr(v, "is_resolvable") and not v.is_resolvable:
+        return None
+    return _read(handle)
+
+
 async def load_config(dut, bits_hex: str, n_bits: int) -> None:
     """Shift a weight bitstream in (first bit = most significant of the hex word)."""
     value = int(bits_hex, 16) if n_bits else 0
@@ -68,7 +77,7 @@ async def stream_phase(dut, inputs: list[int], expected: np.ndarray, man: dict, 
         if _read(dut.out_valid):
             got.append(_read(dut.out_data))
         if trace:
-            history.append({k: _read(getattr(dut, man["ops"][k]["instance"]).out) for k in layer_expect})
+            history.append({k: _peek(getattr(dut, man["ops"][k]["instance"]).out) for k in layer_expect})
 
     reset_at = len(inputs) // 2 if len(inputs) >= 4 else -1
     i = 0
@@ -128,13 +137,18 @@ async def stream_phase(dut, inputs: list[int], expected: np.ndarray, man: dict, 
         for v, t0 in enumerate(sent_at):
             for k in order:
                 info = man["ops"][k]
-                t = t0 + int(info["stage"])
+                # sampled at falling edge t0 + stage: a registered output then shows what the rising
+                # edge in between stored; a combinational op at stage 0 (a wiring op on the network
+                # input, or any op with --pipeline none) shows the vector only from falling edge t0 + 1,
+                # while in_data still holds it (sample() runs before the next vector is driven)
+                t = t0 + max(int(info["stage"]), 1)
                 if t >= len(history):
                     continue
                 shape_n = int(np.prod(layer_expect[k].shape[1:]))
-                val = unpack_bus([history[t][k]], shape_n, int(info["element_bits"]), bool(info["signed"]),
-                                 bool(info["binary"]))[0]
-                if not np.array_equal(val, layer_expect[k][v].reshape(-1)):
+                raw = history[t][k]
+                val = None if raw is None else unpack_bus([raw], shape_n, int(info["element_bits"]),
+                                                          bool(info["signed"]), bool(info["binary"]))[0]
+                if val is None or not np.array_equal(val, layer_expect[k][v].reshape(-1)):
                     result["first_wrong_layer"] = {"vector": v, "layer": k}
                     break
             if result["first_wrong_layer"]:
