@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -61,6 +62,17 @@ def tool_env() -> dict[str, str]:
                 words.append(f"OBJCACHE={cache}")
         env["MAKEFLAGS"] = " ".join(words)
     return env
+
+
+def fst_available() -> bool:
+    """Whether g++ finds the headers Verilator's FST writer needs (lz4, zlib);
+    without them Verilator waveforms are VCD."""
+    try:
+        res = subprocess.run(["c++", "-x", "c++", "-E", "-o", os.devnull, "-"], capture_output=True, text=True,
+                             input="#include <lz4.h>\n#include <zlib.h>\n", timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return res.returncode == 0
 
 
 @dataclass
@@ -165,8 +177,8 @@ def run_cosim(net: Network, raw_inputs: np.ndarray, work_dir: str | Path, simula
         build_args = ["-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast"]
         if cxx_opt:
             build_args += ["-CFLAGS", cxx_opt]  # USER_CPPFLAGS come after verilated.mk's OPT_FAST/OPT_SLOW
-        if waves:
-            build_args.append("--trace-fst")
+        if waves and fst_available():
+            build_args.append("--trace-fst")  # else the runner's --trace: VCD
     t0 = time.perf_counter()
     log = work / f"build_{simulator}.log"
     try:

@@ -184,3 +184,18 @@ def test_trace_layers_names_a_corrupted_layer(tmp_path, monkeypatch, capsys):
     x = random_vectors(net, 120, seed=0)
     exp = np.asarray(golden.run(net, x)[net.outputs[0]]).reshape(120, -1)
     assert exp[m["vector"], m["output_index"]] == m["expected"]
+
+
+@pytest.mark.parametrize("simulator", ["verilator", "icarus"])
+def test_cli_cosim_waves(simulator, tmp_path, capsys):
+    """`qrtl cosim --waves` writes a waveform with either simulator (Verilator: FST when
+    its lz4/zlib headers are installed, else VCD) and exits 0 when bit-exact."""
+    netfile.save(rtl_nets.awkward_names(), tmp_path / "net")
+    rc = main(["cosim", str(tmp_path / "net"), "--random", "40", "--simulator", simulator, "--waves",
+               "-o", str(tmp_path / "work")])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert f"{simulator}: 40/40 vectors bit-exact" in out
+    waves = Path(out.split("waves: ")[1].split()[0])
+    assert waves.suffix in (".vcd", ".fst") and waves.stat().st_size > 0
+

@@ -105,6 +105,13 @@ def test_lint_clean(nets, name, pipeline, tmp_path):
         assert lint(d, tmp_path, top) == "", f"{name} ({pipeline}), top {top}"
 
 
+@pytest.mark.parametrize("weights", ["registers", "tmr"])
+def test_lint_clean_weight_registers(nets, weights, tmp_path):
+    d = generate(nets["branch"], weights=weights)
+    for top in (d.top, d.manifest["axis_top"]):
+        assert lint(d, tmp_path, top) == "", (weights, top)
+
+
 def test_lint_clean_jet_tagger(jet_net, tmp_path):
     d = generate(jet_net)
     for top in (d.top, d.manifest["axis_top"]):
