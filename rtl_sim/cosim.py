@@ -131,6 +131,10 @@ def run_cosim(net: Network, raw_inputs: np.ndarray, work_dir: str | Path, simula
     if simulator not in SIMULATORS:
         raise CosimError(f"--simulator must be one of {SIMULATORS}, got {simulator!r}")
     work = Path(work_dir).resolve()
+    if simulator == "verilator" and any(c in str(work) for c in " :#$"):
+        # make (Verilator's build) cannot handle these in target paths ("multiple target patterns")
+        raise CosimError(f"work directory {str(work)!r}: Verilator's make cannot build in a path containing "
+                         f"spaces, ':', '#' or '$'; choose another directory (-o)")
     work.mkdir(parents=True, exist_ok=True)
     design = design or generate(net)
     rtl_dir = work / "rtl"

@@ -199,3 +199,12 @@ def test_cli_cosim_waves(simulator, tmp_path, capsys):
     waves = Path(out.split("waves: ")[1].split()[0])
     assert waves.suffix in (".vcd", ".fst") and waves.stat().st_size > 0
 
+
+def test_cosim_rejects_a_work_dir_make_cannot_handle(tmp_path):
+    from rtl_sim.cosim import CosimError
+
+    net = rtl_nets.awkward_names()
+    with pytest.raises(CosimError, match="choose another directory"):
+        run_cosim(net, rtl_nets.vectors(net, 4), tmp_path / "depth:1", "verilator")
+    assert not (tmp_path / "depth:1").exists()
+
