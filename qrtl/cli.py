@@ -93,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     cs.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
     cs.add_argument("--trace-layers", action="store_true", help="also compare every layer's output and name the "
                                                                   "first wrong layer")
-    cs.add_argument("--waves", action="store_true", help="write a waveform (FST with Verilator, VCD with Icarus)")
+    cs.add_argument("--waves", action="store_true", help="write a waveform (Icarus: FST; Verilator: FST when the lz4/zlib headers are installed, else VCD)")
     cs.add_argument("--pipeline", default="layer", metavar="MODE", help="as for 'qrtl rtl'")
     cs.add_argument("-o", "--out", metavar="DIR", help="work directory (default: a build/ folder next to NET)")
     cs.add_argument("--seed", type=int, default=0, help="seed for --random and the valid gaps")
