@@ -47,7 +47,7 @@ import numpy as np
 from qat import golden
 from qat.golden import pad_amounts
 from qat.intervals import Bounds, analyze
-from qat.network import Network, NetworkError, Op
+from qat.network import Network, NetworkError, Op, unique_name
 from qat.types import BinaryType, MinifloatType, TensorType, signed_bits_for, unsigned_bits_for
 
 GENERATOR = "qrtl hls.hls_cpp 1"
@@ -229,12 +229,7 @@ class _Gen:
         self.op_info: dict[str, dict] = {}
 
     def unique(self, base: str) -> str:
-        name, k = base, 1
-        while name in self.used:
-            k += 1
-            name = f"{base}_{k}"
-        self.used.add(name)
-        return name
+        return unique_name(base, self.used)
 
     def note_width(self, w: int) -> None:
         self.max_width = max(self.max_width, int(w))

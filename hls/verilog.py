@@ -30,7 +30,7 @@ import numpy as np
 
 from qat.golden import pad_amounts, pool_geometry
 from qat.intervals import Bounds, analyze
-from qat.network import Network, NetworkError, Op
+from qat.network import Network, NetworkError, Op, unique_name
 from qat.types import BinaryType, IntType, MinifloatType, TensorType, is_po2, log2_exact, signed_bits_for
 
 from .reconfig import WEIGHT_MODES, ParamBlock, param_layout, worst_case_bounds, worst_case_network
@@ -78,12 +78,7 @@ def _identifiers(net: Network) -> dict[str, str]:
     used = {"axis"}
     out: dict[str, str] = {}
     for name in [i.name for i in net.inputs] + [op.name for op in net.ops]:
-        base = vname(name)
-        ident, k = base, 2
-        while ident in used:
-            ident, k = f"{base}_{k}", k + 1
-        used.add(ident)
-        out[name] = ident
+        out[name] = unique_name(vname(name), used)
     return out
 
 

@@ -105,5 +105,14 @@ class Network:
         raise KeyError(name)
 
 
+def unique_name(base: str, used: set[str]) -> str:
+    """``base``, or ``base_2``, ``base_3``, ... : the first not in ``used`` (which it joins)."""
+    name, k = base, 2
+    while name in used:
+        name, k = f"{base}_{k}", k + 1
+    used.add(name)
+    return name
+
+
 class NetworkError(ValueError):
     """A network that is malformed or whose arithmetic could overflow."""

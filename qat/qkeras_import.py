@@ -58,7 +58,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 from .intervals import Bounds, op_bounds, type_bounds
-from .network import Input, Network, NetworkError, Op
+from .network import Input, Network, NetworkError, Op, unique_name
 from .types import (BinaryType, IntType, TensorType, is_po2, log2_exact, parse_fixed, signed_bits_for,
                     type_for_range, unit_scale)
 
@@ -334,16 +334,10 @@ class Builder:
         self.bounds: dict[str, Bounds] = {}
         self.types: dict[str, TensorType] = {}
         self.shapes: dict[str, tuple[int, ...]] = {}
-        self.rank_of: dict[str, int] = {}
         self._used: set[str] = set()
 
     def unique(self, base: str) -> str:
-        name, i = base, 1
-        while name in self._used:
-            i += 1
-            name = f"{base}_{i}"
-        self._used.add(name)
-        return name
+        return unique_name(base, self._used)
 
     def add_input(self, inp: Input) -> str:
         self._used.add(inp.name)
