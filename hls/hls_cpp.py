@@ -823,7 +823,7 @@ def _testbench(top: str, ins: list[Tensor], outs: list[Tensor]) -> str:
     lines += [f"        {top}({call});", "        std::string got;"]
     for k, t in enumerate(outs):
         lines += [f"        for (int i = 0; i < N_OUT{k}; i++) {{",
-                  f"            if (!got.empty()) got += ' ';",
+                  "            if (!got.empty()) got += ' ';",
                   f"            got += show(out{k}[i], {str(t.binary).lower()});",
                   "        }"]
     lines += [

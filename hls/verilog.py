@@ -31,7 +31,7 @@ import numpy as np
 from qat.golden import pad_amounts, pool_geometry
 from qat.intervals import Bounds, analyze
 from qat.network import Network, NetworkError, Op, unique_name
-from qat.types import BinaryType, IntType, MinifloatType, TensorType, is_po2, log2_exact, signed_bits_for
+from qat.types import BinaryType, MinifloatType, TensorType, is_po2, log2_exact, signed_bits_for
 
 from .reconfig import WEIGHT_MODES, ParamBlock, param_layout, worst_case_bounds, worst_case_network
 from .verilog_text import ModuleText, Sig, const

@@ -46,7 +46,6 @@ also unquantized layers, nested models.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -58,7 +57,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 from .intervals import Bounds, op_bounds, type_bounds
-from .network import Input, Network, NetworkError, Op, unique_name
+from .network import Input, Network, Op, unique_name
 from .types import (BinaryType, IntType, TensorType, is_po2, log2_exact, parse_fixed, signed_bits_for,
                     type_for_range, unit_scale)
 
@@ -433,7 +432,6 @@ class QKerasImporter:
         final_layer = model.layers[-1]
         out_name = self.need_int(final, final_layer)
         if self.output == "argmax":
-            t = self.b.types[out_name]
             n = self.b.shapes[out_name][-1]
             out_name = self.b.add(Op(self.b.unique("argmax"), "argmax", [out_name], (),
                                      IntType(max(1, (n - 1).bit_length()), False), source="--output argmax"))

@@ -48,7 +48,7 @@ from boards.catalog import board as get_board  # noqa: E402
 from boards.yosys_report import synthesize, timing  # noqa: E402
 from hls.reconfig import param_layout, worst_case_network  # noqa: E402
 from hls.verilog import generate  # noqa: E402
-from qat import golden, netfile  # noqa: E402
+from qat import netfile  # noqa: E402
 from qat.input_quant import quantize_real  # noqa: E402
 from qat.intervals import analyze  # noqa: E402
 from qrtl.cli import random_vectors  # noqa: E402
