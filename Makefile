@@ -17,8 +17,13 @@ $(STAMP): pyproject.toml constraints.txt
 	@$(PY) -c 'import sys; assert sys.version_info[:2] == (3, 11), "qrtl needs Python 3.11 (TensorFlow 2.15), found " + sys.version.split()[0]'
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip==24.3.1
+	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
-	$(BIN)/python -c "import qkeras, tensorflow, hls4ml, cocotb, qat, qrtl; print('qrtl environment ready: tensorflow', tensorflow.__version__)"
+	@# torch.onnx's exporter (Brevitas export_qonnx) needs onnxscript + onnx-ir + ml-dtypes 0.5,
+	@# newer than TensorFlow 2.15 declares (it runs with it); pip's resolver cannot take both
+	@# stacks in one step, so these three come without their (already present) dependencies.
+	$(BIN)/pip install --quiet --no-deps onnxscript==0.6.2 onnx-ir==1.0.0 ml-dtypes==0.5.1
+	$(BIN)/python -c "import qkeras, tensorflow, hls4ml, cocotb, torch, brevitas, qonnx, onnxscript, qat, qrtl; print('qrtl environment ready: tensorflow', tensorflow.__version__, '/ torch', torch.__version__, '/ brevitas', brevitas.__version__)"
 	touch $(STAMP)
 
 # Yosys (synthesis reports) and Icarus Verilog (second simulator) come from Debian.
