@@ -7,7 +7,10 @@ Two cases:
   quantized exactly as that quantizer does (the float32 scaling by a power of
   two is exact, so the rule below is bit-exact with TensorFlow/PyTorch).
   Specs: ``{"kind": "fixed", "shift": k, "rounding": r, "lo": a, "hi": b}``
-  -> clamp(round(x * 2^k)); ``{"kind": "binary"}`` -> +1 if x >= 0 else -1;
+  -> clamp(round(x * 2^k)); ``{"kind": "scaled", "scale": s, "zero_point": z, ...}`` ->
+  clamp(round(fl32(x / s) + z)) (Brevitas; float32 division is correctly rounded in
+  numpy and PyTorch alike); ``{"kind": "float_scaled", "scale": s, "rounding": r}`` ->
+  fl32(x / s) rounded to the minifloat grid; ``{"kind": "binary"}`` -> +1 if x >= 0 else -1;
   ``{"kind": "ternary", "threshold": t}`` -> sign(x) if |x| >= t else 0.
 * Otherwise real inputs must be exactly representable in the input type.
 """
@@ -39,12 +42,32 @@ def quantize_real(inp: Input, x: np.ndarray) -> np.ndarray:
         v = np.clip(v, -2.0 ** 62, 2.0 ** 62)
         r = round_float_exact(v, spec["rounding"])
         return check_raw(inp, np.clip(r, float(spec["lo"]), float(spec["hi"])).astype(np.int64))
+    if kind == "scaled":  # Brevitas: clamp(round(fl32(x / s) + z)), float32 division as PyTorch
+        v = (x32.astype(np.float32) / np.float32(spec["scale"])).astype(np.float64) + float(spec.get("zero_point", 0))
+        r = round_float_exact(np.clip(v, -2.0 ** 62, 2.0 ** 62), spec["rounding"])
+        return check_raw(inp, np.clip(r, float(spec["lo"]), float(spec["hi"])).astype(np.int64))
+    if kind == "float_scaled":  # Brevitas minifloat: fl32(x / s) rounded to the format's grid, saturating
+        from .qonnx_import import minifloat_from_real
+
+        v = x32.astype(np.float32) / np.float32(spec["scale"])
+        return check_raw(inp, np.asarray(minifloat_from_real(v, inp.type, spec["rounding"]), dtype=np.int64))
     if kind == "binary":
         return np.where(x32 >= 0, 1, -1).astype(np.int64)
     if kind == "ternary":
         t = float(np.float32(spec["threshold"]))
         return (np.where(np.abs(x32) >= t, 1, 0) * np.sign(x32)).astype(np.int64)
     raise NetworkError(f"input '{inp.name}': unknown real-input quantizer {kind!r}")
+
+
+def framework_to_network_layout(net, x: np.ndarray) -> np.ndarray:
+    """Inputs in the source framework's layout -> the network's channels-last layout.
+
+    Networks imported from QONNX/PyTorch (``meta['onnx_input_layout']``) take
+    (N, C, ...) inputs like PyTorch; others are channels-last already."""
+    x = np.asarray(x)
+    if net.meta.get("onnx_input_layout") and x.ndim >= 3:
+        return np.moveaxis(x, 1, -1)
+    return x
 
 
 def _exact_raw(inp: Input, x: np.ndarray) -> np.ndarray:

@@ -160,6 +160,14 @@ class MinifloatType:
 TensorType = Union[IntType, BinaryType, MinifloatType]
 
 
+def minifloat_magnitudes(t: MinifloatType) -> np.ndarray:
+    """Every representable magnitude of ``t`` in raw units (0 first, ascending, int64)."""
+    vals = {m for m in range(1 << t.man_bits)}  # exponent field 0: subnormals and zero
+    for e in range(1, t.max_exp_field + 1):
+        vals.update(((1 << t.man_bits) + m) << (e - 1) for m in range(1 << t.man_bits))
+    return np.array(sorted(v for v in vals if v <= t.max_units), dtype=np.int64)
+
+
 def unit_scale(t: TensorType) -> np.ndarray:
     """Real value of one raw unit, float64, shape (1,) or (channels,)."""
     s = np.asarray(t.scale, dtype=np.float64)

@@ -29,14 +29,17 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     c = sub.add_parser(
-        "convert", help="turn a trained QKeras model into an integer network",
-        description="Convert a QKeras model (.h5, or JSON architecture + --weights .h5) into an integer "
-                    "network directory whose golden model reproduces QKeras's pre-softmax outputs bit for "
-                    "bit. The input type comes from the model's first quantizer or from --input-type; with "
-                    "neither, conversion stops. A final softmax is dropped (outputs are logits) unless "
-                    "--output argmax is given.",
+        "convert", help="turn a trained QKeras model or QONNX/Brevitas graph into an integer network",
+        description="Convert a QKeras model (.h5, or JSON architecture + --weights .h5) or a QONNX graph "
+                    "(.onnx, e.g. from brevitas.export.export_qonnx) into an integer network directory whose "
+                    "golden model reproduces the framework's pre-softmax outputs. QKeras: the input type comes "
+                    "from the model's first quantizer or from --input-type; with neither, conversion stops. "
+                    "QONNX: the graph must start with a Quant/FloatQuant node (Brevitas QuantIdentity); float "
+                    "rescale ratios become dyadic multipliers b/2^c with b < 2^--mult-bits (exact when the "
+                    "scales are powers of two or dyadic). A final softmax is dropped (outputs are logits) "
+                    "unless --output argmax is given.",
         epilog=EPILOG_TYPES)
-    c.add_argument("model", help="QKeras model: .h5 file, or .json architecture (needs --weights)")
+    c.add_argument("model", help="QKeras model (.h5, or .json architecture + --weights) or QONNX graph (.onnx)")
     c.add_argument("--weights", help="weights .h5 for a JSON architecture")
     c.add_argument("--input-type", metavar="T", help="input type fixed<W,I> or ufixed<W,I> (overrides the "
                                                        "model's first quantizer as the input format)")
@@ -44,6 +47,10 @@ def _parser() -> argparse.ArgumentParser:
                                                          "(rounded; not bit-exact with the float model)")
     c.add_argument("--output", choices=("logits", "argmax"), default="logits",
                    help="network output: pre-softmax values (default) or the class index")
+    c.add_argument("--mult-bits", type=int, metavar="W", help="QONNX: width of dyadic requantization "
+                   "multipliers b < 2^W for float scales (default 31, as HAWQ-V3)")
+    c.add_argument("--exact-scales", action="store_true", help="QONNX: refuse any rescale ratio that is not "
+                   "exactly b/2^c with b < 2^W instead of rounding it")
     c.add_argument("-o", "--out", required=True, metavar="NET", help="output network directory")
     c.add_argument("--json", metavar="FILE", help="also write the per-layer report as JSON")
 
@@ -141,12 +148,13 @@ def cmd_convert(args) -> int:
     from rich.console import Console
 
     from qat import netfile
-    from qat.qkeras_import import convert_file
+    from qat.convert import convert_model
     from qat.report import summary
 
     console = Console(stderr=True)
     with console.status(f"converting {args.model}"):
-        net = convert_file(args.model, args.weights, args.input_type, args.default_type, args.output)
+        net = convert_model(args.model, args.weights, args.input_type, args.default_type, args.output,
+                            args.mult_bits, args.exact_scales)
         netfile.save(net, args.out)
     rep = summary(net)
     if args.json:
@@ -159,7 +167,7 @@ def cmd_convert(args) -> int:
 
 def cmd_predict(args) -> int:
     from qat import golden, netfile
-    from qat.input_quant import check_raw, quantize_real
+    from qat.input_quant import check_raw, framework_to_network_layout, quantize_real
 
     net = netfile.load(args.net)
     if len(net.inputs) != 1:
@@ -169,6 +177,7 @@ def cmd_predict(args) -> int:
     except (OSError, ValueError) as exc:
         return _fail(f"{args.input}: cannot read a .npy array ({exc})")
     inp = net.inputs[0]
+    x = framework_to_network_layout(net, x)
     raw = check_raw(inp, x) if args.raw_input else quantize_real(inp, x)
     out = golden.run(net, raw)[net.outputs[0]]
     if not args.integers:
@@ -216,7 +225,7 @@ def _print_table(rep: dict) -> None:
 
 def random_vectors(net, n: int, seed: int) -> np.ndarray:
     """Edge vectors (all min, all max, zero, alternating) then uniform over the input range."""
-    from qat.types import BinaryType
+    from qat.types import BinaryType, MinifloatType, minifloat_magnitudes
 
     inp = net.inputs[0]
     t = inp.type
@@ -225,6 +234,11 @@ def random_vectors(net, n: int, seed: int) -> np.ndarray:
     if isinstance(t, BinaryType):
         body = rng.choice(np.array([-1, 1]), size=(max(n, 0),) + shape)
         edges = [np.full(shape, -1), np.full(shape, 1), np.resize([-1, 1], shape)]
+    elif isinstance(t, MinifloatType):  # uniform over the format's values (codes), both signs
+        mags = minifloat_magnitudes(t)
+        body = rng.choice(mags, size=(max(n, 0),) + shape) * rng.choice(np.array([-1, 1]), size=(max(n, 0),) + shape)
+        edges = [np.full(shape, t.lo), np.full(shape, t.hi), np.zeros(shape, np.int64),
+                 np.resize([t.lo, t.hi], shape), np.resize([1, -1], shape)]
     else:
         body = rng.integers(t.lo, t.hi + 1, size=(max(n, 0),) + shape)
         edges = [np.full(shape, t.lo), np.full(shape, t.hi), np.zeros(shape, np.int64),
@@ -234,13 +248,14 @@ def random_vectors(net, n: int, seed: int) -> np.ndarray:
 
 
 def _cosim_inputs(args, net) -> np.ndarray:
-    from qat.input_quant import check_raw, quantize_real
+    from qat.input_quant import check_raw, framework_to_network_layout, quantize_real
 
     if getattr(args, "vectors", None):
         try:
             x = np.load(args.vectors, allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise ValueError(f"{args.vectors}: cannot read a .npy array ({exc})") from None
+        x = framework_to_network_layout(net, x)
         return check_raw(net.inputs[0], x) if args.raw_input else quantize_real(net.inputs[0], x)
     n = args.random if args.random is not None else 1000
     if n < 1:
@@ -326,9 +341,9 @@ def cmd_synth(args) -> int:
         if (Path(args.model) / "network.json").exists():
             net = netfile.load(args.model)
         else:
-            from qat.qkeras_import import convert_file
+            from qat.convert import convert_model
 
-            net = convert_file(args.model, args.weights, args.input_type, args.default_type, args.output)
+            net = convert_model(args.model, args.weights, args.input_type, args.default_type, args.output)
         netfile.save(net, out / "net")
         prog.update(task, advance=1, description="generate RTL")
         t0 = time.perf_counter()

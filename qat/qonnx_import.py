@@ -1,0 +1,713 @@
+"""QONNX graph (e.g. from ``brevitas.export.export_qonnx``) -> integer network.
+
+Supported nodes: ``Quant`` / ``FloatQuant`` (on weights, biases, the graph
+input and activations), ``Gemm``, ``MatMul`` (+ ``Add`` of a quantized bias),
+``Conv`` (1D/2D, group 1, no dilation), ``Relu``, ``MaxPool``,
+``AveragePool`` / ``GlobalAveragePool``, ``Flatten`` / ``Reshape``, ``Add`` of
+two quantized tensors with one scale, ``Identity`` / ``Dropout``; constant
+subgraphs of standard ONNX ops are evaluated.  Anything else stops the import
+with a one-line error naming the node.
+
+Arithmetic (what Brevitas computes in float32, made exact in integers):
+
+* weights and biases: q = clamp(round(fl32(w / s) + z)) as Brevitas does;
+  biases (Int32Bias) lie on the accumulator grid s_x*s_w;
+* a quantizer after an integer tensor is a ``requant``: the rescale ratio
+  r = s_in / s_out (per channel) is an exact dyadic b/2^c when it is one with
+  b < 2^mult_bits (power-of-two scales, qrtl's dyadic recipes), else the
+  nearest b/2^c with b < 2^mult_bits (``mult_bits`` default 31, as HAWQ-V3),
+  which matches PyTorch except where its float32 arithmetic rounds
+  differently (measured, see the README); ``exact_scales=True`` refuses;
+* ``Relu`` before a quantizer is the requant's lower clamp (round(relu(x))
+  = max(round(x), 0)); before a minifloat quantizer it is a ``clip``.
+
+Layout: ONNX tensors are channels-first; the integer network is
+channels-last.  Convolution weights are transposed, and a ``Gemm`` after a
+``Flatten`` of a channels-first tensor has its rows permuted, so the network
+computes the same numbers in its own order.  Conv network inputs are
+(H, W, C) / (L, C) in the integer network (``meta['onnx_input_layout']``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import golden
+from .intervals import Bounds, op_bounds, type_bounds, validate
+from .network import Input, Network, NetworkError, Op, unique_name
+from .types import IntType, MinifloatType, TensorType, signed_bits_for, unit_scale
+
+DEFAULT_MULT_BITS = 31
+ROUNDING = {"ROUND": "half_even", "HALF_EVEN": "half_even", "FLOOR": "floor", "ROUND_TO_ZERO": "toward_zero",
+            "HALF_UP": "half_up"}
+PASS_THROUGH = ("Identity", "Dropout")
+
+
+class QONNXImportError(NetworkError):
+    """A QONNX graph qrtl cannot turn into an exact integer network."""
+
+
+# ---- values flowing through the graph ------------------------------------------
+
+@dataclass
+class QConst:
+    """A quantized constant: raw integers ``q`` and the real value of one raw unit ``scale``."""
+
+    q: np.ndarray
+    scale: np.ndarray
+    type: TensorType
+
+
+@dataclass
+class Tensor:
+    """An integer (or minifloat) tensor of the network.  ``perm`` (flattened channels-first
+    tensors only) maps the network's flat index to ONNX's flat index."""
+
+    name: str
+    perm: np.ndarray | None = None
+
+
+@dataclass
+class Pending:
+    """An integer tensor with a ``Relu`` applied in float, awaiting a quantizer."""
+
+    src: Tensor
+
+
+# ---- quantizer attributes ---------------------------------------------------------
+
+def _attrs(node) -> dict[str, Any]:
+    import onnx
+
+    out = {}
+    for a in node.attribute:
+        v = onnx.helper.get_attribute_value(a)
+        out[a.name] = v.decode() if isinstance(v, bytes) else v
+    return out
+
+
+def _rounding(node, attrs: dict) -> str:
+    mode = str(attrs.get("rounding_mode", "ROUND")).upper()
+    if mode not in ROUNDING:
+        raise QONNXImportError(f"node '{node.name}' ({node.op_type}): rounding mode {mode} is not supported "
+                               f"({', '.join(ROUNDING)})")
+    return ROUNDING[mode]
+
+
+def int_quant_type(node, attrs: dict, bits: float, scale: np.ndarray) -> IntType:
+    """IntType of a QONNX ``Quant`` (bits, signed, narrow)."""
+    if bits != int(bits) or not 2 <= bits <= 32:
+        raise QONNXImportError(f"node '{node.name}' (Quant): bit width {bits} is not an integer in 2..32")
+    return IntType(int(bits), bool(attrs.get("signed", 1)), scale)
+
+
+def int_quant_range(t: IntType, narrow: bool) -> tuple[int, int]:
+    lo, hi = t.lo, t.hi
+    if narrow:
+        lo, hi = (lo + 1, hi) if t.signed else (lo, hi - 1)
+    return lo, hi
+
+
+def float_quant_type(node, e_bits: float, m_bits: float, bias: float, max_val: float, attrs: dict,
+                     scale) -> MinifloatType:
+    """MinifloatType of a QONNX ``FloatQuant``; the variant is the one whose largest value is ``max_val``."""
+    where = f"node '{node.name}' (FloatQuant)"
+    if not int(attrs.get("has_subnormal", 1)):
+        raise QONNXImportError(f"{where}: minifloats without subnormals are not supported")
+    if not int(attrs.get("saturation", 1)):
+        raise QONNXImportError(f"{where}: non-saturating minifloats (overflow to inf/NaN) are not supported")
+    for v, what in ((e_bits, "exponent"), (m_bits, "mantissa"), (bias, "exponent bias")):
+        if v != int(v):
+            raise QONNXImportError(f"{where}: {what} {v} is not an integer")
+    found = []
+    for variant in ("plain", "ocp", "fnuz"):
+        try:
+            t = MinifloatType(int(e_bits), int(m_bits), int(bias), variant, scale)
+        except ValueError as exc:
+            raise QONNXImportError(f"{where}: {exc}") from None
+        if t.max_value == float(max_val):
+            found.append(t)
+    if not found:
+        raise QONNXImportError(f"{where}: largest value {max_val:g} matches no minifloat variant of "
+                               f"E{int(e_bits)}M{int(m_bits)} bias {int(bias)} (plain, OCP, FNUZ)")
+    return found[0]
+
+
+def real_input_spec(node, t: TensorType, zero_point: float, narrow: bool, rounding: str) -> dict:
+    """How real inputs become raw integers, exactly as the graph's first quantizer (float32 x / s)."""
+    s = np.asarray(t.scale, dtype=np.float64)
+    if s.size != 1:
+        raise QONNXImportError(f"node '{node.name}': per-channel scales on the input quantizer are not supported")
+    if isinstance(t, MinifloatType):
+        return {"kind": "float_scaled", "scale": float(np.float32(s[0])), "rounding": rounding}
+    lo, hi = int_quant_range(t, narrow)
+    return {"kind": "scaled", "scale": float(np.float32(s[0])), "zero_point": float(zero_point),
+            "rounding": rounding, "lo": lo, "hi": hi}
+
+
+# ---- dyadic rescaling ------------------------------------------------------------
+
+def dyadic_ratio(num: np.ndarray, den: np.ndarray, mult_bits: int, exact: bool, where: str
+                 ) -> tuple[np.ndarray, np.ndarray, bool]:
+    """num/den (float64 arrays, exact values) as b/2^c with 0 < b < 2^mult_bits.
+
+    Returns (b, c, exact?).  Exact when every ratio is a dyadic rational whose
+    odd numerator fits; otherwise the nearest b/2^c with b in
+    [2^(mult_bits-1), 2^mult_bits) unless ``exact`` asks to refuse."""
+    num, den = np.broadcast_arrays(np.atleast_1d(num), np.atleast_1d(den))
+    bs, cs, all_exact = [], [], True
+    for n, d in zip(num.ravel().tolist(), den.ravel().tolist()):
+        r = Fraction(n) / Fraction(d)
+        if r <= 0:
+            raise QONNXImportError(f"{where}: rescale ratio {float(r):g} must be positive")
+        dd = r.denominator
+        if dd & (dd - 1) == 0 and r.numerator < (1 << mult_bits):
+            b, c = r.numerator, dd.bit_length() - 1
+            while c > 0 and b % 2 == 0:
+                b, c = b // 2, c - 1
+            bs.append(b), cs.append(c)
+            continue
+        if exact:
+            raise QONNXImportError(f"{where}: rescale ratio {float(r):.9g} is not b/2^c with b < 2^{mult_bits} "
+                                   f"(use power-of-two or dyadic scales, or allow approximation)")
+        all_exact = False
+        c = mult_bits - (r.numerator.bit_length() - r.denominator.bit_length())
+        b = round(r * (1 << c)) if c >= 0 else round(r / (1 << -c))
+        while b >= (1 << mult_bits):
+            c -= 1
+            b = round(r * (1 << c)) if c >= 0 else round(r / (1 << -c))
+        while b < (1 << (mult_bits - 1)):
+            c += 1
+            b = round(r * (1 << c)) if c >= 0 else round(r / (1 << -c))
+        bs.append(int(b)), cs.append(int(c))
+    if max(cs) > 62 or min(cs) < -62:
+        raise QONNXImportError(f"{where}: rescale ratio out of range (shift {max(cs)})")
+    return np.array(bs, dtype=np.int64), np.array(cs, dtype=np.int64), all_exact
+
+
+# ---- the importer -----------------------------------------------------------------
+
+class QONNXImporter:
+    def __init__(self, model, name: str, mult_bits: int, exact_scales: bool):
+        self.model = model
+        self.graph = model.graph
+        self.mult_bits = int(mult_bits)
+        self.exact_scales = exact_scales
+        if not 2 <= self.mult_bits <= 62:
+            raise QONNXImportError(f"--mult-bits must be in 2..62, got {mult_bits}")
+        self.net = Network(name, [], [], [])
+        self.bounds: dict[str, Bounds] = {}
+        self.types: dict[str, TensorType] = {}
+        self.shapes: dict[str, tuple[int, ...]] = {}
+        self.used: set[str] = set()
+        self.values: dict[str, Any] = {}
+        self.consts: dict[str, np.ndarray] = {}
+        self.inexact: list[str] = []
+        self.graph_inputs = {i.name: i for i in self.graph.input}
+
+    # ---- building blocks
+    def add(self, op: Op, acc_scale=None) -> Tensor:
+        """Append ``op``; with ``acc_scale`` its type is the narrowest signed integer of its proven range."""
+        op.name = unique_name(op.name, self.used)
+        ins = [self.bounds[i] for i in op.inputs]
+        if acc_scale is not None:
+            op.type = IntType(64, True, acc_scale)
+        b = op_bounds(op, ins, [self.types[i] for i in op.inputs])
+        op.shape = tuple(b.lo.shape)
+        if acc_scale is not None:
+            op.type = IntType(signed_bits_for(min(b.min, 0), max(b.max, 0)), True, acc_scale)
+            op.attrs["acc_bits"] = op.type.bits
+        self.net.ops.append(op)
+        self.bounds[op.name], self.types[op.name], self.shapes[op.name] = b, op.type, op.shape
+        return Tensor(op.name)
+
+    def where(self, node) -> str:
+        mod = module_scope(node)
+        return f"node '{node.name or node.output[0]}' ({node.op_type}{', module ' + mod if mod else ''})"
+
+    def label(self, node, default: str) -> str:
+        """Op name: the PyTorch module the node came from (e.g. 'fc1'), else the node name."""
+        return (module_scope(node) or node.name or default).replace(".", "_")
+
+    def const(self, name: str, node) -> np.ndarray:
+        v = self.values.get(name)
+        if isinstance(v, np.ndarray):
+            return v
+        raise QONNXImportError(f"{self.where(node)}: input '{name}' must be a constant")
+
+    def tensor(self, name: str, node) -> Tensor:
+        v = self.values.get(name)
+        if isinstance(v, Pending):
+            return self.close_relu(v, node)
+        if isinstance(v, Tensor):
+            return v
+        raise QONNXImportError(f"{self.where(node)}: input '{name}' is not a quantized tensor "
+                               f"(put a QuantIdentity/quantizer before this layer)")
+
+    def close_relu(self, p: Pending, node) -> Tensor:
+        t = self.types[p.src.name]
+        return Tensor(self.add(Op(f"{p.src.name}_relu", "clip", [p.src.name], (), t,
+                                  {"lo": 0, "hi": int(t.hi)}, source=node.name)).name, p.src.perm)
+
+    # ---- run
+    def run(self) -> Network:
+        import onnx
+
+        for init in self.graph.initializer:
+            self.values[init.name] = onnx.numpy_helper.to_array(init)
+        for node in self.graph.node:
+            handler = getattr(self, f"_n_{node.op_type}", None)
+            ins = [self.values.get(i) if i else None for i in node.input]
+            if node.op_type not in ("Quant", "FloatQuant") and ins and all(
+                    isinstance(v, np.ndarray) or v is None for v in ins):
+                self._fold_constant(node)
+                continue
+            if node.op_type in PASS_THROUGH:
+                self.values[node.output[0]] = ins[0]
+                continue
+            if handler is None:
+                raise QONNXImportError(f"{self.where(node)}: op {node.op_type} is not supported by qrtl "
+                                       f"(supported: Quant, FloatQuant, Gemm, MatMul, Conv, Relu, MaxPool, "
+                                       f"AveragePool, GlobalAveragePool, Flatten, Reshape, Add, Identity)")
+            self.values[node.output[0]] = handler(node, ins)
+        outs = []
+        for o in self.graph.output:
+            v = self.values.get(o.name)
+            if isinstance(v, Pending):
+                v = self.close_relu(v, self.graph.node[-1])
+            if not isinstance(v, Tensor):
+                raise QONNXImportError(f"graph output '{o.name}' is not an integer tensor")
+            if v.perm is not None and not np.array_equal(v.perm, np.arange(v.perm.size)):
+                raise QONNXImportError(f"graph output '{o.name}' is a flattened channels-first tensor; "
+                                       f"end the network with a Linear layer")
+            outs.append(v.name)
+        self.net.outputs = outs
+        if not self.net.inputs:
+            raise QONNXImportError("the graph input is not quantized: start the model with a QuantIdentity "
+                                   "(QONNX Quant) so real inputs are quantized as in Brevitas")
+        if self.inexact:
+            self.net.notes.append(f"rescale ratios that are not b/2^c with b < 2^{self.mult_bits} were rounded "
+                                  f"to the nearest such dyadic number in: {', '.join(self.inexact)}; PyTorch's "
+                                  f"float32 arithmetic may round some outputs differently")
+        return self.net
+
+    def _fold_constant(self, node) -> None:
+        from onnx.reference import ReferenceEvaluator
+        import onnx
+
+        inputs = [n for n in node.input if n]
+        g = onnx.helper.make_graph(
+            [node], "fold", [onnx.helper.make_tensor_value_info(n, onnx.TensorProto.UNDEFINED, None)
+                             for n in inputs],
+            [onnx.helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in node.output])
+        m = onnx.helper.make_model(g, opset_imports=list(self.model.opset_import))
+        try:
+            res = ReferenceEvaluator(m).run(None, {n: self.values[n] for n in inputs})
+        except Exception as exc:  # noqa: BLE001 - reported with the node name
+            raise QONNXImportError(f"{self.where(node)}: cannot evaluate constant op: "
+                                   f"{str(exc).splitlines()[0][:160]}") from None
+        for o, r in zip(node.output, res):
+            self.values[o] = np.asarray(r)
+
+    # ---- quantizers
+    def _quant_params(self, node, ins) -> tuple[TensorType, dict, np.ndarray, bool, str]:
+        attrs = _attrs(node)
+        rounding = _rounding(node, attrs)
+        scale = self.const(node.input[1], node).astype(np.float64)
+        if not np.all(scale > 0) or not np.all(np.isfinite(scale)):
+            raise QONNXImportError(f"{self.where(node)}: scales must be positive and finite")
+        if node.op_type == "Quant":
+            zp = self.const(node.input[2], node)
+            if np.any(zp != 0):
+                raise QONNXImportError(f"{self.where(node)}: non-zero zero point (asymmetric quantization) is not "
+                                       f"supported; use symmetric quantizers")
+            bits = float(self.const(node.input[3], node).reshape(-1)[0])
+            t = int_quant_type(node, attrs, bits, scale.ravel())
+            return t, attrs, scale, bool(attrs.get("narrow", 0)), rounding
+        if node.op_type == "FloatQuant":
+            e, m, bias, mx = (float(self.const(node.input[i], node).reshape(-1)[0]) for i in (2, 3, 4, 5))
+            t = float_quant_type(node, e, m, bias, mx, attrs, scale.ravel())
+            return t, attrs, scale, False, rounding
+        raise QONNXImportError(f"{self.where(node)}: not a quantizer")
+
+    def _n_Quant(self, node, ins):
+        return self._quantizer(node, ins)
+
+    def _n_FloatQuant(self, node, ins):
+        return self._quantizer(node, ins)
+
+    def _n_BipolarQuant(self, node, ins):
+        raise QONNXImportError(f"{self.where(node)}: binary (bipolar) quantizers are not supported from QONNX "
+                               f"yet; use 2-bit or wider integer quantizers")
+
+    def _quantizer(self, node, ins):
+        t, attrs, scale, narrow, rounding = self._quant_params(node, ins)
+        x = ins[0]
+        if isinstance(x, np.ndarray):
+            return self._quantize_const(node, x, t, scale, narrow, rounding)
+        if x is None and node.input[0] in self.graph_inputs:
+            return self._graph_input(node, t, narrow, rounding)
+        src = x.src if isinstance(x, Pending) else x
+        if not isinstance(src, Tensor):
+            raise QONNXImportError(f"{self.where(node)}: quantizer input '{node.input[0]}' is not supported")
+        if scale.size != 1:
+            raise QONNXImportError(f"{self.where(node)}: per-channel activation scales are not supported")
+        in_t = self.types[src.name]
+        c = self.shapes[src.name][-1] if self.shapes[src.name] else 1
+        s_in = np.broadcast_to(unit_scale(in_t), (c,)) if len(in_t.scale) > 1 else unit_scale(in_t)
+        s_out = np.asarray(t.scale, dtype=np.float64)
+        mult, shift, exact = dyadic_ratio(s_in, s_out, self.mult_bits, self.exact_scales, self.where(node))
+        if not exact:
+            self.inexact.append(self.label(node, "quant"))
+        if np.all(mult == mult[0]) and np.all(shift == shift[0]):
+            mult, shift = mult[:1], shift[:1]
+        relu = isinstance(x, Pending)
+        attrs_rq: dict[str, Any] = {"rounding": rounding, "mult_bits": int(max(int(m).bit_length() for m in mult))}
+        name = src.name
+        if isinstance(t, MinifloatType):
+            if relu:
+                name = self.close_relu(x, node).name
+        else:
+            lo, hi = int_quant_range(t, narrow)
+            attrs_rq.update({"overflow": "saturate", "lo": max(lo, 0) if relu else lo, "hi": hi})
+        op = Op(self.label(node, "quant"), "requant", [name], (), t, attrs_rq,
+                {"mult": mult, "shift": shift}, source=node.name)
+        return Tensor(self.add(op).name, src.perm)
+
+    def _quantize_const(self, node, x, t, scale, narrow, rounding) -> QConst:
+        """Quantize a constant as Brevitas does: fl32(x / s), round, clamp."""
+        s32 = scale.astype(np.float32)
+        v = (x.astype(np.float32) / s32).astype(np.float64)
+        if rounding == "half_even":
+            q = np.round(v)
+        elif rounding == "floor":
+            q = np.floor(v)
+        elif rounding == "toward_zero":
+            q = np.trunc(v)
+        else:
+            q = np.floor(v + 0.5)
+        if isinstance(t, MinifloatType):
+            raw = minifloat_from_real(v.astype(np.float32), t, rounding)
+            return QConst(np.asarray(raw, dtype=np.int64), np.broadcast_to(np.ldexp(scale, t.unit_exp), x.shape), t)
+        lo, hi = int_quant_range(t, narrow)
+        return QConst(np.clip(q, lo, hi).astype(np.int64), np.broadcast_to(scale, x.shape), t)
+
+    def _graph_input(self, node, t, narrow, rounding) -> Tensor:
+        gi = self.graph_inputs[node.input[0]]
+        dims = [d.dim_value for d in gi.type.tensor_type.shape.dim]
+        if len(dims) < 2 or any(d <= 0 for d in dims[1:]):
+            raise QONNXImportError(f"graph input '{gi.name}': needs a static shape (batch, ...), got {dims}")
+        shape = tuple(dims[1:])
+        if len(shape) >= 2:
+            shape = shape[1:] + shape[:1]  # channels-first -> channels-last
+            self.net.meta["onnx_input_layout"] = "NCHW" if len(dims) == 4 else "NCL"
+        zp = float(self.const(node.input[2], node).reshape(-1)[0]) if node.op_type == "Quant" else 0.0
+        spec = real_input_spec(node, t, zp, narrow, rounding)
+        name = unique_name(gi.name.replace(".", "_") or "input", self.used)
+        inp = Input(name, shape, t, spec)
+        self.net.inputs.append(inp)
+        self.bounds[name] = type_bounds(t, shape)
+        if not isinstance(t, MinifloatType):
+            lo, hi = int_quant_range(t, narrow)
+            self.bounds[name] = Bounds(np.full(shape, lo, dtype=object), np.full(shape, hi, dtype=object))
+        self.types[name], self.shapes[name] = t, shape
+        return Tensor(name)
+
+    # ---- linear layers
+    def _weights(self, node, name: str, what: str) -> QConst:
+        v = self.values.get(name)
+        if not isinstance(v, QConst):
+            raise QONNXImportError(f"{self.where(node)}: {what} '{name}' is not quantized (use a Brevitas weight "
+                                   f"quantizer{' and bias_quant=Int32Bias' if what == 'bias' else ''})")
+        return v
+
+    def _linear(self, node, src: Tensor, w_int: np.ndarray, w_scale: np.ndarray, wq: QConst,
+                bias: QConst | None, kind: str, attrs: dict) -> Tensor:
+        """Add a dense/conv op: ``w_int`` in the network's layout, ``w_scale`` (Co,) real step per channel."""
+        in_t = self.types[src.name]
+        where = self.where(node)
+        if len(set(in_t.scale)) != 1:
+            raise QONNXImportError(f"{where}: input has per-channel scales; requantize it first")
+        cout = w_int.shape[-1]
+        acc_scale = unit_scale(in_t)[0] * w_scale
+        if bias is None:
+            b_acc = np.zeros(cout, dtype=np.int64)
+        else:
+            bq = bias.q.reshape(-1)
+            bs = np.broadcast_to(bias.scale, bias.q.shape).reshape(-1).astype(np.float64)
+            if bq.size != cout:
+                raise QONNXImportError(f"{where}: bias has {bq.size} values for {cout} channels")
+            # Brevitas's Int32Bias uses scale fl32(s_x * s_w): equal to the accumulator step up to float32 rounding
+            rel = np.abs(bs / acc_scale - 1.0)
+            if np.any(rel > 2.0 ** -22):
+                raise QONNXImportError(f"{where}: bias scale is not the accumulator scale s_x*s_w "
+                                       f"(use bias_quant=Int32Bias)")
+            if not isinstance(bias.type, IntType):
+                raise QONNXImportError(f"{where}: minifloat biases are not supported; use Int32Bias")
+            b_acc = bq.astype(np.int64)
+        if np.all(acc_scale == acc_scale[0]):
+            acc_scale = acc_scale[:1]
+        attrs = dict(attrs)
+        attrs["weight_bits"] = int(wq.type.bits)
+        if bias is not None:
+            attrs["bias_bits"] = int(bias.type.bits)
+        op = Op(self.label(node, kind), kind, [src.name], (), None, attrs, {"weight": w_int, "bias": b_acc},
+                source=node.name)
+        return self.add(op, acc_scale=acc_scale)
+
+    def _per_channel(self, node, wq: QConst, axis: int) -> np.ndarray:
+        """(Co,) real step of a weight quantizer whose scale varies along ``axis`` at most."""
+        s = np.asarray(wq.scale, dtype=np.float64)
+        other = tuple(i for i in range(s.ndim) if i != axis)
+        if not np.all(np.max(s, axis=other, keepdims=True) == np.min(s, axis=other, keepdims=True)):
+            raise QONNXImportError(f"{self.where(node)}: weight scales vary other than per output channel")
+        return np.max(s, axis=other).reshape(-1).astype(np.float64)
+
+    def _n_Gemm(self, node, ins):
+        a = _attrs(node)
+        if a.get("alpha", 1.0) != 1.0 or a.get("beta", 1.0) != 1.0 or a.get("transA", 0):
+            raise QONNXImportError(f"{self.where(node)}: only alpha=1, beta=1, transA=0 are supported")
+        src = self.tensor(node.input[0], node)
+        wq = self._weights(node, node.input[1], "weight")
+        w = wq.q if a.get("transB", 0) == 0 else wq.q.T  # (Ci, Co)
+        sc = self._per_channel(node, QConst(wq.q, np.broadcast_to(wq.scale, wq.q.shape), wq.type),
+                               0 if a.get("transB", 0) else 1)
+        bias = self._weights(node, node.input[2], "bias") if len(node.input) > 2 and node.input[2] else None
+        return self._dense(node, src, w, sc, wq, bias)
+
+    def _n_MatMul(self, node, ins):
+        src = self.tensor(node.input[0], node)
+        wq = self._weights(node, node.input[1], "weight")
+        if wq.q.ndim != 2:
+            raise QONNXImportError(f"{self.where(node)}: only 2-D weight matrices are supported")
+        sc = self._per_channel(node, QConst(wq.q, np.broadcast_to(wq.scale, wq.q.shape), wq.type), 1)
+        return self._dense(node, src, wq.q, sc, wq, None)
+
+    def _dense(self, node, src: Tensor, w: np.ndarray, sc: np.ndarray, wq: QConst, bias) -> Tensor:
+        n_in = int(np.prod(self.shapes[src.name]))
+        if len(self.shapes[src.name]) != 1:
+            raise QONNXImportError(f"{self.where(node)}: input of shape {self.shapes[src.name]} must be flattened")
+        if w.shape[0] != n_in:
+            raise QONNXImportError(f"{self.where(node)}: weight has {w.shape[0]} inputs, tensor has {n_in}")
+        if src.perm is not None:
+            w = w[src.perm]
+        return self._linear(node, Tensor(src.name), np.ascontiguousarray(w).astype(np.int64),
+                            np.broadcast_to(sc, (w.shape[1],)).astype(np.float64), wq, bias, "dense", {})
+
+    def _n_Conv(self, node, ins):
+        a = _attrs(node)
+        where = self.where(node)
+        src = self.tensor(node.input[0], node)
+        wq = self._weights(node, node.input[1], "weight")
+        dims = wq.q.ndim - 2
+        if dims not in (1, 2):
+            raise QONNXImportError(f"{where}: only 1-D and 2-D convolutions are supported")
+        if a.get("group", 1) != 1:
+            raise QONNXImportError(f"{where}: grouped/depthwise convolutions are not supported")
+        if any(d != 1 for d in a.get("dilations", [1] * dims)):
+            raise QONNXImportError(f"{where}: dilation is not supported")
+        kernel = list(wq.q.shape[2:])
+        strides = list(a.get("strides", [1] * dims))
+        padding = self._padding(node, a, self.shapes[src.name][:dims], kernel, strides)
+        sc = self._per_channel(node, QConst(wq.q, np.broadcast_to(wq.scale, wq.q.shape), wq.type), 0)
+        w = np.transpose(wq.q, (2, 3, 1, 0) if dims == 2 else (2, 1, 0))  # (K.., Ci, Co)
+        bias = self._weights(node, node.input[2], "bias") if len(node.input) > 2 and node.input[2] else None
+        kind = "conv2d" if dims == 2 else "conv1d"
+        return self._linear(node, src, np.ascontiguousarray(w).astype(np.int64), sc, wq, bias, kind,
+                            {"strides": strides, "padding": padding})
+
+    def _padding(self, node, a: dict, sizes, kernel, strides) -> str:
+        if a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+            raise QONNXImportError(f"{self.where(node)}: auto_pad {a['auto_pad']} is not supported; use explicit pads")
+        if a.get("ceil_mode", 0):
+            raise QONNXImportError(f"{self.where(node)}: ceil_mode=1 is not supported")
+        dims = len(kernel)
+        pads = list(a.get("pads", [0] * (2 * dims)))
+        before, after = pads[:dims], pads[dims:]
+        if not any(pads):
+            return "valid"
+        same = [golden.pad_amounts(n, k, s, "same") for n, k, s in zip(sizes, kernel, strides)]
+        if all((pb, pa) == (b, e) for (pb, pa, _), b, e in zip(same, before, after)):
+            return "same"
+        raise QONNXImportError(f"{self.where(node)}: pads {pads} are neither 'valid' nor TensorFlow-style 'same' "
+                               f"for input {list(sizes)}, kernel {kernel}, strides {strides}")
+
+    # ---- elementwise and shape ops
+    def _n_Relu(self, node, ins):
+        x = ins[0]
+        if isinstance(x, Pending):
+            return x
+        if not isinstance(x, Tensor):
+            raise QONNXImportError(f"{self.where(node)}: Relu input is not an integer tensor")
+        return Pending(x)
+
+    def _n_Add(self, node, ins):
+        a, b = ins
+        if isinstance(b, QConst) and isinstance(a, Tensor):
+            op = self.net.ops[-1] if self.net.ops else None
+            if op is not None and op.name == a.name and op.kind in ("dense", "conv1d", "conv2d") \
+                    and not np.any(op.arrays["bias"]):
+                # MatMul + Add(bias): fold into the dense op
+                self.net.ops.pop()
+                for d in (self.bounds, self.types, self.shapes):
+                    d.pop(op.name)
+                self.used.discard(op.name)
+                src = Tensor(op.inputs[0])
+                w = op.arrays["weight"]
+                sc = np.broadcast_to(unit_scale(op.type) / unit_scale(self.types[src.name])[0], (w.shape[-1],))
+                wq = QConst(w, sc, IntType(op.attrs.get("weight_bits", 32), True))
+                return self._linear(node, src, w, sc, wq, b, op.kind,
+                                    {k: v for k, v in op.attrs.items() if k in ("strides", "padding")})
+            raise QONNXImportError(f"{self.where(node)}: adding a constant is only supported as a layer bias")
+        ta, tb = self.tensor(node.input[0], node), self.tensor(node.input[1], node)
+        sa, sb = self.types[ta.name].scale, self.types[tb.name].scale
+        if tuple(sa) != tuple(sb):
+            raise QONNXImportError(f"{self.where(node)}: adding tensors with different scales ({sa[0]:g} vs "
+                                   f"{sb[0]:g}); share one quantizer between the residual branches")
+        if not all(isinstance(self.types[t.name], IntType) for t in (ta, tb)):
+            raise QONNXImportError(f"{self.where(node)}: adding minifloat tensors is not supported")
+        return self.add(Op(self.label(node, "add"), "add", [ta.name, tb.name], (), None, {}, source=node.name),
+                        acc_scale=np.asarray(sa))
+
+    def _pool(self, node, ins, kind: str):
+        a = _attrs(node)
+        x = ins[0]
+        relu = isinstance(x, Pending)
+        src = x.src if relu else self.tensor(node.input[0], node)
+        dims = len(self.shapes[src.name]) - 1
+        if node.op_type == "GlobalAveragePool":
+            kernel, strides, padding = list(self.shapes[src.name][:dims]), list(self.shapes[src.name][:dims]), "valid"
+        else:
+            kernel = list(a["kernel_shape"])
+            strides = list(a.get("strides", kernel))
+            padding = self._padding(node, a, self.shapes[src.name][:dims], kernel, strides)
+        attrs = {"pool": kernel, "strides": strides, "padding": padding, "dims": dims}
+        t = self.types[src.name]
+        if kind == "maxpool":
+            out = self.add(Op(self.label(node, "maxpool"), "maxpool", [src.name], (), t, attrs, source=node.name))
+            return Pending(out) if relu else out  # max commutes with relu
+        if relu:
+            src = self.close_relu(x, node)
+        if padding != "valid" or a.get("count_include_pad", 0):
+            raise QONNXImportError(f"{self.where(node)}: padded average pooling is not supported")
+        if not isinstance(t, IntType):
+            raise QONNXImportError(f"{self.where(node)}: average pooling of minifloat tensors is not supported")
+        count = int(np.prod(kernel))
+        return self.add(Op(self.label(node, "avgpool"), "avgpool", [src.name], (), None, attrs, source=node.name),
+                        acc_scale=np.asarray(t.scale) / count)
+
+    def _n_MaxPool(self, node, ins):
+        return self._pool(node, ins, "maxpool")
+
+    def _n_AveragePool(self, node, ins):
+        return self._pool(node, ins, "avgpool")
+
+    def _n_GlobalAveragePool(self, node, ins):
+        return self._pool(node, ins, "avgpool")
+
+    def _flatten_to(self, node, x, shape: tuple[int, ...]):
+        relu = isinstance(x, Pending)
+        src = x.src if relu else self.tensor(node.input[0], node)
+        old = self.shapes[src.name]
+        if int(np.prod(old)) != int(np.prod(shape)):
+            raise QONNXImportError(f"{self.where(node)}: cannot reshape {old} to {shape}")
+        if len(shape) != 1:
+            raise QONNXImportError(f"{self.where(node)}: only flattening reshapes are supported (to {shape})")
+        perm = src.perm
+        if len(old) >= 2:  # channels-last (.., C) holds ONNX (C, ..)
+            onnx_shape = (old[-1],) + old[:-1]
+            perm = np.transpose(np.arange(int(np.prod(old))).reshape(onnx_shape),
+                                tuple(range(1, len(old))) + (0,)).reshape(-1)
+        t = self.types[src.name]
+        if len(t.scale) > 1:
+            raise QONNXImportError(f"{self.where(node)}: flattening a tensor with per-channel scales")
+        out = self.add(Op(self.label(node, "flatten"), "reshape", [src.name], shape, t, {"shape": list(shape)},
+                          source=node.name))
+        out.perm = perm
+        return Pending(out) if relu else out
+
+    def _n_Flatten(self, node, ins):
+        if _attrs(node).get("axis", 1) != 1:
+            raise QONNXImportError(f"{self.where(node)}: only Flatten with axis=1 is supported")
+        src = ins[0].src if isinstance(ins[0], Pending) else ins[0]
+        if not isinstance(src, Tensor):
+            raise QONNXImportError(f"{self.where(node)}: Flatten input is not an integer tensor")
+        return self._flatten_to(node, ins[0], (int(np.prod(self.shapes[src.name])),))
+
+    def _n_Reshape(self, node, ins):
+        shape = [int(v) for v in self.const(node.input[1], node).reshape(-1)]
+        src = ins[0].src if isinstance(ins[0], Pending) else ins[0]
+        if not isinstance(src, Tensor):
+            raise QONNXImportError(f"{self.where(node)}: Reshape input is not an integer tensor")
+        n = int(np.prod(self.shapes[src.name]))
+        rest = shape[1:]
+        if len(rest) == 1 and rest[0] in (-1, n) and shape[0] in (1, -1, 0):
+            return self._flatten_to(node, ins[0], (n,))
+        raise QONNXImportError(f"{self.where(node)}: reshape to {shape} is not supported (only flatten)")
+
+
+def module_scope(node) -> str:
+    """The PyTorch module path a node came from (torch.onnx metadata ``name_scopes``), or ''."""
+    import ast
+
+    for prop in node.metadata_props:
+        if prop.key == "pkg.torch.onnx.name_scopes":
+            try:
+                scopes = ast.literal_eval(prop.value)
+            except (ValueError, SyntaxError):
+                return ""
+            return str(scopes[1]) if len(scopes) > 2 and scopes[1] else ""
+    return ""
+
+
+def _float32_as_dyadic(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """float32 values as exact n / 2^k (n integer object array, k int64 array)."""
+    m, e = np.frexp(v.astype(np.float64))  # v = m * 2^e, |m| in [0.5, 1), 24 significant bits
+    n = np.round(np.ldexp(m, 24)).astype(np.int64).astype(object)
+    k = (24 - e).astype(np.int64)
+    return n, k
+
+
+def _unit_type(t: MinifloatType) -> MinifloatType:
+    """``t`` with unit scale (rounding happens on x / s)."""
+    return MinifloatType(t.exp_bits, t.man_bits, t.bias, t.variant)
+
+
+def minifloat_from_real(x32: np.ndarray, t: MinifloatType, rounding: str) -> np.ndarray:
+    """Round float32 values (already divided by the quantizer scale) to ``t``'s grid: raw units."""
+    n, k = _float32_as_dyadic(np.asarray(x32, dtype=np.float32))
+    return golden.minifloat_round(n, k, _unit_type(t), rounding)
+
+
+def import_qonnx(model_or_path, name: str | None = None, mult_bits: int = DEFAULT_MULT_BITS,
+                 exact_scales: bool = False, output: str = "logits") -> Network:
+    """Convert a QONNX model (onnx.ModelProto or file path) into a validated integer network.
+
+    ``output='argmax'`` appends the class index (first of equal maxima)."""
+    import onnx
+
+    if output not in ("logits", "argmax"):
+        raise QONNXImportError(f"--output must be 'logits' or 'argmax', got {output!r}")
+    if isinstance(model_or_path, (str, Path)):
+        path = Path(model_or_path)
+        try:
+            model = onnx.load(str(path))
+        except Exception as exc:  # noqa: BLE001
+            raise QONNXImportError(f"{path}: not a readable ONNX file ({str(exc).splitlines()[0][:120]})") from None
+        name = name or path.stem
+    else:
+        model = model_or_path
+    imp = QONNXImporter(model, name or model.graph.name or "qonnx", mult_bits, exact_scales)
+    net = imp.run()
+    if output == "argmax":
+        last = net.outputs[0]
+        n = imp.shapes[last][-1]
+        net.outputs = [imp.add(Op("argmax", "argmax", [last], (), IntType(max(1, (n - 1).bit_length()), False),
+                                  source="--output argmax")).name]
+    net.meta.update({"source": "qonnx", "mult_bits": int(mult_bits)})
+    validate(net)
+    return net
