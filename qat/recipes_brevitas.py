@@ -103,6 +103,8 @@ __all__ = [
     "dyadic",
     "minifloat",
     "minifloat_max",
+    "minifloat_values",
+    "dyadic_decompose",
     "mlp",
     "cnn",
     "fold_batchnorm",
@@ -325,6 +327,25 @@ def minifloat_max(exp_bits: int, man_bits: int, bias: int | None = None, variant
     return float(get_max_available_float(exp_bits, man_bits, bias, nan, inf, True))
 
 
+def minifloat_values(exp_bits: int, man_bits: int, bias: int | None = None,
+                     variant: str = "plain") -> np.ndarray:
+    """Sorted array (float64) of every finite value of the format, both signs, up to its max.
+
+    Exponent field 0 is subnormal: 2^(1-bias) * m/2^M; field e > 0: 2^(e-bias) * (1 + m/2^M).
+    Codes above the max (OCP NaN/inf) are left out.
+    """
+    if bias is None:
+        bias = 2 ** (exp_bits - 1) if variant == "fnuz" else 2 ** (exp_bits - 1) - 1
+    top = minifloat_max(exp_bits, man_bits, bias, variant)
+    vals = set()
+    for e in range(2 ** exp_bits):
+        for m in range(2 ** man_bits):
+            v = math.ldexp(m / 2 ** man_bits, 1 - bias) if e == 0 else math.ldexp(1 + m / 2 ** man_bits, e - bias)
+            if v <= top:
+                vals.update((v, -v))
+    return np.array(sorted(vals), dtype=np.float64)
+
+
 def minifloat(exp_bits: int, man_bits: int, bias: int | None = None, variant: str = "plain",
               collect_stats_steps: int = DEFAULT_COLLECT_STATS_STEPS) -> Preset:
     """Minifloat preset: 1 sign + E exponent + M mantissa bits, per-tensor float scales.
@@ -488,13 +509,12 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
                 shape = [-1] + [1] * (w.dim() - 1)
                 if isinstance(prev, nn.Conv2d) and prev.groups != 1 and prev.groups != prev.in_channels:
                     raise NotImplementedError("grouped conv folding")
-                b = prev.bias.double() if prev.bias is not None else torch.zeros_like(g)
-                prev.weight.copy_((w * k.view(shape)).to(prev.weight.dtype))
-                new_b = (b - bn.running_mean.double()) * k + beta
                 if prev.bias is None:
                     raise ValueError(f"{prev_name}: layer without bias cannot absorb BatchNorm "
                                      "(build it with bias=True)")
-                prev.bias.copy_(new_b.to(prev.bias.dtype))
+                b = prev.bias.double()
+                prev.weight.copy_((w * k.view(shape)).to(prev.weight.dtype))
+                prev.bias.copy_(((b - bn.running_mean.double()) * k + beta).to(prev.bias.dtype))
             parent._modules[name] = nn.Identity()
     return model
 
