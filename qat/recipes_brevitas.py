@@ -37,8 +37,8 @@ Minifloat presets (``kind == "minifloat"``)
     (E4M3 max 448 with a NaN code, E5M2 with inf/NaN; FP6/FP4 identical to plain) and
     ``*_fnuz`` (bias 2^(E-1); E4M3 max 240) variants, and :func:`minifloat` for any
     (E, M, bias).  Weights and activations are scaled minifloats with a per-tensor float
-    scale (weights: absmax / max_format; activations: learned, initialised from runtime
-    percentile stats).  Biases are NOT quantized (float32): Brevitas 0.13.4's Int*Bias
+    scale (weights: absmax / max_format; activations: learned, initialised from the running
+    max of |x| over the first collect_stats_steps batches).  Biases are NOT quantized (float32): Brevitas 0.13.4's Int*Bias
     quantizers need an ``IntQuantTensor`` input and raise "Input scale required" on a
     ``FloatQuantTensor``; an importer has to put the bias on the accumulator grid itself
     (a rounding Brevitas does not model).  Activation after ReLU stays a *signed* minifloat (the sign
@@ -60,10 +60,28 @@ any) restriction; only afterwards (and always in eval mode) is it restricted.  B
 default is 300 steps, longer than a short digits run (23 steps/epoch at batch 64), so the
 presets here use ``collect_stats_steps = 30`` (configurable per preset factory).
 
-Export: ``brevitas.export.export_qonnx`` works for the integer presets; it fails for the
-minifloat presets (activation quantizers: "can not resolve attribute
-'max_available_float'") -- import minifloat models from the module (see
-:func:`qonnx_export_ok`).
+Export (``brevitas.export.export_qonnx``, :func:`qonnx_export_ok`): every preset here
+exports (integer presets -> ``Quant`` nodes, minifloat -> ``FloatQuant``).  Brevitas' own
+plain/FNUZ float quantizers do not define ``max_available_float`` and their export fails
+("can not resolve attribute 'max_available_float'"); the minifloat presets set it (equal
+to the all-ones code, so the forward is unchanged).  qonnx 0.4.0 executes the integer
+exports (bit-exact for po2/dyadic) once the default ONNX domain is listed first in
+``opset_import`` (Brevitas lists the qonnx domain first and ``execute_onnx`` takes
+``opset_import[0]`` as the ONNX opset -> "Gemm(1)" not implemented); it has no
+``FloatQuant`` executor (import minifloat models from the module).
+
+Other Brevitas 0.13.4 behaviour worth knowing:
+    * ``return_quant_tensor=True`` on a QuantLinear/QuantConv with a float (minifloat)
+      weight quantizer fails ("QuantLayer is not correctly configured"), so every
+      QuantLinear/QuantConv here returns a plain tensor; QuantIdentity/QuantReLU return
+      quant tensors (needed by Int32Bias for the input scale).
+    * ``FloatQuantTensor.value`` is fp32(minifloat * scale), rounded whenever the scale's
+      mantissa plus the format's exceed 24 bits, so ``value / scale`` is not exactly on
+      the format grid; ``FloatQuantTensor.minifloat()`` recovers the grid values.
+    * Scaled minifloats: FNUZ (bias + 1) is plain with a scale twice as large (identical
+      quantized values when the scale comes from absmax / max); FP6/FP4 OCP == plain.
+    * Weight scales are recomputed from the weights at every forward (``AbsMax`` stats,
+      not learned); activation scales are learned parameters (in log2 domain for po2).
 """
 from __future__ import annotations
 
@@ -71,7 +89,7 @@ import dataclasses
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
