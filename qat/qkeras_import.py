@@ -29,6 +29,17 @@ flags):
       checked);
     - non-power-of-two scales without BatchNormalization -> dyadic
       ``requant`` (multiplier b < 2^31, shift c: M ~ b/2^c).
+* HAWQ-V3 dyadic layers (qat.recipes_qkeras: ``dyadic_quantized_bits`` kernels with
+  per-channel scales b/2^c, b < 2^W, ``dyadic_bias`` 32-bit biases in units of s_x*s_w, in
+  ``QDenseDyadic`` / ``QConv2DDyadic``; or a plain QDense/QConv2D without bias) import
+  *exactly*: integer weights, the bias on the accumulator grid, and a ``requant`` whose
+  multiplier is the reduced (odd) mantissa b < 2^W (attr ``mult_bits`` = W).  A scale not
+  representable in W bits is an ImportError_ naming the layer.  QKeras' float32 forward
+  equals the integers while (max|x|*sum|w| + |bias|)*b <= 2^24 per output channel; the bound
+  is recorded in ``net.meta["dyadic"]`` and a note (plus a warning) says when it is exceeded.
+  ``import_qkeras(..., mult_bits=W)`` declares the multiplier width for every
+  non-power-of-two requantization (alpha='auto' layers then fail unless their float32
+  scales happen to fit).
 * MaxPooling1D/2D, AveragePooling1D/2D (power-of-two windows, valid),
   Flatten, Reshape, Dropout (no-op), Add, Concatenate.
 * A final softmax is dropped with a notice: the outputs are the logits.
@@ -64,11 +75,12 @@ from .types import (BinaryType, IntType, TensorType, is_po2, log2_exact, parse_f
 SUPPORTED_LAYERS = ("InputLayer", "QDense", "QConv1D", "QConv2D", "Dense", "Conv1D", "Conv2D", "QActivation",
                     "Activation", "ReLU", "BatchNormalization", "QBatchNormalization", "MaxPooling1D",
                     "MaxPooling2D", "AveragePooling1D", "AveragePooling2D", "Flatten", "Reshape", "Dropout",
-                    "Add", "Concatenate")
+                    "Add", "Concatenate", "QDenseDyadic", "QConv2DDyadic")
 SUPPORTED_QUANTIZERS = ("quantized_bits", "quantized_relu", "binary", "ternary")
 MAX_THRESHOLD_LEVELS = 4096
 DYADIC_MULT_BITS = 31
 AUTO_BIAS_EXTRA_BITS = 16
+F32_EXACT_BITS = 24  # float32 significand: integer grid values up to 2^24 are exact
 
 
 class ImportError_(ValueError):
@@ -83,6 +95,9 @@ def _custom_objects() -> dict:
     objs: dict = {}
     _add_supported_quantized_objects(objs)
     objs["QActivation"] = _qactivation_compat()
+    from .recipes_qkeras import CUSTOM_OBJECTS_OWN
+
+    objs.update(CUSTOM_OBJECTS_OWN)
     return objs
 
 
@@ -375,8 +390,11 @@ def _tensor_key(t) -> int:
 
 class QKerasImporter:
     def __init__(self, model, input_type: IntType | None, default_type: IntType | None, output: str,
-                 model_name: str):
+                 model_name: str, mult_bits: int | None = None):
         self.model = model
+        self.mult_bits = mult_bits
+        self.dyadic_ops: dict[str, int] = {}  # accumulator op -> multiplier width W
+        self.dyadic_meta: dict[str, dict] = {}  # keras layer -> {op, mult_bits, max_mult, f32_bits, f32_exact}
         self.input_type = input_type
         self.default_type = default_type
         self.output = output
@@ -436,6 +454,11 @@ class QKerasImporter:
             out_name = self.b.add(Op(self.b.unique("argmax"), "argmax", [out_name], (),
                                      IntType(max(1, (n - 1).bit_length()), False), source="--output argmax"))
         self.b.net.outputs = [out_name]
+        if self.dyadic_meta:
+            self.b.net.meta["dyadic"] = self.dyadic_meta
+            widths = sorted({v["mult_bits"] for v in self.dyadic_meta.values()})
+            self.notes.append(f"dyadic (HAWQ-V3) layers {', '.join(self.dyadic_meta)}: exact integer requantization "
+                              f"with multipliers < 2^{'/'.join(str(w) for w in widths)}")
         self.b.net.notes = self.notes
         return self.b.net
 
@@ -496,6 +519,8 @@ class QKerasImporter:
                 raise ImportError_(f"{where}: padding '{layer.padding}' is not supported (same, valid)")
         kernel = layer.kernel.numpy()
         kq = getattr(layer, "kernel_quantizer_internal", None) if getattr(layer, "kernel_quantizer", None) else None
+        if kq is not None and _qname(kq) == "dyadic_quantized_bits":
+            return self._dyadic_linear(layer, src, kind, kq)
         w_int, w_step, notes = quantize_weights(kernel, kq, where, "kernel", self.default_type)
         self.notes += notes
         cout = kernel.shape[-1]
@@ -557,6 +582,84 @@ class QKerasImporter:
         act = getattr(layer, "activation", None)
         return self._activation(layer, IntT(name), act)
 
+    def _dyadic_linear(self, layer, src: str, kind: str, kq):
+        """A HAWQ-V3 dense/conv: kernel z * s_w with s_w = b/2^c (b < 2^W), bias n * s_x * s_w."""
+        import tensorflow as tf
+
+        where = self.where(layer)
+        in_t = self.b.types[src]
+        s_x = unit_scale(in_t)
+        if isinstance(in_t, BinaryType) or s_x.size != 1 or not is_po2(s_x):
+            raise ImportError_(f"{where}: a dyadic layer needs an integer input with one power-of-two scale "
+                               f"(put a quantized_bits/quantized_relu quantizer with alpha=1 before it)")
+        width = int(kq.mult_bits) if self.mult_bits is None else int(self.mult_bits)
+        kernel = layer.kernel.numpy()
+        cout = kernel.shape[-1]
+        qv = np.asarray(kq(tf.constant(kernel)).numpy(), dtype=np.float64)
+        step = np.asarray(kq.step.numpy(), dtype=np.float64).reshape(-1)
+        step = np.broadcast_to(step, (cout,)).copy()
+        b, _ = exact_dyadic(step, width, f"{where}: kernel scale", "mult_bits")
+        z = qv / step
+        if not np.array_equal(z, np.round(z)) or np.max(np.abs(z)) > kq.qmax:
+            raise ImportError_(f"{where}: quantized kernel is not an integer multiple of its dyadic scale")
+        w_int = z.astype(np.int64)
+        acc_scale = float(s_x[0]) * step  # exact: power-of-two times dyadic
+        bq = getattr(layer, "bias_quantizer_internal", None) if layer.use_bias else None
+        if layer.use_bias:
+            if bq is None or _qname(bq) != "dyadic_bias":
+                raise ImportError_(f"{where}: a dyadic_quantized_bits kernel needs a dyadic_bias bias quantizer "
+                                   f"(QDenseDyadic / QConv2DDyadic) or use_bias=False")
+            qb = np.asarray(bq.quantize(tf.constant(layer.bias.numpy()), kq.step).numpy(), dtype=np.float64)
+            n = qb / acc_scale
+            if not np.array_equal(n, np.round(n)):
+                raise ImportError_(f"{where}: bias is not on the accumulator grid s_x*s_w (dyadic_bias was built for "
+                                   f"input scale 2^{bq.input_scale_log2}, the input has {float(s_x[0]):g})")
+            bias_acc = n.astype(np.int64)
+            if np.max(np.abs(bias_acc)) >= 1 << (int(bq.bits) - 1):
+                raise ImportError_(f"{where}: bias exceeds {bq.bits} bits")
+        else:
+            bias_acc = np.zeros(cout, np.int64)
+        attrs: dict[str, Any] = {"weight_scale": [float(v) for v in step], "weight_bits": int(kq.bits)}
+        if layer.use_bias:
+            attrs["bias_bits"] = int(bq.bits)
+        if kind != "dense":
+            attrs.update({"strides": [int(s) for s in layer.strides], "padding": layer.padding})
+        name = self.b.add(Op(self.b.unique(layer.name), kind, [src], (), None, attrs,
+                             {"weight": w_int, "bias": bias_acc}, source=layer.name), acc_scale=acc_scale)
+        # float32 exactness of QKeras' forward: every partial sum, in grid units 2^(k_x - c), is at most
+        # (max|x| * sum|w| + |bias|) * b  (b odd); float32 holds integers up to 2^24 exactly.
+        bnd = self.b.bounds[src]
+        xmax = max(abs(int(bnd.min)), abs(int(bnd.max)))
+        wsum = np.abs(w_int).reshape(-1, cout).sum(axis=0)
+        worst = max(int((xmax * int(ws) + abs(int(bi))) * int(bb)) for ws, bi, bb in zip(wsum, bias_acc, b))
+        f32_bits = max(worst - 1, 0).bit_length()  # worst <= 2^f32_bits
+        exact = worst <= 1 << F32_EXACT_BITS
+        self.dyadic_ops[name] = width
+        self.dyadic_meta[layer.name] = {"op": name, "mult_bits": width, "max_mult": int(b.max()),
+                                        "f32_bits": int(f32_bits), "f32_exact": bool(exact)}
+        if not exact:
+            msg = (f"{where}: QKeras' float32 sum may be inexact: (max|x|*sum|w| + |bias|)*b reaches 2^{f32_bits} > "
+                   f"2^{F32_EXACT_BITS}; the golden model is exact, QKeras may differ (measure it)")
+            self.notes.append(msg)
+            import warnings
+
+            warnings.warn(msg, stacklevel=2)
+        return self._activation(layer, IntT(name), getattr(layer, "activation", None))
+
+    def _dyadic_origin(self, src: str) -> int | None:
+        """Multiplier width W of the dyadic layer whose accumulator ``src`` is (through scale-keeping ops)."""
+        seen = src
+        while True:
+            if seen in self.dyadic_ops:
+                return self.dyadic_ops[seen]
+            try:
+                op = self.b.net.op(seen)
+            except KeyError:
+                return None
+            if op.kind not in ("maxpool", "reshape", "clip") or len(op.inputs) != 1:
+                return None
+            seen = op.inputs[0]
+
     def _align_channels(self, src: str, layer) -> str:
         """Bring an integer tensor with per-channel power-of-two scales (e.g. a
         Concatenate of differently quantized branches) to its finest scale by
@@ -615,6 +718,7 @@ class QKerasImporter:
         return self._linear(layer, ins, "conv2d")
 
     _l_Dense, _l_Conv1D, _l_Conv2D = _l_QDense, _l_QConv1D, _l_QConv2D
+    _l_QDenseDyadic, _l_QConv2DDyadic = _l_QDense, _l_QConv2D
 
     def _l_QActivation(self, layer, ins):
         if getattr(self, "first_q", None) is layer:
@@ -773,6 +877,19 @@ class QKerasImporter:
                 raise ImportError_(f"{where}: {levels + 1} output levels after BatchNormalization is too many "
                                    f"thresholds (max {MAX_THRESHOLD_LEVELS + 1}); quantize to fewer bits")
             return IntT(self._threshold_op(pend, spec, name, source, where))
+        origin = self._dyadic_origin(src)
+        width = int(self.mult_bits) if self.mult_bits is not None else origin
+        if origin is not None and pend.has_bn:
+            raise ImportError_(f"{where}: BatchNormalization after a dyadic layer: fold it into the kernel and bias "
+                               f"first (qat.recipes_qkeras.fold_batchnorm)")
+        if width is not None and spec.kind in ("quantized_bits", "quantized_relu"):
+            mult, shift = exact_dyadic(in_scale / spec.step, width, f"{where}: requantization multiplier",
+                                       "mult_bits")
+            lo = max(spec.lo, 0) if (pend.relu or spec.relu) else spec.lo
+            attrs = {"rounding": "half_even", "overflow": "saturate", "lo": int(lo), "hi": int(spec.hi),
+                     "mult_bits": width}
+            return IntT(self.b.add(Op(name, "requant", [src], (), spec.type, attrs,
+                                      {"mult": mult, "shift": shift}, source=source)))
         if not pend.has_bn and spec.kind in ("quantized_bits", "quantized_relu"):
             mult, shift = dyadic(in_scale / spec.step, where)
             lo = max(spec.lo, 0) if (pend.relu or spec.relu) else spec.lo
@@ -918,22 +1035,52 @@ def dyadic(m: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
     return b, c
 
 
+def exact_dyadic(m, max_bits: int, where: str, what: str = "mult_bits") -> tuple[np.ndarray, np.ndarray]:
+    """(b, c) int64 with m == b / 2^c exactly, b odd (reduced) and b < 2^max_bits; a one-line
+    ImportError_ naming ``where`` when some value needs more bits (or is not positive)."""
+    m = np.atleast_1d(np.asarray(m, dtype=np.float64))
+    if np.any(m <= 0) or not np.all(np.isfinite(m)):
+        raise ImportError_(f"{where}: scale must be positive and finite")
+    f, e = np.frexp(m)
+    b = np.ldexp(f, 53).astype(np.int64)  # exact: the float64 significand
+    c = (53 - e).astype(np.int64)
+    tz = np.zeros_like(b)
+    for k in range(53):  # strip trailing zero bits
+        even = (b & 1) == 0
+        if not even.any():
+            break
+        b, c, tz = np.where(even, b >> 1, b), np.where(even, c - 1, c), tz + even
+    need = np.array([int(v).bit_length() for v in b])
+    if np.any(need > max_bits):
+        i = int(np.argmax(need))
+        raise ImportError_(f"{where} of channel {i} ({m[i]!r} = {int(b[i])}/2^{int(c[i])}) needs a "
+                           f"{int(need[i])}-bit multiplier, more than {what}={max_bits}")
+    return b, c
+
+
 def import_qkeras(model, input_type: IntType | None = None, default_type: IntType | None = None,
-                  output: str = "logits", name: str | None = None) -> Network:
-    """Convert a loaded QKeras/Keras model into a validated integer network."""
+                  output: str = "logits", name: str | None = None, mult_bits: int | None = None) -> Network:
+    """Convert a loaded QKeras/Keras model into a validated integer network.
+
+    ``mult_bits``: declared width W of every non-power-of-two requantization multiplier; each
+    must then be exactly b/2^c with b < 2^W (ImportError_ naming the layer otherwise).  None:
+    dyadic layers use their quantizer's ``mult_bits``, alpha='auto' layers 31-bit approximations.
+    """
     from .intervals import validate
 
     if output not in ("logits", "argmax"):
         raise ImportError_(f"--output must be 'logits' or 'argmax', got {output!r}")
-    net = QKerasImporter(model, input_type, default_type, output, name or model.name).run()
+    if mult_bits is not None and not 1 <= int(mult_bits) <= 62:
+        raise ImportError_(f"mult_bits must be 1..62, got {mult_bits}")
+    net = QKerasImporter(model, input_type, default_type, output, name or model.name, mult_bits).run()
     net.meta.update({"source": "qkeras", "keras_model": model.name})
     validate(net)
     return net
 
 
 def convert_file(model_path, weights_path=None, input_type: str | None = None, default_type: str | None = None,
-                 output: str = "logits") -> Network:
+                 output: str = "logits", mult_bits: int | None = None) -> Network:
     it = parse_fixed(input_type) if input_type else None
     dt = parse_fixed(default_type) if default_type else None
     model = load_model(model_path, weights_path)
-    return import_qkeras(model, it, dt, output, Path(model_path).stem)
+    return import_qkeras(model, it, dt, output, Path(model_path).stem, mult_bits)

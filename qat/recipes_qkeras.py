@@ -1,0 +1,554 @@
+"""QKeras QAT recipes: HAWQ-V3-style dyadic integer-only networks (and two power-of-two presets).
+
+Targets QKeras 0.9 / TensorFlow 2.15 (Keras 2).  The same design as the Brevitas recipe
+(qat/recipes_brevitas.py), so that both frameworks produce the same kind of integer network:
+
+* Activations (the input quantizer and every hidden ReLU) have **power-of-two** scales:
+  ``quantized_bits(bits, integer, alpha=1)`` / ``quantized_relu(bits, integer)``, step 2^k.
+* Weights are symmetric narrow-range integers (int4: -7..7) with a **per-output-channel**
+  scale computed like QKeras' ``alpha='auto'`` (absmax / (2^(bits-1)-1)) whose mantissa is
+  then rounded to W bits (:class:`dyadic_quantized_bits`, W = ``mult_bits``): the scale is
+  s_w = b / 2^c with 0 < b < 2^W.  The layer's requantization multiplier
+  s_x * s_w / s_y = b / 2^(c + k_y - k_x) is then *exactly* a W-bit integer and a shift, and
+  the importer (qat.qkeras_import) emits ``requant(mult=b, shift=c + k_y - k_x)`` per channel.
+* Biases are 32-bit integers in units of s_x * s_w (:class:`dyadic_bias`), used by the
+  layer classes :class:`QDenseDyadic` / :class:`QConv2DDyadic` (QDense / QConv2D that hand
+  the kernel's scale to the bias quantizer; the input exponent k_x is a layer argument).
+* BatchNormalization is folded (HAWQ-V3 folds BN before quantization): train with BN,
+  :func:`fold_batchnorm` into the preceding kernel and bias (float), rebuild without BN and
+  fine-tune (:func:`train_dyadic`).
+
+Bit-exactness of the QKeras (float32) forward
+---------------------------------------------
+Every product x_int * w_int * s_x * s_w of output channel o lies on the grid
+2^(k_x - c[o]) and equals (x_int * w_int * b[o]) grid units; TensorFlow sums those in float32,
+which is exact while every partial sum has at most 24 significant bits.  A sufficient,
+summation-order-independent condition per output channel is
+
+    (max|x_int| * sum_i |w_int[i, o]| + |bias_int[o]|) * b[o] <= 2^24
+
+(b[o] in its reduced, odd form).  Under it the QKeras output equals the golden integer model
+bit for bit (the quantized weights w_int * s_w are exact in float32 because
+(bits - 1) + W <= 24 is enforced).  The importer records the bound per layer in
+``net.meta["dyadic"]`` and warns when it is exceeded; :func:`train_dyadic` refuses such a
+model unless ``allow_inexact=True``.  Example: 5-bit unsigned input, int4 weights, W = 8:
+31 * 7 * fan_in * 255 <= 2^24 holds up to fan_in = 303.
+
+Rounding: weights, biases and activations round half to even (``tf.round``); the weight
+scale mantissa rounds up by default (``mantissa_rounding='ceil'``, so the largest weight
+never saturates; Brevitas recipe default too) or half to even (``'round'``).
+The straight-through estimator is written ``stop_gradient(q) + (x - stop_gradient(x))`` so
+that the forward value is exactly q (QKeras' ``x + stop_gradient(q - x)`` is not, in float32).
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field, replace
+from typing import Any, Sequence
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import tensorflow as tf
+from qkeras import QActivation, QConv2D, QDense
+from qkeras.quantizers import BaseQuantizer, quantized_bits, quantized_relu
+
+L = tf.keras.layers
+
+F32_EXACT_BITS = 24  # float32 significand
+LARGE_RANGE = 65536.0  # max() of the free-scale quantizers: keeps QKeras' Clip constraint out of the way
+
+
+# ---- quantizers -------------------------------------------------------------------------------
+
+def _po2_f32(e: tf.Tensor) -> tf.Tensor:
+    """2^e as float32 for int32 e in [-126, 127] (exact, from the exponent bits)."""
+    return tf.bitcast(tf.bitwise.left_shift(e + 127, 23), tf.float32)
+
+
+def dyadic_round(scale: tf.Tensor, mult_bits: int, rounding: str = "ceil") -> tf.Tensor:
+    """Round positive float32 ``scale`` to b * 2^-c with a ``mult_bits``-bit mantissa b (exact ops).
+
+    frexp(s) = m * 2^e, m in [0.5, 1): b = ceil (or round half even) of m * 2^W in
+    [2^(W-1), 2^W]; result b * 2^(e-W).  Normal float32 scales only (2^-100 < s < 2^100).
+    """
+    bits_i = tf.bitcast(scale, tf.int32)
+    e = tf.bitwise.bitwise_and(tf.bitwise.right_shift(bits_i, 23), 0xFF) - 127  # floor(log2 s)
+    up = _po2_f32(mult_bits - 1 - e)
+    mant = scale * up  # exact: in [2^(W-1), 2^W)
+    mant = tf.math.ceil(mant) if rounding == "ceil" else tf.round(mant)
+    return mant / up  # exact: power-of-two division
+
+
+class dyadic_quantized_bits(quantized_bits):  # noqa: N801  (QKeras naming)
+    """Symmetric narrow-range ``bits``-bit weights with per-output-channel dyadic scales.
+
+    Scale per output channel (last axis): s = absmax / (2^(bits-1) - 1) as in QKeras'
+    ``alpha='auto'``, then its mantissa rounded to ``mult_bits`` = W bits
+    (:func:`dyadic_round`): s_w = b / 2^c, 0 < b < 2^W.  Output s_w * clip(round(x / s_w),
+    -(2^(bits-1)-1), 2^(bits-1)-1), exact in float32 ((bits-1) + W <= 24 is required).
+    All-zero channels get s_w = 1.  Straight-through gradient (d out / d x = 1).
+
+    After a call, ``step`` holds s_w (shape (1, ..., 1, C)) and ``scale`` holds
+    s_w * 2^(bits-1) (QKeras' convention for ``quantized_bits`` with a string alpha).
+    """
+
+    def __init__(self, bits: int = 4, mult_bits: int = 8, mantissa_rounding: str = "ceil", integer: int = 0,
+                 symmetric: bool = True, keep_negative: bool = True, alpha: str = "auto",
+                 use_stochastic_rounding: bool = False, scale_axis=None, qnoise_factor: float = 1.0,
+                 var_name=None, use_ste: bool = True, use_variables: bool = False):
+        if not (2 <= int(bits) <= 24):
+            raise ValueError(f"dyadic_quantized_bits: bits must be 2..24, got {bits}")
+        if not (1 <= int(mult_bits) <= F32_EXACT_BITS + 1 - int(bits)):
+            raise ValueError(f"dyadic_quantized_bits: mult_bits must be 1..{F32_EXACT_BITS + 1 - int(bits)} for "
+                             f"{bits}-bit weights (float32 holds (bits-1) + mult_bits <= 24 bits), got {mult_bits}")
+        if mantissa_rounding not in ("ceil", "round"):
+            raise ValueError("dyadic_quantized_bits: mantissa_rounding must be 'ceil' or 'round'")
+        if int(integer) != 0 or not keep_negative or not symmetric or alpha != "auto" or use_stochastic_rounding \
+                or float(qnoise_factor) != 1.0 or not use_ste or scale_axis not in (None, -1):
+            raise ValueError("dyadic_quantized_bits: only symmetric, signed, integer=0, alpha='auto', "
+                             "deterministic, straight-through weights on the last axis are supported")
+        super().__init__(bits=int(bits), integer=0, symmetric=True, keep_negative=True, alpha="auto",
+                         use_stochastic_rounding=False, scale_axis=None, qnoise_factor=1.0, var_name=var_name,
+                         use_ste=True, use_variables=use_variables)
+        self.mult_bits = int(mult_bits)
+        self.mantissa_rounding = mantissa_rounding
+        self.step = None
+
+    @property
+    def qmax(self) -> int:
+        """Largest integer level, 2^(bits-1) - 1."""
+        return (1 << (int(self.bits) - 1)) - 1
+
+    def __call__(self, x):
+        if not self.built:
+            self.build(var_name=self.var_name, use_variables=self.use_variables)
+        x = tf.cast(x, tf.float32)
+        rank = len(x.shape)
+        if rank < 2:
+            raise ValueError("dyadic_quantized_bits quantizes kernels (rank >= 2, channels last)")
+        xs = tf.stop_gradient(x)
+        amax = tf.reduce_max(tf.abs(xs), axis=list(range(rank - 1)), keepdims=True)
+        raw = amax / float(self.qmax)
+        raw = tf.where(raw > 0, raw, tf.ones_like(raw))
+        step = dyadic_round(raw, self.mult_bits, self.mantissa_rounding)
+        z = tf.clip_by_value(tf.round(xs / step), -float(self.qmax), float(self.qmax))
+        q = z * step  # exact: |z| * b < 2^24
+        self.step = step
+        self.scale = step * float(1 << (int(self.bits) - 1))
+        return tf.stop_gradient(q) + (x - xs)
+
+    def max(self) -> float:
+        return LARGE_RANGE
+
+    def min(self) -> float:
+        return -LARGE_RANGE
+
+    def __str__(self) -> str:
+        extra = "" if self.mantissa_rounding == "ceil" else f",mantissa_rounding='{self.mantissa_rounding}'"
+        return f"dyadic_quantized_bits({self.bits},mult_bits={self.mult_bits}{extra})"
+
+    def get_config(self) -> dict:
+        return {"bits": int(self.bits), "mult_bits": self.mult_bits, "mantissa_rounding": self.mantissa_rounding}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+class dyadic_bias(BaseQuantizer):  # noqa: N801
+    """Signed ``bits``-bit (default 32) bias in units of s_x * s_w (HAWQ-V3's bias scale).
+
+    s_x = 2^``input_scale_log2`` is the layer's (power-of-two) input step, s_w the per-channel
+    step of the layer's :class:`dyadic_quantized_bits` kernel, which the owning
+    :class:`QDenseDyadic` / :class:`QConv2DDyadic` links in (the kernel quantizer runs first in
+    ``call``).  Output unit * clip(round(x / unit), -L, L) with unit = s_x * s_w and
+    L = 2^(bits-1) - 1 rounded down to a float32 value (2^31 - 128 for 32 bits).
+    """
+
+    def __init__(self, bits: int = 32, input_scale_log2: int = 0):
+        super().__init__()
+        if not 2 <= int(bits) <= 32:
+            raise ValueError(f"dyadic_bias: bits must be 2..32, got {bits}")
+        self.bits = int(bits)
+        self.input_scale_log2 = int(input_scale_log2)
+        self.keep_negative = True
+        self.alpha = None
+        self._kernel_step = None  # callable returning the kernel quantizer's step; set by the layer
+
+    def link(self, kernel_quantizer: dyadic_quantized_bits) -> None:
+        self._kernel_step = lambda: kernel_quantizer.step
+
+    @property
+    def limit(self) -> float:
+        return float((1 << (self.bits - 1)) - (1 << max(0, self.bits - 25)))
+
+    def unit(self, kernel_step) -> tf.Tensor:
+        """s_x * s_w per channel (float32, exact)."""
+        return tf.reshape(kernel_step, [-1]) * math.ldexp(1.0, self.input_scale_log2)
+
+    def quantize(self, x, kernel_step) -> tf.Tensor:
+        x = tf.cast(x, tf.float32)
+        u = self.unit(kernel_step)
+        xs = tf.stop_gradient(x)
+        n = tf.clip_by_value(tf.round(xs / u), -self.limit, self.limit)
+        return tf.stop_gradient(n * u) + (x - xs)
+
+    def __call__(self, x):
+        if self._kernel_step is None or self._kernel_step() is None:
+            raise ValueError("dyadic_bias needs the kernel scale of its layer: use it in QDenseDyadic / "
+                             "QConv2DDyadic (whose kernel quantizer runs first)")
+        return self.quantize(x, self._kernel_step())
+
+    def max(self) -> float:
+        return LARGE_RANGE
+
+    def min(self) -> float:
+        return -LARGE_RANGE
+
+    def __str__(self) -> str:
+        return f"dyadic_bias({self.bits},input_scale_log2={self.input_scale_log2})"
+
+    def get_config(self) -> dict:
+        return {"bits": self.bits, "input_scale_log2": self.input_scale_log2}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def _link_bias(layer) -> None:
+    kq, bq = layer.kernel_quantizer_internal, layer.bias_quantizer_internal
+    if isinstance(bq, dyadic_bias):
+        if not isinstance(kq, dyadic_quantized_bits):
+            raise ValueError(f"layer '{layer.name}': dyadic_bias needs a dyadic_quantized_bits kernel quantizer")
+        bq.link(kq)
+
+
+class QDenseDyadic(QDense):
+    """QDense whose :class:`dyadic_bias` quantizer sees the kernel's per-channel scale."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(units, **kwargs)
+        _link_bias(self)
+
+
+class QConv2DDyadic(QConv2D):
+    """QConv2D whose :class:`dyadic_bias` quantizer sees the kernel's per-channel scale."""
+
+    def __init__(self, filters, kernel_size, **kwargs):
+        super().__init__(filters, kernel_size, **kwargs)
+        _link_bias(self)
+
+
+CUSTOM_OBJECTS_OWN = {"dyadic_quantized_bits": dyadic_quantized_bits, "dyadic_bias": dyadic_bias,
+                      "QDenseDyadic": QDenseDyadic, "QConv2DDyadic": QConv2DDyadic}
+
+
+def custom_objects() -> dict:
+    """QKeras' custom objects plus this module's (for ``tf.keras.models.load_model``)."""
+    from qkeras.utils import _add_supported_quantized_objects
+
+    objs: dict = {}
+    _add_supported_quantized_objects(objs)
+    objs.update(CUSTOM_OBJECTS_OWN)
+    return objs
+
+
+def load_model(path) -> tf.keras.Model:
+    """Load a ``.h5`` model saved from a recipe model (no compile)."""
+    return tf.keras.models.load_model(str(path), custom_objects=custom_objects(), compile=False)
+
+
+# ---- presets ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Preset:
+    """Quantizers of one recipe.  Bit widths in bits; ``*_integer`` = QKeras integer bits.
+
+    kind: ``po2`` (weights quantized_bits alpha=1), ``auto_po2`` (per-channel power-of-two
+    weight scales) or ``dyadic`` (per-channel W-bit dyadic scales, ``mult_bits`` = W).
+    Input: quantized_bits(input_bits, input_integer, keep_negative=input_signed);
+    hidden: quantized_relu(act_bits, act_integer); logits: quantized_bits(logits_bits,
+    logits_integer).  Bias: dyadic_bias(bias_bits) for ``dyadic``, else
+    quantized_bits(bias_bits, bias_integer).
+    """
+
+    name: str
+    kind: str
+    weight_bits: int
+    act_bits: int
+    act_integer: int
+    input_bits: int = 5
+    input_integer: int = 1
+    input_signed: bool = False
+    logits_bits: int = 8
+    logits_integer: int = 4
+    mult_bits: int | None = None
+    mantissa_rounding: str = "ceil"
+    bias_bits: int = 32
+    bias_integer: int = 7
+
+    @property
+    def input_step_log2(self) -> int:
+        return self.input_integer - (self.input_bits - int(self.input_signed))
+
+    @property
+    def act_step_log2(self) -> int:
+        return self.act_integer - self.act_bits
+
+    def input_quantizer(self):
+        return quantized_bits(self.input_bits, self.input_integer, keep_negative=self.input_signed, alpha=1)
+
+    def act_quantizer(self):
+        return quantized_relu(self.act_bits, self.act_integer)
+
+    def logits_quantizer(self):
+        return quantized_bits(self.logits_bits, self.logits_integer, alpha=1)
+
+    def kernel_quantizer(self):
+        if self.kind == "dyadic":
+            return dyadic_quantized_bits(self.weight_bits, mult_bits=self.mult_bits,
+                                         mantissa_rounding=self.mantissa_rounding)
+        if self.kind == "auto_po2":
+            return quantized_bits(self.weight_bits, 0, alpha="auto_po2")
+        return quantized_bits(self.weight_bits, 0, symmetric=1, alpha=1)
+
+    def bias_quantizer(self, input_scale_log2: int):
+        if self.kind == "dyadic":
+            return dyadic_bias(self.bias_bits, input_scale_log2)
+        return quantized_bits(self.bias_bits, self.bias_integer, alpha=1)
+
+
+def dyadic_preset(weight_bits: int = 4, mult_bits: int = 8, act_bits: int = 4, act_integer: int = 2,
+                  **kw: Any) -> Preset:
+    """HAWQ-V3 dyadic preset: int``weight_bits`` weights, W = ``mult_bits``, po2 activations."""
+    name = f"dyadic_int{weight_bits}" + ("" if mult_bits == 8 else f"_m{mult_bits}")
+    return Preset(name, "dyadic", weight_bits, act_bits, act_integer, mult_bits=mult_bits, **kw)
+
+
+PRESETS: dict[str, Preset] = {
+    "int8": Preset("int8", "po2", 8, 8, 3, bias_bits=16, bias_integer=5),
+    "int4_po2": Preset("int4_po2", "auto_po2", 4, 4, 2, bias_bits=16, bias_integer=5),
+    "dyadic_int4": dyadic_preset(4, 8),
+    "dyadic_int8": dyadic_preset(8, 8, act_bits=8, act_integer=3),
+}
+
+
+def get_preset(preset: Preset | str, **overrides: Any) -> Preset:
+    """A preset by name (``dyadic_int4_m<W>`` gives W-bit multipliers) with field overrides."""
+    if isinstance(preset, str):
+        if preset in PRESETS:
+            p = PRESETS[preset]
+        elif preset.startswith("dyadic_int") and "_m" in preset:
+            wb, mb = preset[len("dyadic_int"):].split("_m")
+            p = dyadic_preset(int(wb), int(mb))
+        else:
+            raise ValueError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)}, dyadic_int<B>_m<W>)")
+    else:
+        p = preset
+    return replace(p, **overrides) if overrides else p
+
+
+# ---- model builders ---------------------------------------------------------------------------
+
+def _linear(p: Preset, kind: str, n: int, name: str, in_log2: int, bn: bool, quantized: bool, **conv):
+    use_bias = not bn
+    if not quantized:
+        return (L.Dense(n, use_bias=use_bias, name=name) if kind == "dense"
+                else L.Conv2D(n, use_bias=use_bias, name=name, **conv))
+    kw = dict(use_bias=use_bias, kernel_quantizer=p.kernel_quantizer(),
+              bias_quantizer=p.bias_quantizer(in_log2) if use_bias else None, name=name)
+    if p.kind == "dyadic":
+        return QDenseDyadic(n, **kw) if kind == "dense" else QConv2DDyadic(n, **conv, **kw)
+    return QDense(n, **kw) if kind == "dense" else QConv2D(n, **conv, **kw)
+
+
+def _act(p: Preset, name: str, quantized: bool, which: str):
+    if not quantized:
+        return L.ReLU(name=name) if which == "act" else L.Activation("linear", name=name)
+    q = {"act": p.act_quantizer, "logits": p.logits_quantizer, "input": p.input_quantizer}[which]()
+    return QActivation(q, name=name)
+
+
+def build_mlp(input_dim: int = 64, hidden: Sequence[int] = (32,), n_classes: int = 10,
+              preset: Preset | str = "dyadic_int4", bn: bool = False, quantized: bool = True,
+              name: str = "mlp") -> tf.keras.Model:
+    """Input -> quantizer -> [dense(h) -> (BN) -> quantized ReLU]* -> dense(n_classes) -> logits quantizer.
+
+    Layer names: ``input_q``, ``fc{i}``, ``bn{i}``, ``act{i}``, ``logits``, ``logits_q`` (stable
+    across ``bn`` and ``quantized`` so weights can be copied between variants).  With
+    ``quantized=False`` the same graph in float (Dense, ReLU, no quantizers).
+    """
+    p = get_preset(preset)
+    x = inp = L.Input((input_dim,), name="x")
+    if quantized:
+        x = _act(p, "input_q", True, "input")(x)
+    k = p.input_step_log2
+    for i, h in enumerate(hidden):
+        x = _linear(p, "dense", h, f"fc{i}", k, bn, quantized)(x)
+        if bn:
+            x = L.BatchNormalization(name=f"bn{i}")(x)
+        x = _act(p, f"act{i}", quantized, "act")(x)
+        k = p.act_step_log2
+    x = _linear(p, "dense", n_classes, "logits", k, False, quantized)(x)
+    if quantized:
+        x = _act(p, "logits_q", True, "logits")(x)
+    return tf.keras.Model(inp, x, name=name)
+
+
+def build_cnn(input_shape: tuple[int, int, int] = (8, 8, 1), filters: Sequence[int] = (4,), n_classes: int = 10,
+              preset: Preset | str = "dyadic_int4", bn: bool = False, quantized: bool = True, kernel_size: int = 3,
+              pool: int = 2, name: str = "cnn") -> tf.keras.Model:
+    """Input -> quantizer -> [conv3x3 valid -> (BN) -> quantized ReLU]* -> maxpool -> flatten -> dense -> logits."""
+    p = get_preset(preset)
+    x = inp = L.Input(input_shape, name="x")
+    if quantized:
+        x = _act(p, "input_q", True, "input")(x)
+    k = p.input_step_log2
+    for i, f in enumerate(filters):
+        x = _linear(p, "conv", f, f"conv{i}", k, bn, quantized, kernel_size=kernel_size, padding="valid")(x)
+        if bn:
+            x = L.BatchNormalization(name=f"bn{i}")(x)
+        x = _act(p, f"act{i}", quantized, "act")(x)
+        k = p.act_step_log2
+    if pool > 1:
+        x = L.MaxPooling2D(pool, name="pool")(x)
+    x = L.Flatten(name="flatten")(x)
+    x = _linear(p, "dense", n_classes, "logits", k, False, quantized)(x)
+    if quantized:
+        x = _act(p, "logits_q", True, "logits")(x)
+    return tf.keras.Model(inp, x, name=name)
+
+
+# ---- BatchNorm folding ------------------------------------------------------------------------
+
+def _inbound_layer(layer):
+    node = layer._inbound_nodes[0]
+    inbound = node.inbound_layers
+    return inbound[0] if isinstance(inbound, (list, tuple)) else inbound
+
+
+def fold_batchnorm(bn_model: tf.keras.Model, target: tf.keras.Model) -> tf.keras.Model:
+    """Copy ``bn_model``'s weights into ``target`` (same layer names, no BN), folding every
+    BatchNormalization into the dense/conv layer feeding it (float64 arithmetic, float32 result):
+
+        f = gamma / sqrt(var + eps);  W' = W * f (per output channel);  b' = (b - mean) * f + beta
+
+    The fold uses the float (unquantized) kernels; the quantizers of ``target`` then act on
+    the folded weights, as in HAWQ-V3.  Returns ``target``.
+    """
+    folded: dict[str, list[np.ndarray]] = {}
+    for layer in bn_model.layers:
+        if not isinstance(layer, L.BatchNormalization):
+            continue
+        axis = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
+        if [a % len(layer.input.shape) for a in axis] != [len(layer.input.shape) - 1]:
+            raise ValueError(f"fold_batchnorm: '{layer.name}' does not normalize the last axis")
+        prev = _inbound_layer(layer)
+        if not hasattr(prev, "kernel") or len(prev._outbound_nodes) != 1:
+            raise ValueError(f"fold_batchnorm: '{layer.name}' must directly follow a dense/conv layer used once")
+        c = int(layer.input.shape[-1])
+        gamma = layer.gamma.numpy().astype(np.float64) if layer.scale else np.ones(c)
+        beta = layer.beta.numpy().astype(np.float64) if layer.center else np.zeros(c)
+        mean = layer.moving_mean.numpy().astype(np.float64)
+        var = layer.moving_variance.numpy().astype(np.float64)
+        f = gamma / np.sqrt(var + float(layer.epsilon))
+        w = prev.kernel.numpy().astype(np.float64) * f
+        b = prev.bias.numpy().astype(np.float64) if prev.use_bias else np.zeros(c)
+        folded[prev.name] = [w.astype(np.float32), ((b - mean) * f + beta).astype(np.float32)]
+    for layer in target.layers:
+        if isinstance(layer, L.BatchNormalization):
+            raise ValueError(f"fold_batchnorm: target model still has BatchNormalization '{layer.name}'")
+        if not layer.weights:
+            continue
+        weights = folded.get(layer.name) or bn_model.get_layer(layer.name).get_weights()
+        layer.set_weights(weights)
+    return target
+
+
+# ---- training ---------------------------------------------------------------------------------
+
+def digits_data(test_size: float = 0.25, seed: int = 0, image: bool = False
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """sklearn's 8x8 digits (1797 samples) scaled to [0, 1] (pixel / 16), float32; a fixed split.
+    Shapes (N, 64) or (N, 8, 8, 1) with ``image``."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = (d.data / 16.0).astype(np.float32)
+    y = d.target.astype(np.int64)
+    idx = np.random.default_rng(seed).permutation(len(x))
+    n_test = int(round(len(x) * test_size))
+    te, tr = idx[:n_test], idx[n_test:]
+    if image:
+        x = x.reshape(-1, 8, 8, 1)
+    return x[tr], y[tr], x[te], y[te]
+
+
+@dataclass
+class TrainResult:
+    model: tf.keras.Model  # BN folded, fine-tuned, ready to import
+    bn_model: tf.keras.Model  # trained with BatchNormalization
+    preset: Preset
+    accuracy: dict[str, float] = field(default_factory=dict)  # "bn" / "folded" / "final" on the test data
+    dyadic: dict[str, dict] = field(default_factory=dict)  # importer's per-layer exactness record
+
+
+def accuracy(model: tf.keras.Model, x: np.ndarray, y: np.ndarray) -> float:
+    pred = model.predict(x, batch_size=1024, verbose=0)
+    return float(np.mean(np.argmax(pred, axis=-1) == y))
+
+
+def _fit(model, x, y, epochs: int, lr: float, batch_size: int, seed: int) -> None:
+    if epochs <= 0:
+        return
+    model.compile(optimizer=tf.keras.optimizers.Adam(lr),
+                  loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0)
+
+
+def train_dyadic(x: np.ndarray, y: np.ndarray, x_test: np.ndarray | None = None, y_test: np.ndarray | None = None,
+                 *, arch: str = "mlp", preset: Preset | str = "dyadic_int4", mult_bits: int | None = None,
+                 hidden: Sequence[int] = (32,), filters: Sequence[int] = (4,), n_classes: int = 10,
+                 epochs_bn: int = 2, epochs_finetune: int = 1, lr: float = 1e-2, lr_finetune: float = 3e-3,
+                 batch_size: int = 64, seed: int = 0, allow_inexact: bool = False) -> TrainResult:
+    """HAWQ-V3 recipe: QAT with BatchNormalization (``epochs_bn``), fold BN into the kernels and
+    biases, rebuild without BN, fine-tune (``epochs_finetune``), then check with the importer
+    that every dyadic layer is exactly representable with W-bit multipliers and that QKeras'
+    float32 arithmetic is exact (raises ValueError otherwise unless ``allow_inexact``).
+
+    Deterministic for a given ``seed`` (TensorFlow op determinism is switched on).
+    """
+    from .qkeras_import import import_qkeras
+
+    p = get_preset(preset, **({"mult_bits": mult_bits} if mult_bits is not None else {}))
+    tf.keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    if arch == "mlp":
+        def build(bn):
+            return build_mlp(x.shape[-1], hidden, n_classes, p, bn=bn, name=f"mlp_{p.name}")
+    elif arch == "cnn":
+        def build(bn):
+            return build_cnn(tuple(x.shape[1:]), filters, n_classes, p, bn=bn, name=f"cnn_{p.name}")
+    else:
+        raise ValueError(f"arch must be 'mlp' or 'cnn', got {arch!r}")
+    bn_model = build(True)
+    _fit(bn_model, x, y, epochs_bn, lr, batch_size, seed)
+    model = fold_batchnorm(bn_model, build(False))
+    res = TrainResult(model, bn_model, p)
+    if x_test is not None:
+        res.accuracy["bn"] = accuracy(bn_model, x_test, y_test)
+        res.accuracy["folded"] = accuracy(model, x_test, y_test)
+    _fit(model, x, y, epochs_finetune, lr_finetune, batch_size, seed + 1)
+    if x_test is not None:
+        res.accuracy["final"] = accuracy(model, x_test, y_test)
+    net = import_qkeras(model, mult_bits=p.mult_bits if p.kind == "dyadic" else None)
+    res.dyadic = dict(net.meta.get("dyadic", {}))
+    bad = [f"{k} (needs {v['f32_bits']} bits)" for k, v in res.dyadic.items() if not v["f32_exact"]]
+    if bad and not allow_inexact:
+        raise ValueError(f"QKeras' float32 forward is not provably exact for layer(s) {', '.join(bad)}: "
+                         f"(max|x|*sum|w| + |bias|) * b must stay <= 2^{F32_EXACT_BITS}; use fewer bits "
+                         f"(weights, activations, mult_bits) or pass allow_inexact=True")
+    return res
