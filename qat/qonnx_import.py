@@ -131,6 +131,7 @@ def float_quant_type(node, e_bits: float, m_bits: float, bias: float, max_val: f
             raise QONNXImportError(f"{where}: {exc}") from None
         if t.max_value == float(max_val):
             found.append(t)
+    found.sort(key=lambda t: t.bias != MinifloatType(t.exp_bits, t.man_bits, None, t.variant).bias)
     if not found:
         raise QONNXImportError(f"{where}: largest value {max_val:g} matches no minifloat variant of "
                                f"E{int(e_bits)}M{int(m_bits)} bias {int(bias)} (plain, OCP, FNUZ)")
@@ -418,6 +419,15 @@ class QONNXImporter:
         return Tensor(name)
 
     # ---- linear layers
+    def _bias(self, node) -> QConst | np.ndarray | None:
+        """The layer's bias: quantized (QConst), float (ndarray, no quantizer) or None."""
+        if len(node.input) < 3 or not node.input[2]:
+            return None
+        v = self.values.get(node.input[2])
+        if isinstance(v, np.ndarray) and v.dtype.kind == "f":
+            return v
+        return self._weights(node, node.input[2], "bias")
+
     def _weights(self, node, name: str, what: str) -> QConst:
         v = self.values.get(name)
         if not isinstance(v, QConst):
@@ -426,7 +436,7 @@ class QONNXImporter:
         return v
 
     def _linear(self, node, src: Tensor, w_int: np.ndarray, w_scale: np.ndarray, wq: QConst,
-                bias: QConst | None, kind: str, attrs: dict) -> Tensor:
+                bias: QConst | np.ndarray | None, kind: str, attrs: dict) -> Tensor:
         """Add a dense/conv op: ``w_int`` in the network's layout, ``w_scale`` (Co,) real step per channel."""
         in_t = self.types[src.name]
         where = self.where(node)
@@ -436,6 +446,14 @@ class QONNXImporter:
         acc_scale = unit_scale(in_t)[0] * w_scale
         if bias is None:
             b_acc = np.zeros(cout, dtype=np.int64)
+        elif isinstance(bias, np.ndarray):  # a float bias (no bias quantizer): round it onto the accumulator grid
+            bf = bias.astype(np.float64).reshape(-1)
+            if bf.size != cout:
+                raise QONNXImportError(f"{where}: bias has {bf.size} values for {cout} channels")
+            b_acc = np.round(bf / np.broadcast_to(acc_scale, (cout,))).astype(np.int64)
+            err = float(np.max(np.abs(b_acc * np.broadcast_to(acc_scale, (cout,)) - bf)))
+            self.net.notes.append(f"{where}: float bias (no bias quantizer) rounded to the accumulator grid "
+                                  f"(largest error {err:.3g}, half a step at most); PyTorch adds it in float32")
         else:
             bq = bias.q.reshape(-1)
             bs = np.broadcast_to(bias.scale, bias.q.shape).reshape(-1).astype(np.float64)
@@ -453,7 +471,7 @@ class QONNXImporter:
             acc_scale = acc_scale[:1]
         attrs = dict(attrs)
         attrs["weight_bits"] = int(wq.type.bits)
-        if bias is not None:
+        if isinstance(bias, QConst):
             attrs["bias_bits"] = int(bias.type.bits)
         op = Op(self.label(node, kind), kind, [src.name], (), None, attrs, {"weight": w_int, "bias": b_acc},
                 source=node.name)
@@ -476,7 +494,7 @@ class QONNXImporter:
         w = wq.q if a.get("transB", 0) == 0 else wq.q.T  # (Ci, Co)
         sc = self._per_channel(node, QConst(wq.q, np.broadcast_to(wq.scale, wq.q.shape), wq.type),
                                0 if a.get("transB", 0) else 1)
-        bias = self._weights(node, node.input[2], "bias") if len(node.input) > 2 and node.input[2] else None
+        bias = self._bias(node)
         return self._dense(node, src, w, sc, wq, bias)
 
     def _n_MatMul(self, node, ins):
@@ -515,7 +533,7 @@ class QONNXImporter:
         padding = self._padding(node, a, self.shapes[src.name][:dims], kernel, strides)
         sc = self._per_channel(node, QConst(wq.q, np.broadcast_to(wq.scale, wq.q.shape), wq.type), 0)
         w = np.transpose(wq.q, (2, 3, 1, 0) if dims == 2 else (2, 1, 0))  # (K.., Ci, Co)
-        bias = self._weights(node, node.input[2], "bias") if len(node.input) > 2 and node.input[2] else None
+        bias = self._bias(node)
         kind = "conv2d" if dims == 2 else "conv1d"
         return self._linear(node, src, np.ascontiguousarray(w).astype(np.int64), sc, wq, bias, kind,
                             {"strides": strides, "padding": padding})
@@ -547,7 +565,7 @@ class QONNXImporter:
 
     def _n_Add(self, node, ins):
         a, b = ins
-        if isinstance(b, QConst) and isinstance(a, Tensor):
+        if isinstance(b, (QConst, np.ndarray)) and isinstance(a, Tensor):
             op = self.net.ops[-1] if self.net.ops else None
             if op is not None and op.name == a.name and op.kind in ("dense", "conv1d", "conv2d") \
                     and not np.any(op.arrays["bias"]):

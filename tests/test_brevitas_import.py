@@ -1,0 +1,388 @@
+"""Brevitas modules and QONNX files -> integer network, golden vs Brevitas on >= 10,000 inputs."""
+from __future__ import annotations
+
+import warnings
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+qnn = pytest.importorskip("brevitas.nn")
+import torch.nn as nn  # noqa: E402
+from brevitas.quant import (Int8ActPerTensorFixedPoint, Int8ActPerTensorFloat, Int8WeightPerChannelFloat,  # noqa: E402
+                            Int8WeightPerTensorFixedPoint, Int8WeightPerTensorFloat, Int32Bias,
+                            Uint8ActPerTensorFixedPoint, Uint8ActPerTensorFloat)
+from brevitas.quant.float import Fp8e4m3ActPerTensorFloat, Fp8e4m3WeightPerTensorFloat  # noqa: E402
+from brevitas.quant.float_quant_fnuz import (Fp8e4m3FNUZActPerTensorFloat,  # noqa: E402
+                                                          Fp8e4m3FNUZWeightPerTensorFloat)
+from brevitas.quant.float_quant_ocp import (Fp8e4m3OCPActPerTensorFloat,  # noqa: E402
+                                                         Fp8e4m3OCPWeightPerTensorFloat)
+
+from qat import golden  # noqa: E402
+from qat.brevitas_import import BrevitasImportError, agreement, export_qonnx_model, import_brevitas  # noqa: E402
+from qat.input_quant import quantize_real  # noqa: E402
+from qat.network import NetworkError  # noqa: E402
+from qat.qonnx_import import QONNXImportError, import_qonnx  # noqa: E402
+from qat.types import MinifloatType, minifloat_magnitudes, unit_scale  # noqa: E402
+
+warnings.filterwarnings("ignore")
+N = 10_000
+
+
+class MLP(nn.Module):
+    def __init__(self, wq, aq, rq, wbits=4, abits=8, rbits=4, n_in=16, hidden=32, n_out=5, bias=True):
+        super().__init__()
+        bq = Int32Bias if bias else None
+        self.inp = qnn.QuantIdentity(act_quant=aq, bit_width=abits, return_quant_tensor=True)
+        self.fc1 = qnn.QuantLinear(n_in, hidden, bias=bias, weight_quant=wq, weight_bit_width=wbits,
+                                   bias_quant=bq, return_quant_tensor=True)
+        self.relu = qnn.QuantReLU(act_quant=rq, bit_width=rbits, return_quant_tensor=True)
+        self.fc2 = qnn.QuantLinear(hidden, n_out, bias=bias, weight_quant=wq, weight_bit_width=wbits, bias_quant=bq)
+
+    def forward(self, x):
+        return self.fc2(self.relu(self.fc1(self.inp(x))))
+
+
+class CNN(nn.Module):
+    """conv(same) -> relu -> maxpool -> conv(valid) -> relu -> flatten -> linear, per-channel weights."""
+
+    def __init__(self, wq, aq, rq):
+        super().__init__()
+        self.inp = qnn.QuantIdentity(act_quant=aq, return_quant_tensor=True)
+        self.c1 = qnn.QuantConv2d(2, 4, 3, padding=1, weight_quant=wq, weight_bit_width=4, bias_quant=Int32Bias,
+                                  return_quant_tensor=True)
+        self.r1 = qnn.QuantReLU(act_quant=rq, bit_width=4, return_quant_tensor=True)
+        self.pool = nn.MaxPool2d(2)
+        self.c2 = qnn.QuantConv2d(4, 6, 3, weight_quant=wq, weight_bit_width=4, bias_quant=Int32Bias,
+                                  return_quant_tensor=True)
+        self.r2 = qnn.QuantReLU(act_quant=rq, bit_width=4, return_quant_tensor=True)
+        self.fc = qnn.QuantLinear(6 * 2 * 3, 3, weight_quant=wq, weight_bit_width=4, bias_quant=Int32Bias)
+
+    def forward(self, x):
+        y = self.r2(self.c2(self.pool(self.r1(self.c1(self.inp(x))))))
+        return self.fc(torch.flatten(y, 1))
+
+
+class Residual(nn.Module):
+    """x -> q -> fc1 -> q(shared) ; add with the shared-quantized input -> fc2."""
+
+    def __init__(self):
+        super().__init__()
+        self.inp = qnn.QuantIdentity(bit_width=8, return_quant_tensor=True)
+        self.fc1 = qnn.QuantLinear(16, 16, weight_bit_width=4, bias_quant=Int32Bias, return_quant_tensor=True)
+        self.shared = qnn.QuantIdentity(bit_width=8, return_quant_tensor=True)
+        self.fc2 = qnn.QuantLinear(16, 4, weight_bit_width=4, bias_quant=Int32Bias)
+
+    def forward(self, x):
+        a = self.shared(self.inp(x))
+        return self.fc2(a + self.shared(self.fc1(a)))
+
+
+class MinifloatMLP(nn.Module):
+    def __init__(self, wq, aq, bias=False):
+        super().__init__()
+        self.inp = qnn.QuantIdentity(act_quant=aq, return_quant_tensor=True)
+        self.fc1 = qnn.QuantLinear(16, 12, bias=bias, weight_quant=wq)
+        self.relu = qnn.QuantReLU(act_quant=aq, return_quant_tensor=True)
+        self.fc2 = qnn.QuantLinear(12, 4, bias=bias, weight_quant=wq)
+        self.out = qnn.QuantIdentity(act_quant=aq)
+
+    def forward(self, x):
+        return self.out(self.fc2(self.relu(self.fc1(self.inp(x)))))
+
+
+def calibrated(model, shape, seed=0):
+    """A few training-mode passes so statistics-based scales settle, then eval."""
+    torch.manual_seed(seed)
+    model.train()
+    with torch.no_grad():
+        for _ in range(8):
+            model(torch.randn((64,) + shape) * 2)
+    return model.eval()
+
+
+def inputs(net, shape, n=N, seed=1) -> np.ndarray:
+    """Random reals plus edge cases: zeros, +-max of the input quantizer, exact rounding ties."""
+    rng = np.random.default_rng(seed)
+    x = (rng.normal(size=(n,) + shape) * 2).astype(np.float32)
+    s = float(net.inputs[0].real_quantizer["scale"])
+    t = net.inputs[0].type
+    x[0] = 0
+    x[1] = s * t.hi * 1.5  # saturates
+    x[2] = s * t.lo * 1.5
+    x[3] = s * t.hi
+    k = rng.integers(-20, 20, size=(200,) + shape)
+    x[4:204] = ((k + 0.5) * s).astype(np.float32)  # ties of the input quantizer
+    return x
+
+
+def check_exact(model, net, shape):
+    rep = agreement(model, net, inputs(net, shape))
+    assert rep["vectors"] >= N
+    assert rep["mismatch_rate"] == 0.0, rep
+    return rep
+
+
+# ---- integer networks: golden == Brevitas bit for bit -------------------------------
+
+def test_po2_mlp_exact_and_requant_is_shift():
+    m = calibrated(MLP(Int8WeightPerTensorFixedPoint, Int8ActPerTensorFixedPoint, Uint8ActPerTensorFixedPoint),
+                   (16,))
+    net = import_brevitas(m, (16,))
+    rq = [op for op in net.ops if op.kind == "requant"]
+    assert rq and all(int(op.arrays["mult"].max()) == 1 for op in rq)
+    assert net.notes == []
+    rep = check_exact(m, net, (16,))
+    assert rep["max_float_residual_steps"] == 0.0  # PyTorch float32 is exact with power-of-two scales
+
+
+def test_float_scale_mlp_int8_int4_match_brevitas():
+    for wbits, rbits in ((8, 8), (4, 4)):
+        m = calibrated(MLP(Int8WeightPerTensorFloat, Int8ActPerTensorFloat, Uint8ActPerTensorFloat,
+                           wbits=wbits, rbits=rbits), (16,), seed=wbits)
+        net = import_brevitas(m, (16,))
+        assert any("rounded to the nearest such dyadic" in n for n in net.notes)
+        rq = [op for op in net.ops if op.kind == "requant"][-1]
+        assert int(rq.arrays["mult"].max()) < 2 ** 31
+        check_exact(m, net, (16,))
+
+
+def test_cnn_per_channel_conv_pool_flatten_exact():
+    for q in ((Int8WeightPerChannelFloat, Int8ActPerTensorFloat, Uint8ActPerTensorFloat),
+              (Int8WeightPerTensorFixedPoint, Int8ActPerTensorFixedPoint, Uint8ActPerTensorFixedPoint)):
+        m = calibrated(CNN(*q), (2, 8, 10))
+        net = import_brevitas(m, (2, 8, 10))
+        assert net.inputs[0].shape == (8, 10, 2) and net.meta["onnx_input_layout"] == "NCHW"
+        assert [op.kind for op in net.ops] == ["conv2d", "requant", "maxpool", "conv2d", "requant",
+                                               "reshape", "dense"]
+        assert net.op("c1").attrs["padding"] == "same" and net.op("c2").attrs["padding"] == "valid"
+        check_exact(m, net, (2, 8, 10))
+
+
+def test_residual_add_exact():
+    m = calibrated(Residual(), (16,))
+    net = import_brevitas(m, (16,))
+    assert "add" in [op.kind for op in net.ops]
+    check_exact(m, net, (16,))
+
+
+def test_argmax_output():
+    m = calibrated(MLP(Int8WeightPerTensorFixedPoint, Int8ActPerTensorFixedPoint, Uint8ActPerTensorFixedPoint),
+                   (16,))
+    net = import_brevitas(m, (16,), output="argmax")
+    x = inputs(net, (16,), n=2000)
+    got = golden.run(net, quantize_real(net.inputs[0], x))[net.outputs[0]][:, 0]
+    with torch.no_grad():
+        want = m(torch.from_numpy(x)).argmax(dim=1).numpy()
+    assert np.array_equal(got.astype(np.int64), want)
+
+
+# ---- minifloat networks ------------------------------------------------------------
+
+MF_QUANTS = {
+    "plain": (Fp8e4m3WeightPerTensorFloat, Fp8e4m3ActPerTensorFloat, 480.0),
+    "ocp": (Fp8e4m3OCPWeightPerTensorFloat, Fp8e4m3OCPActPerTensorFloat, 448.0),
+    "fnuz": (Fp8e4m3FNUZWeightPerTensorFloat, Fp8e4m3FNUZActPerTensorFloat, 240.0),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(MF_QUANTS))
+def test_minifloat_mlp_matches_brevitas(variant):
+    wq, aq, mx = MF_QUANTS[variant]
+    m = calibrated(MinifloatMLP(wq, aq), (16,))
+    net = import_brevitas(m, (16,))
+    t = net.inputs[0].type
+    assert isinstance(t, MinifloatType) and t.variant == variant and t.max_value == mx
+    assert isinstance(net.op("out").type, MinifloatType)
+    rep = agreement(m, net, inputs(net, (16,)))
+    # PyTorch accumulates the (exact) minifloat products in float32: 16 and 12 terms stay exact here
+    assert rep["mismatch_rate"] == 0.0, rep
+
+
+def _round_minifloat_exact(v: Fraction, t: MinifloatType) -> int:
+    """Independent reference: v (format units) to the minifloat grid, half to even, saturating -> raw units."""
+    if v == 0:
+        return 0
+    e = 0
+    while Fraction(2) ** (e + 1) <= abs(v):
+        e += 1
+    while Fraction(2) ** e > abs(v):
+        e -= 1
+    e = max(e, 1 - t.bias) - t.man_bits
+    q = round(v / Fraction(2) ** e) * Fraction(2) ** e  # Python rounds Fractions half to even
+    raw = q / Fraction(2) ** t.unit_exp
+    assert raw.denominator == 1
+    return max(-t.max_units, min(t.max_units, raw.numerator))
+
+
+def test_minifloat_golden_is_exact_arithmetic():
+    """Golden holds Brevitas's quantized values and rounds exact sums as exact arithmetic does."""
+    wq, aq, _ = MF_QUANTS["ocp"]
+    m = calibrated(MinifloatMLP(wq, aq), (16,))
+    net = import_brevitas(m, (16,))
+    x = inputs(net, (16,), n=400)
+    g = golden.run(net, quantize_real(net.inputs[0], x), keep_all=True)
+    with torch.no_grad():
+        xv = m.inp(torch.from_numpy(x)).value.double().numpy()
+        wv = m.fc1.quant_weight().value.double().numpy()
+    # same values as Brevitas up to its float32 product q*s (2^-24 relative; the grid is 2^-3 apart)
+    t_in = net.inputs[0].type
+    mine_x = np.asarray(g[net.inputs[0].name], dtype=np.float64) * unit_scale(t_in)[0]
+    assert np.allclose(mine_x, xv, rtol=2.0 ** -23, atol=0)
+    fc1 = net.op("fc1")
+    mine_w = fc1.arrays["weight"].T * unit_scale(net.op("fc1").type)[0] / unit_scale(t_in)[0]
+    assert np.allclose(mine_w, wv, rtol=2.0 ** -23, atol=0)
+    # the requant to the hidden minifloat: independent exact rounding of acc * mult / 2^shift
+    r = net.op("relu")
+    mult, shift = int(r.arrays["mult"][0]), int(r.arrays["shift"][0])
+    src = r.inputs[0]
+    for i in range(0, 400, 3):
+        for o in range(12):
+            v = Fraction(int(g[src][i, o]) * mult, 1) / Fraction(2) ** shift
+            assert int(g["relu"][i, o]) == _round_minifloat_exact(v, r.type)
+
+
+def test_minifloat_fp4_custom_and_magnitudes():
+    from brevitas.quant.experimental.float_base import ScaledFloatActBase, ScaledFloatWeightBase  # noqa: F401
+
+    class E2M1W(Fp8e4m3WeightPerTensorFloat):
+        bit_width = 4
+        exponent_bit_width = 2
+        mantissa_bit_width = 1
+        exponent_bias = 1
+
+    class E2M1A(Fp8e4m3ActPerTensorFloat):
+        bit_width = 4
+        exponent_bit_width = 2
+        mantissa_bit_width = 1
+        exponent_bias = 1
+
+    m = calibrated(MinifloatMLP(E2M1W, E2M1A), (16,))
+    net = import_brevitas(m, (16,))
+    t = net.inputs[0].type
+    assert (t.exp_bits, t.man_bits, t.bias, t.max_value) == (2, 1, 1, 6.0)
+    assert list(minifloat_magnitudes(t)) == [0, 1, 2, 3, 4, 6, 8, 12]  # 0, 0.5, 1, 1.5, 2, 3, 4, 6
+    rep = agreement(m, net, inputs(net, (16,)))
+    assert rep["mismatch_rate"] == 0.0, rep
+
+
+# ---- QONNX files and the command line -------------------------------------------------
+
+def test_qonnx_file_convert_predict_cli(tmp_path):
+    from qrtl.cli import main
+
+    m = calibrated(CNN(Int8WeightPerChannelFloat, Int8ActPerTensorFloat, Uint8ActPerTensorFloat), (2, 8, 10))
+    path = tmp_path / "cnn.onnx"
+    from brevitas.export import export_qonnx
+
+    export_qonnx(m, torch.zeros(1, 2, 8, 10), export_path=str(path))
+    assert main(["convert", str(path), "-o", str(tmp_path / "net")]) == 0
+    x = inputs(import_qonnx(path), (2, 8, 10), n=3000)
+    np.save(tmp_path / "x.npy", x)
+    assert main(["predict", str(tmp_path / "net"), "--input", str(tmp_path / "x.npy"),
+                 "-o", str(tmp_path / "y.npy")]) == 0
+    with torch.no_grad():
+        want = m(torch.from_numpy(x)).numpy().astype(np.float64)
+    got = np.load(tmp_path / "y.npy")
+    step = unit_scale(import_qonnx(path).tensor_types()["fc"])
+    assert np.array_equal(np.round(want / step), np.round(got / step))
+
+
+def test_convert_is_deterministic(tmp_path):
+    m = calibrated(MLP(Int8WeightPerTensorFloat, Int8ActPerTensorFloat, Uint8ActPerTensorFloat), (16,))
+    from qat import netfile
+
+    for d in ("a", "b"):
+        netfile.save(import_brevitas(m, (16,)), tmp_path / d)
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    for f in files:
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+
+
+# ---- bad input: one line naming the node ---------------------------------------------
+
+def test_unsupported_layer_names_node():
+    class Sig(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp = qnn.QuantIdentity(bit_width=8, return_quant_tensor=True)
+            self.fc = qnn.QuantLinear(8, 4, weight_bit_width=4, bias_quant=Int32Bias)
+
+        def forward(self, x):
+            return torch.sigmoid(self.fc(self.inp(x)))
+
+    with pytest.raises(QONNXImportError, match=r"node '.*' \(Sigmoid.*not supported"):
+        import_brevitas(calibrated(Sig(), (8,)), (8,))
+
+
+def test_unquantized_input_and_weights_are_refused():
+    class NoInputQuant(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = qnn.QuantLinear(8, 4, weight_bit_width=4, bias=False)
+
+        def forward(self, x):
+            return self.fc(x)
+
+    with pytest.raises(QONNXImportError, match="not a quantized tensor|not quantized"):
+        import_brevitas(calibrated(NoInputQuant(), (8,)), (8,))
+
+    class FloatWeights(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp = qnn.QuantIdentity(bit_width=8)
+            self.fc = nn.Linear(8, 4)
+
+        def forward(self, x):
+            return self.fc(self.inp(x))
+
+    with pytest.raises(QONNXImportError, match=r"weight .* is not quantized"):
+        import_brevitas(calibrated(FloatWeights(), (8,)), (8,))
+
+
+def test_exact_scales_refuses_float_ratio_and_accepts_po2():
+    m = calibrated(MLP(Int8WeightPerTensorFloat, Int8ActPerTensorFloat, Uint8ActPerTensorFloat), (16,))
+    with pytest.raises(QONNXImportError, match=r"node '.*' \(Quant, module relu\): rescale ratio .* is not b/2\^c "
+                                                r"with b < 2\^31"):
+        import_brevitas(m, (16,), exact_scales=True)
+    m2 = calibrated(MLP(Int8WeightPerTensorFixedPoint, Int8ActPerTensorFixedPoint, Uint8ActPerTensorFixedPoint),
+                    (16,))
+    import_brevitas(m2, (16,), exact_scales=True)
+    with pytest.raises(QONNXImportError, match="--mult-bits must be in 2..62"):
+        import_brevitas(m2, (16,), mult_bits=99)
+
+
+def test_malformed_onnx_file(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a protobuf at all")
+    with pytest.raises(QONNXImportError, match=r"bad.onnx: not a readable ONNX file"):
+        import_qonnx(bad)
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    from qrtl.cli import main
+
+    m = calibrated(MLP(Int8WeightPerTensorFloat, Int8ActPerTensorFloat, Uint8ActPerTensorFloat), (16,))
+    path = tmp_path / "mlp.onnx"
+    import onnx
+
+    onnx.save(export_qonnx_model(m, (16,)), str(path))
+    assert main(["convert", str(path), "--exact-scales", "-o", str(tmp_path / "n")]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "rescale ratio" in err[0] and "module relu" in err[0]
+    assert main(["convert", str(path), "--input-type", "fixed<8,3>", "-o", str(tmp_path / "n")]) != 0
+    assert "applies to QKeras models only" in capsys.readouterr().err
+
+
+def test_export_error_is_clear():
+    class Broken(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp = qnn.QuantIdentity(bit_width=8)
+
+        def forward(self, x):
+            return self.inp(x)[:, :2] @ torch.ones(3, 3)  # shape error at export
+
+    with pytest.raises((BrevitasImportError, NetworkError), match="export failed"):
+        import_brevitas(Broken().eval(), (8,))
