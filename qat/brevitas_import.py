@@ -107,7 +107,9 @@ def agreement(module, net: Network, x: np.ndarray, batch: int = 4096) -> dict[st
     integers: a quantized output is an integer already; a logit (accumulator)
     output is one up to PyTorch's float32 rounding, whose size is reported as
     ``max_float_residual_steps``.  Returns counts of equal outputs, the
-    largest difference in output steps and the first differing input."""
+    largest difference in output steps, the first differing input, the
+    largest relative difference of real values, and (several outputs) how
+    often both pick the same class."""
     from . import golden
     from .input_quant import framework_to_network_layout, quantize_real
     from .types import unit_scale
@@ -115,7 +117,8 @@ def agreement(module, net: Network, x: np.ndarray, batch: int = 4096) -> dict[st
     out_t = net.tensor_types()[net.outputs[0]]
     step = unit_scale(out_t)
     equal = total = 0
-    max_diff = residual = 0.0
+    max_diff = residual = max_rel = 0.0
+    same_class = 0
     first = None
     for i in range(0, len(x), batch):
         xb = np.asarray(x[i:i + batch], dtype=np.float32)
@@ -125,6 +128,11 @@ def agreement(module, net: Network, x: np.ndarray, batch: int = 4096) -> dict[st
         b = (np.moveaxis(b, 1, -1) if b.ndim >= 3 else b) / step
         b_int = np.round(b)
         residual = max(residual, float(np.abs(b - b_int).max()) if b.size else 0.0)
+        scale = np.broadcast_to(step, g.shape)
+        rel = np.abs(g - b) * scale / np.maximum(np.abs(b * scale), np.finfo(np.float32).tiny)
+        max_rel = max(max_rel, float(rel.max()) if rel.size else 0.0)
+        if g.ndim == 2 and g.shape[1] > 1:
+            same_class += int((np.argmax(g * scale, axis=1) == np.argmax(b * scale, axis=1)).sum())
         d = np.abs(g - b_int)
         same = d == 0
         equal += int(same.sum())
@@ -134,5 +142,6 @@ def agreement(module, net: Network, x: np.ndarray, batch: int = 4096) -> dict[st
             first = int(i + np.argwhere(~same.reshape(len(xb), -1).all(axis=1))[0][0])
     return {"outputs": total, "equal": equal, "mismatch_rate": (total - equal) / max(total, 1),
             "max_diff_steps": max_diff if math.isfinite(max_diff) else None, "first_mismatch_input": first,
-            "max_float_residual_steps": residual,
+            "max_float_residual_steps": residual, "max_rel_diff": max_rel,
+            "argmax_agreement": same_class / max(len(x), 1),
             "vectors": int(len(x))}

@@ -42,6 +42,7 @@ from .network import Input, Network, NetworkError, Op, unique_name
 from .types import IntType, MinifloatType, TensorType, signed_bits_for, unit_scale
 
 DEFAULT_MULT_BITS = 31
+MAX_BIAS_REFINE_BITS = 8  # extra accumulator bits allowed to hold an unquantized (float) bias
 ROUNDING = {"ROUND": "half_even", "HALF_EVEN": "half_even", "FLOOR": "floor", "ROUND_TO_ZERO": "toward_zero",
             "HALF_UP": "half_up"}
 PASS_THROUGH = ("Identity", "Dropout")
@@ -450,10 +451,20 @@ class QONNXImporter:
             bf = bias.astype(np.float64).reshape(-1)
             if bf.size != cout:
                 raise QONNXImportError(f"{where}: bias has {bf.size} values for {cout} channels")
-            b_acc = np.round(bf / np.broadcast_to(acc_scale, (cout,))).astype(np.int64)
-            err = float(np.max(np.abs(b_acc * np.broadcast_to(acc_scale, (cout,)) - bf)))
-            self.net.notes.append(f"{where}: float bias (no bias quantizer) rounded to the accumulator grid "
-                                  f"(largest error {err:.3g}, half a step at most); PyTorch adds it in float32")
+            # refine the grid (weights << k) until the rounding is below the bias's own float32 precision
+            k, tol = 0, 2.0 ** -24 * float(np.max(np.abs(bf), initial=0.0))
+            while True:
+                step = np.broadcast_to(acc_scale, (cout,)) / 2.0 ** k
+                b_acc = np.round(bf / step).astype(np.int64)
+                err = float(np.max(np.abs(b_acc * step - bf)))
+                if err <= tol or k >= MAX_BIAS_REFINE_BITS:
+                    break
+                k += 1
+            if k:
+                w_int, acc_scale = w_int * (1 << k), acc_scale / 2.0 ** k
+                attrs = dict(attrs, weight_shift=k)
+            self.net.notes.append(f"{where}: float bias (no bias quantizer) put on the accumulator grid refined by "
+                                  f"2^{k} (largest error {err:.3g}); PyTorch adds it in float32")
         else:
             bq = bias.q.reshape(-1)
             bs = np.broadcast_to(bias.scale, bias.q.shape).reshape(-1).astype(np.float64)
