@@ -129,7 +129,7 @@ def agreement(module, net: Network, x: np.ndarray, batch: int = 4096) -> dict[st
         b_int = np.round(b)
         residual = max(residual, float(np.abs(b - b_int).max()) if b.size else 0.0)
         scale = np.broadcast_to(step, g.shape)
-        rel = np.abs(g - b) * scale / np.maximum(np.abs(b * scale), np.finfo(np.float32).tiny)
+        rel = np.abs(g - b) / np.maximum(np.abs(b), 1.0)  # relative to the value, or to one step near zero
         max_rel = max(max_rel, float(rel.max()) if rel.size else 0.0)
         if g.ndim == 2 and g.shape[1] > 1:
             same_class += int((np.argmax(g * scale, axis=1) == np.argmax(b * scale, axis=1)).sum())

@@ -342,6 +342,10 @@ class QONNXImporter:
     def _n_FloatQuant(self, node, ins):
         return self._quantizer(node, ins)
 
+    def _n_BatchNormalization(self, node, ins):
+        raise QONNXImportError(f"{self.where(node)}: BatchNormalization is not folded; fold it into the preceding "
+                               f"layer before export (qat.recipes_brevitas.fold_batchnorm) and fine-tune")
+
     def _n_BipolarQuant(self, node, ins):
         raise QONNXImportError(f"{self.where(node)}: binary (bipolar) quantizers are not supported from QONNX "
                                f"yet; use 2-bit or wider integer quantizers")
@@ -621,7 +625,7 @@ class QONNXImporter:
             return Pending(out) if relu else out  # max commutes with relu
         if relu:
             src = self.close_relu(x, node)
-        if padding != "valid" or a.get("count_include_pad", 0):
+        if padding != "valid":
             raise QONNXImportError(f"{self.where(node)}: padded average pooling is not supported")
         if not isinstance(t, IntType):
             raise QONNXImportError(f"{self.where(node)}: average pooling of minifloat tensors is not supported")

@@ -386,3 +386,36 @@ def test_export_error_is_clear():
 
     with pytest.raises((BrevitasImportError, NetworkError), match="export failed"):
         import_brevitas(Broken().eval(), (8,))
+
+
+# ---- the held-out path: .onnx -> qrtl convert -> qrtl cosim (Verilator, bit-exact vs golden) ----------
+
+def _export(model, shape, path):
+    import onnx
+
+    onnx.save(export_qonnx_model(model, shape), str(path))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["cnn_float_scales", "dyadic_mlp"])
+def test_cli_convert_and_cosim(kind, tmp_path):
+    import json
+
+    from qrtl.cli import main
+
+    if kind == "cnn_float_scales":
+        m, shape = calibrated(CNN(Int8WeightPerChannelFloat, Int8ActPerTensorFloat, Uint8ActPerTensorFloat),
+                              (2, 8, 10)), (2, 8, 10)
+        extra = []
+    else:
+        import qat.recipes_brevitas as R
+
+        m, shape = calibrated(R.mlp(16, [12], 4, "dyadic_int4", seed=0), (16,)), (16,)
+        extra = ["--exact-scales"]
+    onnx_path = _export(m, shape, tmp_path / f"{kind}.onnx")
+    assert main(["convert", str(onnx_path), "-o", str(tmp_path / "net"), *extra]) == 0
+    x = (np.random.default_rng(3).normal(size=(300,) + shape) * 2).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    assert main(["cosim", str(tmp_path / "net"), "--vectors", str(tmp_path / "x.npy"), "-o", str(tmp_path / "sim")]) == 0
+    rep = json.loads((tmp_path / "sim" / "cosim.json").read_text())
+    assert rep["vectors"] == 300 and rep["exact_vectors"] == 300 and rep["ok"], rep
