@@ -883,8 +883,9 @@ class QKerasImporter:
             raise ImportError_(f"{where}: BatchNormalization after a dyadic layer: fold it into the kernel and bias "
                                f"first (qat.recipes_qkeras.fold_batchnorm)")
         if width is not None and spec.kind in ("quantized_bits", "quantized_relu"):
-            mult, shift = exact_dyadic(in_scale / spec.step, width, f"{where}: requantization multiplier",
-                                       "mult_bits")
+            after = self.b.net.op(src).source if src in {op.name for op in self.b.net.ops} else src
+            mult, shift = exact_dyadic(in_scale / spec.step, width,
+                                       f"{where}: requantization multiplier (after '{after}')", "mult_bits")
             lo = max(spec.lo, 0) if (pend.relu or spec.relu) else spec.lo
             attrs = {"rounding": "half_even", "overflow": "saturate", "lo": int(lo), "hi": int(spec.hi),
                      "mult_bits": width}
@@ -1053,8 +1054,8 @@ def exact_dyadic(m, max_bits: int, where: str, what: str = "mult_bits") -> tuple
     need = np.array([int(v).bit_length() for v in b])
     if np.any(need > max_bits):
         i = int(np.argmax(need))
-        raise ImportError_(f"{where} of channel {i} ({m[i]!r} = {int(b[i])}/2^{int(c[i])}) needs a "
-                           f"{int(need[i])}-bit multiplier, more than {what}={max_bits}")
+        raise ImportError_(f"{where} of channel {i} ({m[i]!r} = {int(b[i])}/2^{int(c[i])}) needs "
+                           f"{int(need[i])} multiplier bits, more than {what}={max_bits}")
     return b, c
 
 

@@ -519,13 +519,26 @@ def train_dyadic(x: np.ndarray, y: np.ndarray, x_test: np.ndarray | None = None,
     that every dyadic layer is exactly representable with W-bit multipliers and that QKeras'
     float32 arithmetic is exact (raises ValueError otherwise unless ``allow_inexact``).
 
-    Deterministic for a given ``seed`` (TensorFlow op determinism is switched on).
+    Deterministic for a given ``seed`` (TensorFlow op determinism is switched on while training).
     """
+    from tensorflow.python.framework import config as tf_config
+
+    was_deterministic = tf_config.is_op_determinism_enabled()
+    tf_config.enable_op_determinism()
+    try:
+        return _train_dyadic(x, y, x_test, y_test, arch, preset, mult_bits, hidden, filters, n_classes, epochs_bn,
+                             epochs_finetune, lr, lr_finetune, batch_size, seed, allow_inexact)
+    finally:
+        if not was_deterministic:  # leave the process as it was
+            tf_config.disable_op_determinism()
+
+
+def _train_dyadic(x, y, x_test, y_test, arch, preset, mult_bits, hidden, filters, n_classes, epochs_bn,
+                  epochs_finetune, lr, lr_finetune, batch_size, seed, allow_inexact) -> TrainResult:
     from .qkeras_import import import_qkeras
 
     p = get_preset(preset, **({"mult_bits": mult_bits} if mult_bits is not None else {}))
     tf.keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
     if arch == "mlp":
         def build(bn):
             return build_mlp(x.shape[-1], hidden, n_classes, p, bn=bn, name=f"mlp_{p.name}")
