@@ -109,7 +109,8 @@ def agreement(module, net: Network, x: np.ndarray, batch: int = 4096) -> dict[st
     ``max_float_residual_steps``.  Returns counts of equal outputs, the
     largest difference in output steps, the first differing input, the
     largest relative difference of real values, and (several outputs) how
-    often both pick the same class."""
+    often Brevitas's class is one of golden's largest outputs (ties in the
+    exact logits are broken by float32 noise in Brevitas)."""
     from . import golden
     from .input_quant import framework_to_network_layout, quantize_real
     from .types import unit_scale
@@ -131,8 +132,10 @@ def agreement(module, net: Network, x: np.ndarray, batch: int = 4096) -> dict[st
         scale = np.broadcast_to(step, g.shape)
         rel = np.abs(g - b) / np.maximum(np.abs(b), 1.0)  # relative to the value, or to one step near zero
         max_rel = max(max_rel, float(rel.max()) if rel.size else 0.0)
-        if g.ndim == 2 and g.shape[1] > 1:
-            same_class += int((np.argmax(g * scale, axis=1) == np.argmax(b * scale, axis=1)).sum())
+        if g.ndim == 2 and g.shape[1] > 1:  # Brevitas's class is one of golden's (possibly tied) maxima
+            gv = g * scale
+            pick = np.argmax(b * scale, axis=1)
+            same_class += int((gv[np.arange(len(gv)), pick] == gv.max(axis=1)).sum())
         d = np.abs(g - b_int)
         same = d == 0
         equal += int(same.sum())

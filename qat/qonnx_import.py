@@ -39,9 +39,11 @@ import numpy as np
 from . import golden
 from .intervals import Bounds, op_bounds, type_bounds, validate
 from .network import Input, Network, NetworkError, Op, unique_name
+from .thresholds import check_thresholds, fit_thresholds
 from .types import IntType, MinifloatType, TensorType, signed_bits_for, unit_scale
 
 DEFAULT_MULT_BITS = 31
+MAX_THRESHOLD_LEVELS = 4096  # most output steps a BatchNorm + quantizer may have (one comparator each)
 MAX_BIAS_REFINE_BITS = 8  # extra accumulator bits allowed to hold an unquantized (float) bias
 ROUNDING = {"ROUND": "half_even", "HALF_EVEN": "half_even", "FLOOR": "floor", "ROUND_TO_ZERO": "toward_zero",
             "HALF_UP": "half_up"}
@@ -74,9 +76,16 @@ class Tensor:
 
 @dataclass
 class Pending:
-    """An integer tensor with a ``Relu`` applied in float, awaiting a quantizer."""
+    """An integer tensor with float elementwise ops applied, awaiting a quantizer.
+
+    ``chain``: ("relu",) and ("bn", gamma, beta, mean, var, eps) steps in order."""
 
     src: Tensor
+    chain: tuple = (("relu",),)
+
+    @property
+    def relu_only(self) -> bool:
+        return all(step[0] == "relu" for step in self.chain)
 
 
 # ---- quantizer attributes ---------------------------------------------------------
@@ -251,6 +260,9 @@ class QONNXImporter:
                                f"(put a QuantIdentity/quantizer before this layer)")
 
     def close_relu(self, p: Pending, node) -> Tensor:
+        if not p.relu_only:
+            raise QONNXImportError(f"{self.where(node)}: the output of BatchNormalization must be quantized "
+                                   f"(QuantReLU/QuantIdentity) before this op")
         t = self.types[p.src.name]
         return Tensor(self.add(Op(f"{p.src.name}_relu", "clip", [p.src.name], (), t,
                                   {"lo": 0, "hi": int(t.hi)}, source=node.name)).name, p.src.perm)
@@ -343,8 +355,18 @@ class QONNXImporter:
         return self._quantizer(node, ins)
 
     def _n_BatchNormalization(self, node, ins):
-        raise QONNXImportError(f"{self.where(node)}: BatchNormalization is not folded; fold it into the preceding "
-                               f"layer before export (qat.recipes_brevitas.fold_batchnorm) and fine-tune")
+        """Inference BatchNorm: kept as a float step; the next quantizer turns it into integer thresholds."""
+        if len(node.output) > 1 and any(node.output[1:]):
+            raise QONNXImportError(f"{self.where(node)}: training-mode BatchNormalization (export in eval mode)")
+        src = ins[0].src if isinstance(ins[0], Pending) else ins[0]
+        if not isinstance(src, Tensor):
+            raise QONNXImportError(f"{self.where(node)}: BatchNormalization input is not an integer tensor")
+        c = self.shapes[src.name][-1]
+        params = [self.const(n, node).astype(np.float32).reshape(-1) for n in node.input[1:5]]
+        if any(v.size != c for v in params):
+            raise QONNXImportError(f"{self.where(node)}: BatchNormalization parameters do not match {c} channels")
+        eps = float(_attrs(node).get("epsilon", 1e-5))
+        return self._elementwise(node, ins[0], ("bn", *params, eps))
 
     def _n_BipolarQuant(self, node, ins):
         raise QONNXImportError(f"{self.where(node)}: binary (bipolar) quantizers are not supported from QONNX "
@@ -371,6 +393,8 @@ class QONNXImporter:
             self.inexact.append(self.label(node, "quant"))
         if np.all(mult == mult[0]) and np.all(shift == shift[0]):
             mult, shift = mult[:1], shift[:1]
+        if isinstance(x, Pending) and not x.relu_only:
+            return self._threshold(node, x, t, narrow, rounding)
         relu = isinstance(x, Pending)
         attrs_rq: dict[str, Any] = {"rounding": rounding, "mult_bits": int(max(int(m).bit_length() for m in mult))}
         name = src.name
@@ -384,18 +408,54 @@ class QONNXImporter:
                 {"mult": mult, "shift": shift}, source=node.name)
         return Tensor(self.add(op).name, src.perm)
 
+    def _threshold(self, node, p: Pending, t: TensorType, narrow: bool, rounding: str) -> Tensor:
+        """BatchNorm (and ReLU) then a quantizer: integer thresholds found on the float32 function itself."""
+        where = self.where(node)
+        if not isinstance(t, IntType):
+            raise QONNXImportError(f"{where}: BatchNormalization before a minifloat quantizer is not supported; "
+                                   f"fold it into the preceding layer")
+        src = p.src.name
+        lo_q, hi_q = int_quant_range(t, narrow)
+        if hi_q - lo_q > MAX_THRESHOLD_LEVELS:
+            raise QONNXImportError(f"{where}: {hi_q - lo_q + 1} output levels after BatchNormalization need too "
+                                   f"many thresholds (max {MAX_THRESHOLD_LEVELS + 1}); fold the BatchNorm instead")
+        b = self.bounds[src]
+        c = self.shapes[src][-1]
+        lo = b.lo.reshape(-1, c).min(axis=0).astype(np.int64)
+        hi = b.hi.reshape(-1, c).max(axis=0).astype(np.int64)
+        if max(abs(int(lo.min())), abs(int(hi.max()))) >= 1 << 24:
+            raise QONNXImportError(f"{where}: accumulator range exceeds 24 bits, so the float32 BatchNormalization "
+                                   f"input is not exact and no integer threshold can match it; fold the BatchNorm")
+        s_in = np.broadcast_to(unit_scale(self.types[src]), (c,)).astype(np.float32)
+        s_out = np.float32(t.scale[0])
+        chain = p.chain
+
+        def f(acc: np.ndarray) -> np.ndarray:
+            """Output levels, computed as ONNX defines the chain, in float32."""
+            y = acc.astype(np.float32) * s_in
+            for step in chain:
+                if step[0] == "relu":
+                    y = np.maximum(y, np.float32(0))
+                else:
+                    _, gamma, beta, mean, var, eps = step
+                    y = (y - mean) / np.sqrt(var + np.float32(eps)) * gamma + beta
+            v = (y.astype(np.float32) / s_out).astype(np.float64)
+            return np.clip(_round(v, rounding), lo_q, hi_q).astype(np.int64)
+
+        arrays = fit_thresholds(f, lo, hi, hi_q - lo_q)
+        op = Op(self.label(node, "quant"), "threshold", [src], (), t, {"step": 1}, arrays, source=node.name)
+        if not check_thresholds(op, f, lo, hi, self.types[src]):
+            raise QONNXImportError(f"{where}: BatchNormalization followed by this quantizer is not monotonic per "
+                                   f"channel; no threshold form exists")
+        self.net.notes.append(f"{where}: BatchNormalization + quantizer as per-channel integer thresholds, found on "
+                              f"float32 arithmetic as ONNX defines it (PyTorch's kernel may round ties differently)")
+        return Tensor(self.add(op).name, p.src.perm)
+
     def _quantize_const(self, node, x, t, scale, narrow, rounding) -> QConst:
         """Quantize a constant as Brevitas does: fl32(x / s), round, clamp."""
         s32 = scale.astype(np.float32)
         v = (x.astype(np.float32) / s32).astype(np.float64)
-        if rounding == "half_even":
-            q = np.round(v)
-        elif rounding == "floor":
-            q = np.floor(v)
-        elif rounding == "toward_zero":
-            q = np.trunc(v)
-        else:
-            q = np.floor(v + 0.5)
+        q = _round(v, rounding)
         if isinstance(t, MinifloatType):
             raw = minifloat_from_real(v.astype(np.float32), t, rounding)
             return QConst(np.asarray(raw, dtype=np.int64), np.broadcast_to(np.ldexp(scale, t.unit_exp), x.shape), t)
@@ -571,12 +631,16 @@ class QONNXImporter:
 
     # ---- elementwise and shape ops
     def _n_Relu(self, node, ins):
-        x = ins[0]
+        return self._elementwise(node, ins[0], ("relu",))
+
+    def _elementwise(self, node, x, step: tuple) -> Pending:
         if isinstance(x, Pending):
-            return x
+            if step[0] == "relu" and x.chain[-1][0] == "relu":
+                return x
+            return Pending(x.src, x.chain + (step,))
         if not isinstance(x, Tensor):
-            raise QONNXImportError(f"{self.where(node)}: Relu input is not an integer tensor")
-        return Pending(x)
+            raise QONNXImportError(f"{self.where(node)}: {node.op_type} input is not an integer tensor")
+        return Pending(x, (step,))
 
     def _n_Add(self, node, ins):
         a, b = ins
@@ -610,6 +674,8 @@ class QONNXImporter:
         a = _attrs(node)
         x = ins[0]
         relu = isinstance(x, Pending)
+        if relu and not x.relu_only:
+            x = self.close_relu(x, node)  # raises: BatchNorm output must be quantized first
         src = x.src if relu else self.tensor(node.input[0], node)
         dims = len(self.shapes[src.name]) - 1
         if node.op_type == "GlobalAveragePool":
@@ -644,6 +710,8 @@ class QONNXImporter:
 
     def _flatten_to(self, node, x, shape: tuple[int, ...]):
         relu = isinstance(x, Pending)
+        if relu and not x.relu_only:
+            x = self.close_relu(x, node)
         src = x.src if relu else self.tensor(node.input[0], node)
         old = self.shapes[src.name]
         if int(np.prod(old)) != int(np.prod(shape)):
@@ -681,6 +749,13 @@ class QONNXImporter:
         if len(rest) == 1 and rest[0] in (-1, n) and shape[0] in (1, -1, 0):
             return self._flatten_to(node, ins[0], (n,))
         raise QONNXImportError(f"{self.where(node)}: reshape to {shape} is not supported (only flatten)")
+
+
+def _round(v: np.ndarray, rounding: str) -> np.ndarray:
+    """Round float64 values (exact float32 inputs) with a qrtl rounding mode."""
+    from .input_quant import round_float_exact
+
+    return round_float_exact(v, rounding)
 
 
 def module_scope(node) -> str:

@@ -419,3 +419,53 @@ def test_cli_convert_and_cosim(kind, tmp_path):
     assert main(["cosim", str(tmp_path / "net"), "--vectors", str(tmp_path / "x.npy"), "-o", str(tmp_path / "sim")]) == 0
     rep = json.loads((tmp_path / "sim" / "cosim.json").read_text())
     assert rep["vectors"] == 300 and rep["exact_vectors"] == 300 and rep["ok"], rep
+
+
+# ---- BatchNorm between a layer and its quantizer: integer thresholds -------------------
+
+class LinearBN(nn.Module):
+    def __init__(self, conv=False):
+        super().__init__()
+        self.conv = conv
+        self.inp = qnn.QuantIdentity(bit_width=8, return_quant_tensor=True)
+        if conv:
+            self.layer = qnn.QuantConv2d(1, 4, 3, padding=1, weight_bit_width=4, bias=False)
+            self.bn = nn.BatchNorm2d(4)
+        else:
+            self.layer = qnn.QuantLinear(16, 24, weight_bit_width=4, bias_quant=Int32Bias)
+            self.bn = nn.BatchNorm1d(24)
+        self.relu = qnn.QuantReLU(bit_width=4, return_quant_tensor=True)
+        self.fc = qnn.QuantLinear(4 * 8 * 8 if conv else 24, 3, weight_bit_width=4, bias_quant=Int32Bias)
+
+    def forward(self, x):
+        y = self.relu(self.bn(self.layer(self.inp(x))))
+        return self.fc(torch.flatten(y, 1) if self.conv else y)
+
+
+@pytest.mark.parametrize("conv", [False, True])
+def test_batchnorm_becomes_thresholds_and_matches(conv):
+    shape = (1, 8, 8) if conv else (16,)
+    m = LinearBN(conv)
+    calibrated(m, shape)
+    with torch.no_grad():  # negative gammas flip the threshold direction
+        m.bn.weight.copy_(torch.linspace(-1.5, 1.5, m.bn.weight.numel()))
+        m.bn.bias.uniform_(-0.5, 0.5, generator=torch.Generator().manual_seed(0))
+    net = import_brevitas(m.eval(), shape)
+    th = net.op("relu")
+    assert th.kind == "threshold" and set(th.arrays["direction"].tolist()) == {-1, 1}
+    check_exact(m, net, shape)
+
+
+def test_batchnorm_output_must_be_quantized():
+    class BNOut(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp = qnn.QuantIdentity(bit_width=8, return_quant_tensor=True)
+            self.fc = qnn.QuantLinear(8, 4, weight_bit_width=4, bias_quant=Int32Bias)
+            self.bn = nn.BatchNorm1d(4)
+
+        def forward(self, x):
+            return self.bn(self.fc(self.inp(x)))
+
+    with pytest.raises(QONNXImportError, match="output of BatchNormalization must be quantized"):
+        import_brevitas(calibrated(BNOut(), (8,)), (8,))
