@@ -3,8 +3,10 @@
 Supported nodes: ``Quant`` / ``FloatQuant`` (on weights, biases, the graph
 input and activations), ``Gemm``, ``MatMul`` (+ ``Add`` of a quantized bias),
 ``Conv`` (1D/2D, group 1, no dilation), ``Relu``, ``MaxPool``,
-``AveragePool`` / ``GlobalAveragePool``, ``Flatten`` / ``Reshape``, ``Add`` of
-two quantized tensors with one scale, ``Identity`` / ``Dropout``; constant
+``AveragePool`` / ``GlobalAveragePool`` (+ ``Trunc``, Brevitas TruncAvgPool),
+``BatchNormalization`` before a quantizer (-> integer thresholds),
+``Flatten`` / ``Reshape``, ``Add`` of two quantized tensors with one scale,
+``Identity`` / ``Dropout``; constant
 subgraphs of standard ONNX ops are evaluated.  Anything else stops the import
 with a one-line error naming the node.
 
@@ -46,7 +48,7 @@ DEFAULT_MULT_BITS = 31
 MAX_THRESHOLD_LEVELS = 4096  # most output steps a BatchNorm + quantizer may have (one comparator each)
 MAX_BIAS_REFINE_BITS = 8  # extra accumulator bits allowed to hold an unquantized (float) bias
 ROUNDING = {"ROUND": "half_even", "HALF_EVEN": "half_even", "FLOOR": "floor", "ROUND_TO_ZERO": "toward_zero",
-            "HALF_UP": "half_up"}
+            "HALF_UP": "half_up"}  # QONNX rounding_mode (any case) -> qrtl rounding
 PASS_THROUGH = ("Identity", "Dropout")
 
 
@@ -286,7 +288,8 @@ class QONNXImporter:
             if handler is None:
                 raise QONNXImportError(f"{self.where(node)}: op {node.op_type} is not supported by qrtl "
                                        f"(supported: Quant, FloatQuant, Gemm, MatMul, Conv, Relu, MaxPool, "
-                                       f"AveragePool, GlobalAveragePool, Flatten, Reshape, Add, Identity)")
+                                       f"AveragePool, GlobalAveragePool, Trunc, BatchNormalization, Flatten, "
+                                       f"Reshape, Add, Identity)")
             self.values[node.output[0]] = handler(node, ins)
         outs = []
         for o in self.graph.output:
@@ -353,6 +356,33 @@ class QONNXImporter:
 
     def _n_FloatQuant(self, node, ins):
         return self._quantizer(node, ins)
+
+    def _n_Trunc(self, node, ins):
+        """QONNX Trunc (Brevitas TruncAvgPool): the integer window sum / 2^(in_bits - out_bits), rounded."""
+        attrs = _attrs(node)
+        rounding = _rounding(node, attrs)
+        src = self.tensor(node.input[0], node)
+        in_scale = float(self.const(node.input[1], node).reshape(-1)[0])
+        if np.any(self.const(node.input[2], node) != 0):
+            raise QONNXImportError(f"{self.where(node)}: non-zero zero point is not supported")
+        out_scale = float(self.const(node.input[4], node).reshape(-1)[0])
+        out_bits = float(self.const(node.input[5], node).reshape(-1)[0])
+        t_in = self.types[src.name]
+        if abs(float(unit_scale(t_in)[0]) / in_scale - 1.0) > 2.0 ** -20:
+            raise QONNXImportError(f"{self.where(node)}: input scale {in_scale:g} is not the pooled tensor's step "
+                                   f"{float(unit_scale(t_in)[0]):g}")
+        t = int_quant_type(node, attrs, out_bits, np.array([out_scale]))
+        s_in = np.asarray([in_scale], dtype=np.float64)
+        mult, shift, exact = dyadic_ratio(s_in, np.asarray(t.scale), self.mult_bits, self.exact_scales,
+                                          self.where(node))
+        if not exact:
+            self.inexact.append(self.label(node, "trunc"))
+        lo, hi = int_quant_range(t, bool(attrs.get("narrow", 0)))
+        op = Op(self.label(node, "trunc"), "requant", [src.name], (), t,
+                {"rounding": rounding, "overflow": "saturate", "lo": lo, "hi": hi,
+                 "mult_bits": int(max(int(m).bit_length() for m in mult))},
+                {"mult": mult, "shift": shift}, source=node.name)
+        return Tensor(self.add(op).name, src.perm)
 
     def _n_BatchNormalization(self, node, ins):
         """Inference BatchNorm: kept as a float step; the next quantizer turns it into integer thresholds."""

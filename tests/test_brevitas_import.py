@@ -244,8 +244,6 @@ def test_minifloat_golden_is_exact_arithmetic():
 
 
 def test_minifloat_fp4_custom_and_magnitudes():
-    from brevitas.quant.experimental.float_base import ScaledFloatActBase, ScaledFloatWeightBase  # noqa: F401
-
     class E2M1W(Fp8e4m3WeightPerTensorFloat):
         bit_width = 4
         exponent_bit_width = 2
@@ -469,3 +467,40 @@ def test_batchnorm_output_must_be_quantized():
 
     with pytest.raises(QONNXImportError, match="output of BatchNormalization must be quantized"):
         import_brevitas(calibrated(BNOut(), (8,)), (8,))
+
+
+class PoolZoo(nn.Module):
+    """QuantConv1d -> QuantHardTanh -> AvgPool1d -> QuantIdentity, and QuantConv2d -> ReLU -> TruncAvgPool2d."""
+
+    def __init__(self, two_d: bool):
+        super().__init__()
+        self.two_d = two_d
+        self.inp = qnn.QuantIdentity(bit_width=8, return_quant_tensor=True)
+        if two_d:
+            self.conv = qnn.QuantConv2d(1, 4, 3, padding=1, weight_bit_width=4, bias_quant=Int32Bias,
+                                        return_quant_tensor=True)
+            self.act = qnn.QuantReLU(bit_width=4, return_quant_tensor=True)
+            self.pool = qnn.TruncAvgPool2d(2, bit_width=4, return_quant_tensor=True)
+            self.q = nn.Identity()
+            n = 4 * 4 * 4
+        else:
+            self.conv = qnn.QuantConv1d(3, 4, 3, padding=1, weight_bit_width=4, bias_quant=Int32Bias,
+                                        return_quant_tensor=True)
+            self.act = qnn.QuantHardTanh(bit_width=4, max_val=1.0, min_val=-1.0, return_quant_tensor=True)
+            self.pool = nn.AvgPool1d(2)
+            self.q = qnn.QuantIdentity(bit_width=6, return_quant_tensor=True)
+            n = 4 * 4
+        self.fc = qnn.QuantLinear(n, 3, weight_bit_width=4, bias_quant=Int32Bias)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.q(self.pool(self.act(self.conv(self.inp(x))))), 1))
+
+
+@pytest.mark.parametrize("two_d", [False, True])
+def test_hardtanh_conv1d_avgpool_truncavgpool(two_d):
+    shape = (1, 8, 8) if two_d else (3, 8)
+    m = calibrated(PoolZoo(two_d), shape)
+    net = import_brevitas(m, shape)
+    kinds = [op.kind for op in net.ops]
+    assert "avgpool" in kinds and ("conv2d" if two_d else "conv1d") in kinds
+    check_exact(m, net, shape)
