@@ -291,8 +291,12 @@ def quantize_weights(values: np.ndarray, q, where: str, what: str,
         if sc is None:
             raise ImportError_(f"{where}: {what} alpha={alpha!r} scale shape is not per output channel")
         if name == "quantized_bits":
-            sc = sc / (1 << unsigned)  # QKeras stores scale * 2^unsigned_bits
-        step = sc * base
+            # QKeras stores scale * 2^unsigned_bits and outputs scale * 2^integer * z / 2^unsigned_bits, so
+            # one integer level z is worth scale * 2^integer (not scale * base, which is 2^unsigned_bits finer
+            # and made every integer weight 2^unsigned_bits too large)
+            step = sc / (1 << unsigned) * math.ldexp(1.0, _int_attr(q.integer))
+        else:
+            step = sc * base
     elif alpha is None:
         step = np.array([base])
     else:
