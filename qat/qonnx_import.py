@@ -242,6 +242,11 @@ class QONNXImporter:
         mod = module_scope(node)
         return f"node '{node.name or node.output[0]}' ({node.op_type}{', module ' + mod if mod else ''})"
 
+    def src(self, node) -> str:
+        """Where an op came from, for tables and messages: 'module (node)'."""
+        mod = module_scope(node)
+        return f"{mod} ({node.name})" if mod else node.name
+
     def label(self, node, default: str) -> str:
         """Op name: the PyTorch module the node came from (e.g. 'fc1'), else the node name."""
         return (module_scope(node) or node.name or default).replace(".", "_")
@@ -267,7 +272,7 @@ class QONNXImporter:
                                    f"(QuantReLU/QuantIdentity) before this op")
         t = self.types[p.src.name]
         return Tensor(self.add(Op(f"{p.src.name}_relu", "clip", [p.src.name], (), t,
-                                  {"lo": 0, "hi": int(t.hi)}, source=node.name)).name, p.src.perm)
+                                  {"lo": 0, "hi": int(t.hi)}, source=self.src(node))).name, p.src.perm)
 
     # ---- run
     def run(self) -> Network:
@@ -381,7 +386,7 @@ class QONNXImporter:
         op = Op(self.label(node, "trunc"), "requant", [src.name], (), t,
                 {"rounding": rounding, "overflow": "saturate", "lo": lo, "hi": hi,
                  "mult_bits": int(max(int(m).bit_length() for m in mult))},
-                {"mult": mult, "shift": shift}, source=node.name)
+                {"mult": mult, "shift": shift}, source=self.src(node))
         return Tensor(self.add(op).name, src.perm)
 
     def _n_BatchNormalization(self, node, ins):
@@ -435,7 +440,7 @@ class QONNXImporter:
             lo, hi = int_quant_range(t, narrow)
             attrs_rq.update({"overflow": "saturate", "lo": max(lo, 0) if relu else lo, "hi": hi})
         op = Op(self.label(node, "quant"), "requant", [name], (), t, attrs_rq,
-                {"mult": mult, "shift": shift}, source=node.name)
+                {"mult": mult, "shift": shift}, source=self.src(node))
         return Tensor(self.add(op).name, src.perm)
 
     def _threshold(self, node, p: Pending, t: TensorType, narrow: bool, rounding: str) -> Tensor:
@@ -473,7 +478,7 @@ class QONNXImporter:
             return np.clip(_round(v, rounding), lo_q, hi_q).astype(np.int64)
 
         arrays = fit_thresholds(f, lo, hi, hi_q - lo_q)
-        op = Op(self.label(node, "quant"), "threshold", [src], (), t, {"step": 1}, arrays, source=node.name)
+        op = Op(self.label(node, "quant"), "threshold", [src], (), t, {"step": 1}, arrays, source=self.src(node))
         if not check_thresholds(op, f, lo, hi, self.types[src]):
             raise QONNXImportError(f"{where}: BatchNormalization followed by this quantizer is not monotonic per "
                                    f"channel; no threshold form exists")
@@ -579,7 +584,7 @@ class QONNXImporter:
         if isinstance(bias, QConst):
             attrs["bias_bits"] = int(bias.type.bits)
         op = Op(self.label(node, kind), kind, [src.name], (), None, attrs, {"weight": w_int, "bias": b_acc},
-                source=node.name)
+                source=self.src(node))
         return self.add(op, acc_scale=acc_scale)
 
     def _per_channel(self, node, wq: QConst, axis: int) -> np.ndarray:
@@ -697,7 +702,7 @@ class QONNXImporter:
                                    f"{sb[0]:g}); share one quantizer between the residual branches")
         if not all(isinstance(self.types[t.name], IntType) for t in (ta, tb)):
             raise QONNXImportError(f"{self.where(node)}: adding minifloat tensors is not supported")
-        return self.add(Op(self.label(node, "add"), "add", [ta.name, tb.name], (), None, {}, source=node.name),
+        return self.add(Op(self.label(node, "add"), "add", [ta.name, tb.name], (), None, {}, source=self.src(node)),
                         acc_scale=np.asarray(sa))
 
     def _pool(self, node, ins, kind: str):
@@ -717,7 +722,7 @@ class QONNXImporter:
         attrs = {"pool": kernel, "strides": strides, "padding": padding, "dims": dims}
         t = self.types[src.name]
         if kind == "maxpool":
-            out = self.add(Op(self.label(node, "maxpool"), "maxpool", [src.name], (), t, attrs, source=node.name))
+            out = self.add(Op(self.label(node, "maxpool"), "maxpool", [src.name], (), t, attrs, source=self.src(node)))
             return Pending(out) if relu else out  # max commutes with relu
         if relu:
             src = self.close_relu(x, node)
@@ -726,7 +731,7 @@ class QONNXImporter:
         if not isinstance(t, IntType):
             raise QONNXImportError(f"{self.where(node)}: average pooling of minifloat tensors is not supported")
         count = int(np.prod(kernel))
-        return self.add(Op(self.label(node, "avgpool"), "avgpool", [src.name], (), None, attrs, source=node.name),
+        return self.add(Op(self.label(node, "avgpool"), "avgpool", [src.name], (), None, attrs, source=self.src(node)),
                         acc_scale=np.asarray(t.scale) / count)
 
     def _n_MaxPool(self, node, ins):
@@ -757,7 +762,7 @@ class QONNXImporter:
         if len(t.scale) > 1:
             raise QONNXImportError(f"{self.where(node)}: flattening a tensor with per-channel scales")
         out = self.add(Op(self.label(node, "flatten"), "reshape", [src.name], shape, t, {"shape": list(shape)},
-                          source=node.name))
+                          source=self.src(node)))
         out.perm = perm
         return Pending(out) if relu else out
 
