@@ -70,8 +70,8 @@ def export_qonnx_model(module, input_shape: tuple[int, ...]):
             with torch.no_grad():
                 export_qonnx(m, torch.zeros((1,) + tuple(input_shape)), export_path=buf)
         except Exception as exc:  # noqa: BLE001 - one line naming the cause
-            raise BrevitasImportError(f"Brevitas QONNX export failed: {type(exc).__name__}: "
-                                      f"{str(exc).splitlines()[0][:200]}") from None
+            raise BrevitasImportError(f"Brevitas QONNX export failed with input shape {tuple(input_shape)}: "
+                                      f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
     if buf.tell() == 0:
         raise BrevitasImportError("Brevitas QONNX export wrote nothing")
     return onnx.load_from_string(buf.getvalue())

@@ -37,9 +37,13 @@ def _parser() -> argparse.ArgumentParser:
                     "QONNX: the graph must start with a Quant/FloatQuant node (Brevitas QuantIdentity); float "
                     "rescale ratios become dyadic multipliers b/2^c with b < 2^--mult-bits (exact when the "
                     "scales are powers of two or dyadic). A final softmax is dropped (outputs are logits) "
-                    "unless --output argmax is given.",
+                    "unless --output argmax is given. A Brevitas module (file.py:NAME, with "
+                    "--input-shape) is exported to QONNX and converted the same way.",
         epilog=EPILOG_TYPES)
-    c.add_argument("model", help="QKeras model (.h5, or .json architecture + --weights) or QONNX graph (.onnx)")
+    c.add_argument("model", help="QKeras model (.h5, or .json architecture + --weights), QONNX graph (.onnx), "
+                                 "or Brevitas module as file.py:NAME (a module, or a function returning one)")
+    c.add_argument("--input-shape", metavar="C,H,W", help="PyTorch modules: one input's shape without the batch "
+                                                           "axis, PyTorch layout (e.g. 64 or 1,8,8)")
     c.add_argument("--weights", help="weights .h5 for a JSON architecture")
     c.add_argument("--input-type", metavar="T", help="input type fixed<W,I> or ufixed<W,I> (overrides the "
                                                        "model's first quantizer as the input format)")
@@ -47,8 +51,9 @@ def _parser() -> argparse.ArgumentParser:
                                                          "(rounded; not bit-exact with the float model)")
     c.add_argument("--output", choices=("logits", "argmax"), default="logits",
                    help="network output: pre-softmax values (default) or the class index")
-    c.add_argument("--mult-bits", type=int, metavar="W", help="QONNX: width of dyadic requantization "
-                   "multipliers b < 2^W for float scales (default 31, as HAWQ-V3)")
+    c.add_argument("--mult-bits", type=int, metavar="W", help="width of dyadic requantization multipliers "
+                   "b < 2^W. QONNX/PyTorch: float scales are rounded to such b/2^c (default 31, as HAWQ-V3); "
+                   "QKeras: the declared width of dyadic (qat.recipes_qkeras) scales, wider ones are refused")
     c.add_argument("--exact-scales", action="store_true", help="QONNX: refuse any rescale ratio that is not "
                    "exactly b/2^c with b < 2^W instead of rounding it")
     c.add_argument("-o", "--out", required=True, metavar="NET", help="output network directory")
@@ -144,6 +149,18 @@ def _fail(msg: str) -> int:
     return 1
 
 
+def _shape(text: str | None) -> tuple[int, ...] | None:
+    if not text:
+        return None
+    try:
+        dims = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--input-shape must be integers like 1,8,8, got {text!r}") from None
+    if not dims or min(dims) < 1:
+        raise ValueError(f"--input-shape must be positive integers like 1,8,8, got {text!r}")
+    return dims
+
+
 def cmd_convert(args) -> int:
     from rich.console import Console
 
@@ -154,7 +171,7 @@ def cmd_convert(args) -> int:
     console = Console(stderr=True)
     with console.status(f"converting {args.model}"):
         net = convert_model(args.model, args.weights, args.input_type, args.default_type, args.output,
-                            args.mult_bits, args.exact_scales)
+                            args.mult_bits, args.exact_scales, _shape(args.input_shape))
         netfile.save(net, args.out)
     rep = summary(net)
     if args.json:

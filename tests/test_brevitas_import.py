@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from fractions import Fraction
 
 import numpy as np
@@ -504,3 +505,55 @@ def test_hardtanh_conv1d_avgpool_truncavgpool(two_d):
     kinds = [op.kind for op in net.ops]
     assert "avgpool" in kinds and ("conv2d" if two_d else "conv1d") in kinds
     check_exact(m, net, shape)
+
+
+def test_cli_convert_torch_module_file_and_pt(tmp_path, capsys):
+    """Modules passed to the command line as file.py:NAME (a state_dict loaded inside), then predict == Brevitas."""
+    from qrtl.cli import main
+
+    m = calibrated(MLP(Int8WeightPerTensorFloat, Int8ActPerTensorFloat, Uint8ActPerTensorFloat), (16,))
+    torch.save(m.state_dict(), tmp_path / "weights.pt")
+    (tmp_path / "build_model.py").write_text(
+        "import sys, torch\n"
+        "import qat.recipes_brevitas as R\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from test_brevitas_import import MLP\n"
+        "from brevitas.quant import Int8WeightPerTensorFloat, Int8ActPerTensorFloat, Uint8ActPerTensorFloat\n"
+        "def trained():\n"
+        "    m = MLP(Int8WeightPerTensorFloat, Int8ActPerTensorFloat, Uint8ActPerTensorFloat)\n"
+        f"    m.load_state_dict(torch.load({str(tmp_path / 'weights.pt')!r}))\n"
+        "    return m.eval()\n"
+        "not_a_module = 3\n"
+        "def model():\n"
+        "    m = R.mlp(16, [8], 3, 'po2_int4', seed=1)\n"
+        "    m.train()\n"
+        "    with torch.no_grad():\n"
+        "        for _ in range(4):\n"
+        "            m(torch.rand(32, 16))\n"
+        "    return m.eval()\n")
+    assert main(["convert", f"{tmp_path / 'build_model.py'}:trained", "--input-shape", "16",
+                 "-o", str(tmp_path / "a")]) == 0
+    assert main(["convert", f"{tmp_path / 'build_model.py'}:model", "--input-shape", "16", "--exact-scales",
+                 "-o", str(tmp_path / "b")]) == 0
+    x = inputs(import_brevitas(m, (16,)), (16,), n=2000)
+    np.save(tmp_path / "x.npy", x)
+    assert main(["predict", str(tmp_path / "a"), "--input", str(tmp_path / "x.npy"), "-o", str(tmp_path / "y.npy")]) == 0
+    with torch.no_grad():
+        want = m(torch.from_numpy(x)).numpy().astype(np.float64)
+    from qat import netfile
+
+    step = unit_scale(netfile.load(tmp_path / "a").tensor_types()["fc2"])
+    assert np.array_equal(np.round(want / step), np.round(np.load(tmp_path / "y.npy") / step))
+    capsys.readouterr()
+    # bad inputs: one line each
+    spec = f"{tmp_path / 'build_model.py'}:trained"
+    for argv, msg in (([spec, "-o", str(tmp_path / "c")], "needs --input-shape"),
+                      ([f"{tmp_path / 'build_model.py'}:not_a_module", "--input-shape", "16", "-o", str(tmp_path / "c")],
+                       "not a torch.nn.Module"),
+                      ([f"{tmp_path / 'build_model.py'}:nothing", "--input-shape", "16", "-o", str(tmp_path / "c")],
+                       "defines no 'nothing'"),
+                      ([spec, "--input-shape", "1,x", "-o", str(tmp_path / "c")],
+                       "--input-shape must be")):
+        assert main(["convert", *argv]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and msg in err[0], err
