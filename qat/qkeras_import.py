@@ -69,6 +69,7 @@ import numpy as np
 
 from .intervals import Bounds, op_bounds, type_bounds
 from .network import Input, Network, Op, unique_name
+from .thresholds import check_thresholds, fit_thresholds
 from .types import (BinaryType, IntType, TensorType, is_po2, log2_exact, parse_fixed, signed_bits_for,
                     type_for_range, unit_scale)
 
@@ -947,41 +948,12 @@ class QKerasImporter:
                 raise ImportError_(f"{where}: output of {source} is not on the quantizer grid")
             return r.astype(np.int64)
 
-        f_lo, f_hi = f(flat_lo[None])[0], f(flat_hi[None])[0]
-        direction = np.where(f_hi >= f_lo, 1, -1).astype(np.int64)
         step = 2 if isinstance(spec.type, BinaryType) else 1
-        k = (spec.hi - spec.lo) // step
-        targets = f_lo[None, :] + direction[None, :] * step * np.arange(1, k + 1)[:, None]  # (K, C)
-        lo = np.broadcast_to(flat_lo, (k, c)).copy()
-        hi = np.broadcast_to(flat_hi + 1, (k, c)).copy()
-        while np.any(lo < hi):
-            mid = (lo + hi) // 2
-            fm = f(np.minimum(mid, flat_hi[None, :]))
-            reached = np.where(direction[None, :] > 0, fm >= targets, fm <= targets) & (mid <= flat_hi[None, :])
-            hi = np.where(reached, mid, hi)
-            lo = np.where(reached, lo, mid + 1)
-        thresholds = lo.T.copy()  # (C, K), sentinel flat_hi+1 where never reached
-        op = Op(name, "threshold", [src], (), spec.type, {"step": step},
-                {"thresholds": thresholds, "base": f_lo, "direction": direction}, source=source)
-        self._check_threshold(op, f, flat_lo, flat_hi, where)
-        return self._fuse_or_add(op)
-
-    def _check_threshold(self, op: Op, f, lo: np.ndarray, hi: np.ndarray, where: str) -> None:
-        """Compare the threshold op with TF on every accumulator value (or a dense sample)."""
-        from .golden import op_threshold
-
-        rng = np.random.default_rng(0)
-        span = int((hi - lo).max()) + 1
-        if span <= 1 << 14:
-            acc = lo[None, :] + np.arange(span)[:, None]
-        else:
-            t = op.arrays["thresholds"].T
-            acc = np.concatenate([t - 1, t, rng.integers(lo, hi + 1, size=(4096, lo.size))])
-        acc = np.minimum(np.maximum(acc, lo[None, :]), hi[None, :])
-        got = op_threshold(op, [acc], [self.b.types[op.inputs[0]]])
-        want = f(acc)
-        if not np.array_equal(got, want):
+        arrays = fit_thresholds(f, flat_lo, flat_hi, (spec.hi - spec.lo) // step, step)
+        op = Op(name, "threshold", [src], (), spec.type, {"step": step}, arrays, source=source)
+        if not check_thresholds(op, f, flat_lo, flat_hi, self.b.types[src]):
             raise ImportError_(f"{where}: {op.source} is not monotonic in its input; no threshold form exists")
+        return self._fuse_or_add(op)
 
     def _fuse_or_add(self, op: Op) -> str:
         src_op = self.b.net.ops[-1] if self.b.net.ops else None
