@@ -13,7 +13,11 @@ Layout of the generated design (``DIR/``):
 
 Bus layout: a tensor is flattened in C order (channels last, batch
 excluded); element i occupies bits [i*W +: W], W = the element type's bits,
-two's complement for signed types; binary elements are one bit (1 <-> +1).
+two's complement for signed types; binary elements are one bit (1 <-> +1);
+minifloat elements are their 1+E+M bit codes (hls.minifloat_code), decoded
+to the exact raw integer where arithmetic consumes them, and produced by
+requant (rounding to the grid, hls.verilog_minifloat), maxpool, clip,
+reshape and concat (which pass or compare codes).
 
 Constant weights become canonical-signed-digit shift-and-add terms summed
 in balanced adder trees; zero weights vanish; every adder is exactly as
@@ -33,6 +37,8 @@ from qat.intervals import Bounds, analyze
 from qat.network import Network, NetworkError, Op, unique_name
 from qat.types import BinaryType, MinifloatType, TensorType, is_po2, log2_exact, signed_bits_for
 
+from . import verilog_minifloat as vmf
+from .minifloat_code import MinifloatCodeError, encode_one, type_to_manifest
 from .reconfig import WEIGHT_MODES, ParamBlock, param_layout, worst_case_bounds, worst_case_network
 from .verilog_text import ModuleText, Sig, const
 
@@ -109,6 +115,11 @@ class TensorInfo:
         return isinstance(self.type, BinaryType)
 
     @property
+    def mf(self) -> MinifloatType | None:
+        """The minifloat format when the bus carries minifloat codes."""
+        return self.type if isinstance(self.type, MinifloatType) else None
+
+    @property
     def ew(self) -> int:
         """Bits per element on the bus."""
         return 1 if self.binary else self.type.bits
@@ -154,13 +165,17 @@ class OpModule:
 
     # -- element access --
     def x(self, port: int, i: int) -> Sig:
+        """Element i of input ``port`` as a raw two's-complement integer (minifloat codes decoded)."""
         key = (port, i)
         if key not in self._cache:
             t = self.ins[port]
             lo, hi = int(t.lo[i]), int(t.hi[i])
             w = t.ew
             sl = f"in{port}[{i * w + w - 1}:{i * w}]" if w > 1 else f"in{port}[{i}]"
-            if t.binary:  # bit b is the value 2b-1: the 2-bit two's complement {~b, 1} (01 = +1, 11 = -1)
+            if t.mf:
+                sign, mag = self._decoded(port, i)
+                self._cache[key] = vmf.value(self.m, sign, mag, lo, hi, str(port))
+            elif t.binary:  # bit b is the value 2b-1: the 2-bit two's complement {~b, 1} (01 = +1, 11 = -1)
                 self._cache[key] = self.m.wire(f"x{port}", 2, lo, hi, f"{{~{sl}, 1'b1}}")
             elif t.type.signed:
                 self._cache[key] = self.m.wire(f"x{port}", w, lo, hi, sl)
@@ -171,6 +186,43 @@ class OpModule:
     def bit(self, port: int, i: int) -> str:
         return f"in{port}[{i}]"
 
+    def code(self, port: int, i: int) -> Sig:
+        """Element i of minifloat input ``port``: its (1+E+M)-bit code."""
+        key = ("code", port, i)
+        if key not in self._cache:
+            w = self.ins[port].ew
+            self._cache[key] = self.m.wire(f"c{port}", w, 0, 0, f"in{port}[{i * w + w - 1}:{i * w}]")
+        return self._cache[key]
+
+    def _decoded(self, port: int, i: int) -> tuple[Sig | None, Sig]:
+        """(sign, magnitude) of minifloat element i of input ``port``."""
+        key = ("dec", port, i)
+        if key not in self._cache:
+            t = self.ins[port]
+            self._cache[key] = vmf.decode(self.m, self.code(port, i).name, t.mf, int(t.lo[i]), int(t.hi[i]),
+                                          str(port))
+        return self._cache[key]
+
+    def sign_mag(self, port: int, i: int) -> tuple[Sig | None, Sig]:
+        """(sign bit or None when never negative, |x| >= 0) of element i of input ``port``."""
+        if self.ins[port].mf:
+            return self._decoded(port, i)
+        key = ("mag", port, i)
+        if key not in self._cache:
+            x = self.x(port, i)
+            big = max(abs(x.lo), abs(x.hi))
+            if x.lo >= 0:
+                self._cache[key] = (None, x)
+            else:
+                w = signed_bits_for(0, big)
+                sign = Sig(self.m.fresh("sg"), 1, 0, 1, x.stage, x.level)
+                self.m.lines.append(f"  wire {sign.name} = {x.name}[{x.width - 1}];")
+                e = self.m.ext(x, w)
+                mag = self.m.wire("ab", w, 0, big,
+                                  f"{sign.name} ? -{e} : {e}", src=x, levels=1)
+                self._cache[key] = (sign, mag)
+        return self._cache[key]
+
     def pack(self, elems: list) -> tuple[str, int]:
         """Concatenate output elements (Sig, or wired input bits for binary), all
         delayed to the latest element's stage; returns (expression, stage)."""
@@ -179,6 +231,11 @@ class OpModule:
         stage = max([e.stage for e in elems if isinstance(e, Sig)] + [0])
         elems = [self.m.at_stage(e, stage) if isinstance(e, Sig) else e for e in elems]
         for e in elems:
+            if t.mf:  # minifloat codes, built by the op's code path
+                if not isinstance(e, Sig) or e.width != t.ew:
+                    raise RTLError(f"{self.op.where()}: internal error: minifloat output element is not a code")
+                parts.append(e.name)
+                continue
             if t.binary:
                 if isinstance(e, Sig) and e.width > 1:  # a +-1 integer (maxpool, clip, lut): +1 <-> sign bit 0
                     parts.append(f"~{e.name}[{e.width - 1}]")
@@ -381,8 +438,21 @@ class OpModule:
         return self.m.wire("mx", w, max(a.lo, b.lo), max(a.hi, b.hi),
                            f"($signed({ea}) >= $signed({eb})) ? {ea} : {eb}")
 
+    def _max2_code(self, a: Sig, b: Sig) -> Sig:
+        return self.m.wire("mx", a.width, 0, 0, f"{vmf.code_ge(a.name, b.name, a.width)} ? {a.name} : {b.name}")
+
     def g_maxpool(self) -> list:
         outs = []
+        if self.out.mf:  # compare the codes as values, pass the winner's code on
+            for idx in self._windows():
+                level = [self.code(0, i) for i in idx]
+                while len(level) > 1:
+                    nxt = [self._max2_code(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+                    if len(level) % 2:
+                        nxt.append(level[-1])
+                    level = nxt
+                outs.append(vmf.plus_zero(self.m, level[0]))
+            return outs
         for idx in self._windows():
             level = [self.x(0, i) for i in idx]
             while len(level) > 1:
@@ -400,6 +470,8 @@ class OpModule:
         return [self.m.tree([self.x(p, i) for p in range(len(self.ins))]) for i in range(self.out.n)]
 
     def g_reshape(self) -> list:
+        if self.out.mf:
+            return [self.code(0, i) for i in range(self.out.n)]
         if self.out.binary:
             return [self.bit(0, i) for i in range(self.out.n)]
         return [self.x(0, i) for i in range(self.out.n)]
@@ -412,7 +484,8 @@ class OpModule:
                 c = t.shape[-1]
                 for ch in range(c):
                     i = p * c + ch
-                    outs.append(self.bit(port, i) if self.out.binary else self.x(port, i))
+                    outs.append(self.bit(port, i) if self.out.binary else
+                                self.code(port, i) if self.out.mf else self.x(port, i))
         return outs
 
     def _clamp(self, s: Sig, lo: int, hi: int) -> Sig:
@@ -430,7 +503,25 @@ class OpModule:
 
     def g_clip(self) -> list:
         lo, hi = int(self.op.attrs["lo"]), int(self.op.attrs["hi"])
+        if self.out.mf:
+            return [self._clamp_code(i, lo, hi) for i in range(self.out.n)]
         return [self._clamp(self.x(0, i), lo, hi) for i in range(self.out.n)]
+
+    def _clamp_code(self, i: int, lo: int, hi: int) -> Sig:
+        """min(max(x, lo), hi) on minifloat codes; lo/hi (when reachable) must be on the grid."""
+        t = self.ins[0]
+        c0 = c = self.code(0, i)
+        cw = c.width
+        for bound, reach in ((lo, int(t.lo[i]) < lo), (hi, int(t.hi[i]) > hi)):
+            if not reach:
+                continue
+            try:
+                k = encode_one(bound, self.out.mf)
+            except MinifloatCodeError as exc:
+                raise RTLError(f"{self.op.where()}: clip bound {bound}: {exc}") from None
+            keep = vmf.code_vs_const(c.name, cw, bound, self.out.mf, below=bound == hi)
+            c = self.m.wire("cl", cw, 0, 0, f"{keep} ? {c.name} : {cw}'d{k}")
+        return vmf.plus_zero(self.m, c) if c is not c0 else c
 
     def _round_shift(self, n: Sig, s: int, rounding: str) -> Sig:
         """round(n / 2^s) exactly, for a constant s."""
@@ -462,11 +553,11 @@ class OpModule:
 
     def g_requant(self) -> list:
         op = self.op
-        if isinstance(op.type, MinifloatType):
-            raise RTLError(f"{op.where()}: minifloat rounding has no RTL yet")
         mult = np.broadcast_to(op.arrays["mult"], (self.out.shape[-1],))
         shift = np.broadcast_to(op.arrays["shift"], (self.out.shape[-1],))
         rounding = op.attrs.get("rounding", "half_even")
+        if self.out.mf:
+            return self._requant_minifloat(mult, shift, rounding)
         lo = int(op.attrs.get("lo", op.type.lo))
         hi = int(op.attrs.get("hi", op.type.hi))
         wrap = op.attrs.get("overflow", "saturate") == "wrap"
@@ -492,6 +583,20 @@ class OpModule:
                                             src=r))
             else:
                 outs.append(self._clamp(r, lo, hi))
+        return outs
+
+    def _requant_minifloat(self, mult: np.ndarray, shift: np.ndarray, rounding: str) -> list:
+        """x*mult/2^shift rounded to the output's minifloat grid: |x|*mult (exact,
+        shift-and-add), then vmf.round_to_code."""
+        c = self.out.shape[-1]
+        outs = []
+        for i in range(self.out.n):
+            ch = i % c
+            sign, mag = self.sign_mag(0, i)
+            mu = int(mult[ch])
+            a = self.m.mul_const(mag, mu)
+            a = self.m.fit(a, mag.lo * mu, mag.hi * mu)  # CSD bounds are loose; the product's are exact
+            outs.append(vmf.round_to_code(self.m, sign, a, int(shift[ch]), rounding, self.out.mf))
         return outs
 
     def g_threshold(self) -> list:
@@ -560,8 +665,36 @@ class OpModule:
             outs.append(Sig(name, w, lo, hi))
         return outs
 
+    def _argmax_codes(self) -> list:
+        """argmax over minifloat codes of one scale: value comparisons of codes, first wins."""
+        t = self.ins[0]
+        c = t.shape[-1]
+        iw = max(1, (c - 1).bit_length())
+        outs = []
+        for p in range(t.n // c):
+            level = [(self.code(0, p * c + ch), self.m.wire("ix", iw + 1, ch, ch, const(ch, iw + 1)))
+                     for ch in range(c)]
+            while len(level) > 1:
+                nxt = []
+                for j in range(0, len(level) - 1, 2):
+                    (a, ia), (b, ib) = level[j], level[j + 1]
+                    sel = self.m.fresh("ge")
+                    self.m.lines.append(f"  wire {sel} = {vmf.code_ge(a.name, b.name, a.width)};")
+                    v = self.m.wire("av", a.width, 0, 0, f"{sel} ? {a.name} : {b.name}")
+                    ix = self.m.wire("ai", iw + 1, min(ia.lo, ib.lo), max(ia.hi, ib.hi),
+                                     f"{sel} ? {ia.name} : {ib.name}")
+                    nxt.append((v, ix))
+                if len(level) % 2:
+                    nxt.append(level[-1])
+                level = nxt
+            self.m.unused.append(level[0][0].name)
+            outs.append(level[0][1])
+        return outs
+
     def g_argmax(self) -> list:
         t = self.ins[0]
+        if t.mf and len(set(t.type.scale)) == 1:
+            return self._argmax_codes()
         scale = np.broadcast_to(np.asarray(t.type.scale), (t.shape[-1],))
         if not is_po2(scale):
             raise RTLError(f"{self.op.where()}: argmax over non-power-of-two per-channel scales has no RTL")
@@ -599,11 +732,33 @@ def _tensor_infos(net: Network, bounds: dict[str, Bounds]) -> dict[str, TensorIn
     out = {}
     shapes = net.tensor_shapes()
     for name, t in net.tensor_types().items():
-        if isinstance(t, MinifloatType):
-            raise RTLError(f"tensor '{name}': minifloat tensors have no RTL yet")
+        if isinstance(t, MinifloatType) and t.man_bits == 0:
+            raise RTLError(f"tensor '{name}': {t.describe()}: minifloats without mantissa bits have no RTL")
         b = bounds[name]
         out[name] = TensorInfo(name, shapes[name], t, b.lo.ravel(), b.hi.ravel())
     return out
+
+
+MINIFLOAT_OUT_OPS = ("requant", "maxpool", "clip", "reshape", "concat")
+
+
+def _check_minifloat(op: Op, ins: list[TensorInfo], out: TensorInfo) -> None:
+    """Raise unless the generator can produce ``op``'s minifloat output exactly:
+    requant rounds to the grid; maxpool, clip, reshape and concat pass codes of
+    inputs in the same format (exponent, mantissa, bias)."""
+    if not out.mf:
+        return
+    if op.kind not in MINIFLOAT_OUT_OPS:
+        raise RTLError(f"{op.where()}: a {op.kind} result is not on a minifloat grid, so its type "
+                       f"{out.type.describe()} has no RTL; requantize to the minifloat type instead")
+    if op.kind == "requant":
+        return
+    fmt = (out.mf.exp_bits, out.mf.man_bits, out.mf.bias)
+    for t in ins:
+        if not t.mf or (t.mf.exp_bits, t.mf.man_bits, t.mf.bias) != fmt:
+            raise RTLError(f"{op.where()}: input '{t.name}' ({t.type.describe()}) and output "
+                           f"({out.type.describe()}) differ in minifloat format; {op.kind} passes codes "
+                           f"unchanged, so they must share exponent bits, mantissa bits and bias")
 
 
 def _port_decl(direction: str, name: str, width: int, kind: str = "wire") -> str:
@@ -615,6 +770,7 @@ def _op_module(top: str, op: Op, ins: list[TensorInfo], out: TensorInfo, registe
                ident: str | None = None) -> tuple[str, str, int]:
     """(module name, text, latency in cycles)."""
     name = f"{top}_{ident or vname(op.name)}"
+    _check_minifloat(op, ins, out)
     m = ModuleText(name, max_level=max_level)
     gen = OpModule(m, op, ins, out, params, tmr)
     elems = gen.gen()
@@ -667,6 +823,11 @@ def generate(net: Network, top: str | None = None, pipeline: str = "layer", weig
     ids = _identifiers(net)
     layout: list[ParamBlock] = []
     if weights != "fixed":
+        mf = [n for n, t in net.tensor_types().items() if isinstance(t, MinifloatType)]
+        if mf:
+            raise RTLError(f"network '{net.name}': --weights {weights} with minifloat tensors ({', '.join(mf)}) "
+                           f"has no RTL: weight registers hold two's-complement raw integers, not minifloat "
+                           f"codes; use --weights fixed")
         layout = param_layout(net, weight_bits, bias_bits)
         net = worst_case_network(net, layout)
         bounds = worst_case_bounds(net, layout)  # every op sized for any loadable weight set
@@ -720,8 +881,9 @@ def generate(net: Network, top: str | None = None, pipeline: str = "layer", weig
         stage[op.name] = target + cycles
         op_stage[op.name] = {"module": mname, "instance": f"u_{ids[op.name]}", "stage": stage[op.name],
                              "registered": registered, "cycles": cycles, "width": out.width, "element_bits": out.ew,
-                             "signed": bool(getattr(out.type, "signed", False)) and not out.binary,
-                             "binary": out.binary}
+                             "signed": _signed_bus(out), "binary": out.binary}
+        if out.mf:
+            op_stage[op.name]["minifloat"] = type_to_manifest(out.mf)
     out_name = net.outputs[0]
     latency = stage[out_name]
     iw, ow = infos[net.inputs[0].name].width, infos[out_name].width
@@ -776,13 +938,16 @@ def generate(net: Network, top: str | None = None, pipeline: str = "layer", weig
         "generator": GENERATOR, "top": top, "network": net.name, "latency": latency, "pipeline": pipeline,
         "input": {"name": net.inputs[0].name, "shape": list(infos[net.inputs[0].name].shape),
                   "element_bits": infos[net.inputs[0].name].ew, "width": iw,
-                  "signed": bool(getattr(net.inputs[0].type, "signed", False)) and not infos[net.inputs[0].name].binary,
+                  "signed": _signed_bus(infos[net.inputs[0].name]),
                   "binary": infos[net.inputs[0].name].binary},
         "output": {"name": out_name, "shape": list(infos[out_name].shape), "element_bits": infos[out_name].ew,
                    "width": ow, "signed": op_stage[out_name]["signed"] if out_name in op_stage else False,
                    "binary": infos[out_name].binary},
         "ops": op_stage, "files": sorted(files), "axis_top": axis_name, "weights": weights,
     }
+    for key, info in (("input", infos[net.inputs[0].name]), ("output", infos[out_name])):
+        if info.mf:
+            manifest[key]["minifloat"] = type_to_manifest(info.mf)
     if dropped:
         manifest["dropped_ops"] = dropped
     if layout:
@@ -791,9 +956,17 @@ def generate(net: Network, top: str | None = None, pipeline: str = "layer", weig
     return Design(top, files, latency, stage, manifest)
 
 
+def _signed_bus(t: TensorInfo) -> bool:
+    """Whether bus elements are two's complement (minifloat codes and binary bits are not)."""
+    return bool(getattr(t.type, "signed", False)) and not t.binary and not t.mf
+
+
 def _layout(t: TensorInfo) -> str:
     if t.binary:
         return "binary (1 = +1, 0 = -1)"
+    if t.mf:
+        return (f"minifloat codes [sign | {t.mf.exp_bits}-bit exponent | {t.mf.man_bits}-bit mantissa] "
+                f"of {t.type.describe()}, zero = code 0")
     return ("signed" if t.type.signed else "unsigned") + f" integers, real = raw * {t.type.describe()}"
 
 

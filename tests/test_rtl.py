@@ -225,7 +225,7 @@ def test_unknown_pipeline_mode_rejected(nets):
 
 
 def test_minifloat_rejected():
-    mf = MinifloatType(4, 3)
+    mf = MinifloatType(4, 0)  # minifloats with mantissa bits have RTL (tests/test_rtl_minifloat.py); M = 0 not
     net = Network("mf", [Input("x", (2,), IntType(4))],
                   [Op("d", "dense", ["x"], (2,), IntType(8), {}, {"weight": np.array([[1, 0], [0, 1]]),
                                                                    "bias": np.array([0, 0])}),
