@@ -67,8 +67,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from .intervals import Bounds, op_bounds, type_bounds
-from .network import Input, Network, Op, unique_name
+from .intervals import op_bounds
+from .builder import Builder
+from .network import Input, Network, Op
 from .thresholds import check_thresholds, fit_thresholds
 from .types import (BinaryType, IntType, TensorType, is_po2, log2_exact, parse_fixed, signed_bits_for,
                     type_for_range, unit_scale)
@@ -345,40 +346,6 @@ class Pending:
     names: list = field(default_factory=list)
     has_bn: bool = False
     relu: bool = False
-
-
-class Builder:
-    def __init__(self, name: str):
-        self.net = Network(name, [], [], [])
-        self.bounds: dict[str, Bounds] = {}
-        self.types: dict[str, TensorType] = {}
-        self.shapes: dict[str, tuple[int, ...]] = {}
-        self._used: set[str] = set()
-
-    def unique(self, base: str) -> str:
-        return unique_name(base, self._used)
-
-    def add_input(self, inp: Input) -> str:
-        self._used.add(inp.name)
-        self.net.inputs.append(inp)
-        self.bounds[inp.name] = type_bounds(inp.type, inp.shape)
-        self.types[inp.name], self.shapes[inp.name] = inp.type, tuple(inp.shape)
-        return inp.name
-
-    def add(self, op: Op, acc_scale=None) -> str:
-        """Append ``op``; when ``acc_scale`` is given the op's type is the
-        narrowest signed integer holding its proven range."""
-        ins = [self.bounds[i] for i in op.inputs]
-        if acc_scale is not None:
-            op.type = IntType(64, True, acc_scale)
-        b = op_bounds(op, ins, [self.types[i] for i in op.inputs])
-        op.shape = tuple(b.lo.shape)
-        if acc_scale is not None:
-            op.type = IntType(signed_bits_for(b.min, b.max), True, acc_scale)
-            op.attrs["acc_bits"] = op.type.bits
-        self.net.ops.append(op)
-        self.bounds[op.name], self.types[op.name], self.shapes[op.name] = b, op.type, op.shape
-        return op.name
 
 
 def _layer_inputs(layer) -> list:

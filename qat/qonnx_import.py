@@ -39,10 +39,11 @@ from typing import Any
 import numpy as np
 
 from . import golden
-from .intervals import Bounds, op_bounds, type_bounds, validate
-from .network import Input, Network, NetworkError, Op, unique_name
+from .builder import Builder
+from .intervals import Bounds, validate
+from .network import Input, Network, NetworkError, Op
 from .thresholds import check_thresholds, fit_thresholds
-from .types import IntType, MinifloatType, TensorType, signed_bits_for, unit_scale
+from .types import IntType, MinifloatType, TensorType, unit_scale
 
 DEFAULT_MULT_BITS = 31
 MAX_THRESHOLD_LEVELS = 4096  # most output steps a BatchNorm + quantizer may have (one comparator each)
@@ -212,11 +213,8 @@ class QONNXImporter:
         self.exact_scales = exact_scales
         if not 2 <= self.mult_bits <= 62:
             raise QONNXImportError(f"--mult-bits must be in 2..62, got {mult_bits}")
-        self.net = Network(name, [], [], [])
-        self.bounds: dict[str, Bounds] = {}
-        self.types: dict[str, TensorType] = {}
-        self.shapes: dict[str, tuple[int, ...]] = {}
-        self.used: set[str] = set()
+        self.b = Builder(name)
+        self.net, self.bounds, self.types, self.shapes = self.b.net, self.b.bounds, self.b.types, self.b.shapes
         self.values: dict[str, Any] = {}
         self.consts: dict[str, np.ndarray] = {}
         self.inexact: list[str] = []
@@ -224,19 +222,9 @@ class QONNXImporter:
 
     # ---- building blocks
     def add(self, op: Op, acc_scale=None) -> Tensor:
-        """Append ``op``; with ``acc_scale`` its type is the narrowest signed integer of its proven range."""
-        op.name = unique_name(op.name, self.used)
-        ins = [self.bounds[i] for i in op.inputs]
-        if acc_scale is not None:
-            op.type = IntType(64, True, acc_scale)
-        b = op_bounds(op, ins, [self.types[i] for i in op.inputs])
-        op.shape = tuple(b.lo.shape)
-        if acc_scale is not None:
-            op.type = IntType(signed_bits_for(min(b.min, 0), max(b.max, 0)), True, acc_scale)
-            op.attrs["acc_bits"] = op.type.bits
-        self.net.ops.append(op)
-        self.bounds[op.name], self.types[op.name], self.shapes[op.name] = b, op.type, op.shape
-        return Tensor(op.name)
+        """Append ``op`` under a unique name (see qat.builder.Builder.add)."""
+        op.name = self.b.unique(op.name)
+        return Tensor(self.b.add(op, acc_scale))
 
     def where(self, node) -> str:
         mod = module_scope(node)
@@ -508,15 +496,12 @@ class QONNXImporter:
             self.net.meta["onnx_input_layout"] = "NCHW" if len(dims) == 4 else "NCL"
         zp = float(self.const(node.input[2], node).reshape(-1)[0]) if node.op_type == "Quant" else 0.0
         spec = real_input_spec(node, t, zp, narrow, rounding)
-        name = unique_name(gi.name.replace(".", "_") or "input", self.used)
-        inp = Input(name, shape, t, spec)
-        self.net.inputs.append(inp)
-        self.bounds[name] = type_bounds(t, shape)
+        inp = Input(self.b.unique(gi.name.replace(".", "_") or "input"), shape, t, spec)
+        bounds = None
         if not isinstance(t, MinifloatType):
             lo, hi = int_quant_range(t, narrow)
-            self.bounds[name] = Bounds(np.full(shape, lo, dtype=object), np.full(shape, hi, dtype=object))
-        self.types[name], self.shapes[name] = t, shape
-        return Tensor(name)
+            bounds = Bounds(np.full(shape, lo, dtype=object), np.full(shape, hi, dtype=object))
+        return Tensor(self.b.add_input(inp, bounds))
 
     # ---- linear layers
     def _bias(self, node) -> QConst | np.ndarray | None:
@@ -684,10 +669,7 @@ class QONNXImporter:
             if op is not None and op.name == a.name and op.kind in ("dense", "conv1d", "conv2d") \
                     and not np.any(op.arrays["bias"]):
                 # MatMul + Add(bias): fold into the dense op
-                self.net.ops.pop()
-                for d in (self.bounds, self.types, self.shapes):
-                    d.pop(op.name)
-                self.used.discard(op.name)
+                self.b.pop_last()
                 src = Tensor(op.inputs[0])
                 w = op.arrays["weight"]
                 sc = np.broadcast_to(unit_scale(op.type) / unit_scale(self.types[src.name])[0], (w.shape[-1],))
