@@ -396,7 +396,7 @@ def _export(model, shape, path):
     return path
 
 
-@pytest.mark.parametrize("kind", ["cnn_float_scales", "dyadic_mlp"])
+@pytest.mark.parametrize("kind", ["cnn_float_scales", "dyadic_mlp", "minifloat_e4m3", "minifloat_e2m1_recipe"])
 def test_cli_convert_and_cosim(kind, tmp_path):
     import json
 
@@ -406,11 +406,15 @@ def test_cli_convert_and_cosim(kind, tmp_path):
         m, shape = calibrated(CNN(Int8WeightPerChannelFloat, Int8ActPerTensorFloat, Uint8ActPerTensorFloat),
                               (2, 8, 10)), (2, 8, 10)
         extra = []
+    elif kind == "minifloat_e4m3":
+        wq, aq, _ = MF_QUANTS["ocp"]
+        m, shape, extra = calibrated(MinifloatMLP(wq, aq), (16,)), (16,), []
     else:
         import qat.recipes_brevitas as R
 
-        m, shape = calibrated(R.mlp(16, [12], 4, "dyadic_int4", seed=0), (16,)), (16,)
-        extra = ["--exact-scales"]
+        preset = "dyadic_int4" if kind == "dyadic_mlp" else "fp4_e2m1"
+        m, shape = calibrated(R.mlp(16, [12], 4, preset, seed=0), (16,)), (16,)
+        extra = ["--exact-scales"] if kind == "dyadic_mlp" else []
     onnx_path = _export(m, shape, tmp_path / f"{kind}.onnx")
     assert main(["convert", str(onnx_path), "-o", str(tmp_path / "net"), *extra]) == 0
     x = (np.random.default_rng(3).normal(size=(300,) + shape) * 2).astype(np.float32)
