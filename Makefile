@@ -67,3 +67,10 @@ clean:
 .PHONY: bench
 bench: install
 	$(BIN)/python bench/run_bench.py
+
+# Integer vs minifloat on real RTL (bench/digits/run_digits.py): MLP 64-32-10 on scikit-learn digits as
+# int8, int4, dyadic int4, FP8 E4M3, FP4 E2M1 -> golden model -> Verilator co-sim -> Yosys; writes
+# bench/digits/results.{json,md}, timings.{json,md}, accuracy_vs_luts.png.
+.PHONY: bench-digits
+bench-digits: install
+	$(BIN)/python bench/digits/run_digits.py
