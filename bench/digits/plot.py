@@ -99,20 +99,21 @@ def scatter(path: str | Path, points: list[tuple[str, float, float]], xlabel: st
     for (x0, y0), (x1, y1) in zip(fpts, fpts[1:]):  # staircase: right, then up
         _line(img, X(x0), Y(y0), X(x1), Y(y0), (120, 120, 120), dash=4)
         _line(img, X(x1), Y(y0), X(x1), Y(y1), (120, 120, 120), dash=4)
-    placed: list[tuple[int, int, int, int]] = []
+    placed: list[tuple[int, int, int, int]] = []  # boxes (x, y, w, h) labels must not overlap
+    for lab, x, y in points:
+        placed.append((int(X(x)) - 6, int(Y(y)) - 6, 13, 13))
     for i, (lab, x, y) in enumerate(points):
         col = COLOURS[i % len(COLOURS)]
         _marker(img, X(x), Y(y), col, lab in front)
-        s = lab
-        tw = text_width(s)
-        tx = int(X(x)) + 9 if int(X(x)) + 9 + tw < width - 4 else int(X(x)) - 9 - tw
-        ty = int(Y(y)) - 5
-        for _ in range(8):  # move the label down until it does not overlap an earlier one
-            if not any(tx < a + c and a < tx + tw and ty < b + d and b < ty + 12 for a, b, c, d in placed):
+        tw, px, py = text_width(lab), int(X(x)), int(Y(y))
+        spots = [(px + 10, py - 5), (px - 10 - tw, py - 5), (px - tw // 2, py - 22), (px - tw // 2, py + 10)]
+        spots += [(px - tw // 2, py + 10 + 13 * k) for k in range(1, 6)]
+        for tx, ty in spots:  # first spot inside the plot that overlaps no marker and no earlier label
+            inside = left < tx and tx + tw < width - 4 and top < ty and ty + 12 < top + ph
+            if inside and not any(tx < a + c and a < tx + tw and ty < b + d and b < ty + 12 for a, b, c, d in placed):
                 break
-            ty += 13
         placed.append((tx, ty, tw, 12))
-        draw_text(img, tx, ty, s, colour=col)
+        draw_text(img, tx, ty, lab, colour=col)
     y = top + ph - 14 * len(notes or []) - 4
     for n in notes or []:
         draw_text(img, left + pw - text_width(n[:60]) - 6, y, n[:60], colour=(90, 90, 90))

@@ -268,12 +268,11 @@ def write_results(out: Path, results: list[dict], config: dict) -> list[str]:
 
     pts = [(r["variant"], float(r["synthesis"]["LUT"]), 100 * r["golden_test_acc"]) for r in results
            if "synthesis" in r]
-    front = pareto(pts) if pts else []
+    front = pareto(pts) if pts else []  # same labels as the plot's, upper-cased there
     doc = {"config": config, "variants": {r["variant"]: r for r in results}, "pareto_lut_vs_golden_acc": front}
     (out / "results.json").write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
     if pts:
-        scatter(out / "accuracy_vs_luts.png", [(SHORT.get(n, n).replace(" / ", "/").upper() + f" ({n})", x, y)
-                                               for n, x, y in pts],
+        scatter(out / "accuracy_vs_luts.png", [(n.upper(), x, y) for n, x, y in pts],
                 "LUTS (YOSYS SYNTH_XILINX, XC7)", "TEST ACCURACY %",
                 f"DIGITS MLP 64-{'-'.join(map(str, config['hidden']))}-10: ACCURACY VS LUTS",
                 notes=["FILLED = PARETO-OPTIMAL", "ACCURACY = GOLDEN MODEL = RTL (BIT-EXACT)"])
@@ -348,7 +347,7 @@ def write_results(out: Path, results: list[dict], config: dict) -> list[str]:
 
 def _cmd(cmd: list[str]) -> str:
     try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout.strip()
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout.rstrip()
     except (OSError, subprocess.SubprocessError):
         return ""
 
