@@ -30,6 +30,28 @@ class Sig:
     level: int = 0
 
 
+def _first_pair(t: list[tuple[int, int, int]], best: tuple, key) -> tuple[int, int] | None:
+    """The first (i, j), i < j in scan order, whose pair pattern is ``best`` = (a, b, dshift, sign).
+
+    Terms are (signal id, shift, digit).  Candidates are found through an
+    index by (signal, shift) instead of trying every pair: O(n) per search."""
+    a, b, dsh, _ = best
+    where: dict[tuple[int, int], list[int]] = {}
+    for q, (s, k, _d) in enumerate(t):
+        if s in (a, b):
+            where.setdefault((s, k), []).append(q)
+    for i, (s, k, _d) in enumerate(t):
+        cands: list[int] = []
+        if s == a:
+            cands += where.get((b, k + dsh), [])
+        if s == b:
+            cands += where.get((a, k - dsh), [])
+        js = [j for j in cands if j > i and key(t[i], t[j]) == best]
+        if js:
+            return i, min(js)
+    return None
+
+
 def csd(value: int) -> list[tuple[int, int]]:
     """Canonical signed digits of ``value``: [(shift, +1|-1), ...], fewest nonzeros."""
     digits = []
@@ -278,26 +300,21 @@ class ModuleText:
             depth[nid] = max(depth[a], depth[b]) + 1
             for r in sorted(rows_of[best]):
                 t = terms[r]
-                done = False
-                while not done:
-                    done = True
-                    for i in range(len(t)):
-                        for j in range(i + 1, len(t)):
-                            if key(t[i], t[j]) == best:
-                                t1, t2 = (t[i], t[j]) if (t[i][1], t[i][0]) <= (t[j][1], t[j][0]) else (t[j], t[i])
-                                rest = [x for q, x in enumerate(t) if q not in (i, j)]
-                                for x in rest:
-                                    bump(r, key(t[i], x), -1)
-                                    bump(r, key(t[j], x), -1)
-                                bump(r, best, -1)
-                                nt = (nid, t1[1], t1[2])
-                                for x in rest:
-                                    bump(r, key(nt, x), 1)
-                                t = rest + [nt]
-                                done = False
-                                break
-                        if not done:
-                            break
+                while True:
+                    found = _first_pair(t, best, key)
+                    if found is None:
+                        break
+                    i, j = found
+                    t1 = t[i] if (t[i][1], t[i][0]) <= (t[j][1], t[j][0]) else t[j]
+                    rest = [x for q, x in enumerate(t) if q not in (i, j)]
+                    for x in rest:
+                        bump(r, key(t[i], x), -1)
+                        bump(r, key(t[j], x), -1)
+                    bump(r, best, -1)
+                    nt = (nid, t1[1], t1[2])
+                    for x in rest:
+                        bump(r, key(nt, x), 1)
+                    t = rest + [nt]
                 terms[r] = t
 
         outs = []
