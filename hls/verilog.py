@@ -665,22 +665,22 @@ class OpModule:
             outs.append(Sig(name, w, lo, hi))
         return outs
 
-    def _argmax_codes(self) -> list:
-        """argmax over minifloat codes of one scale: value comparisons of codes, first wins."""
-        t = self.ins[0]
-        c = t.shape[-1]
+    def _argmax_tree(self, values: list[list[Sig]], cmp, choose) -> list:
+        """Per position, a tree of pairwise maxima carrying the channel index; first wins ties.
+
+        ``cmp(a, b)`` -> Verilog condition 'a >= b'; ``choose(a, b, sel)`` -> the chosen value as a Sig."""
+        c = len(values[0])
         iw = max(1, (c - 1).bit_length())
         outs = []
-        for p in range(t.n // c):
-            level = [(self.code(0, p * c + ch), self.m.wire("ix", iw + 1, ch, ch, const(ch, iw + 1)))
-                     for ch in range(c)]
+        for row in values:
+            level = [(v, self.m.wire("ix", iw + 1, ch, ch, const(ch, iw + 1))) for ch, v in enumerate(row)]
             while len(level) > 1:
                 nxt = []
                 for j in range(0, len(level) - 1, 2):
                     (a, ia), (b, ib) = level[j], level[j + 1]
                     sel = self.m.fresh("ge")
-                    self.m.lines.append(f"  wire {sel} = {vmf.code_ge(a.name, b.name, a.width)};")
-                    v = self.m.wire("av", a.width, 0, 0, f"{sel} ? {a.name} : {b.name}")
+                    self.m.lines.append(f"  wire {sel} = {cmp(a, b)};")
+                    v = choose(a, b, sel)
                     ix = self.m.wire("ai", iw + 1, min(ia.lo, ib.lo), max(ia.hi, ib.hi),
                                      f"{sel} ? {ia.name} : {ib.name}")
                     nxt.append((v, ix))
@@ -693,39 +693,30 @@ class OpModule:
 
     def g_argmax(self) -> list:
         t = self.ins[0]
-        if t.mf and len(set(t.type.scale)) == 1:
-            return self._argmax_codes()
-        scale = np.broadcast_to(np.asarray(t.type.scale), (t.shape[-1],))
+        c = t.shape[-1]
+        if t.mf and len(set(t.type.scale)) == 1:  # minifloat codes of one scale: compare the codes' values
+            rows = [[self.code(0, p * c + ch) for ch in range(c)] for p in range(t.n // c)]
+            return self._argmax_tree(rows, lambda a, b: vmf.code_ge(a.name, b.name, a.width),
+                                     lambda a, b, sel: self.m.wire("av", a.width, 0, 0, f"{sel} ? {a.name} : {b.name}"))
+        scale = np.broadcast_to(np.asarray(t.type.scale), (c,))
         if not is_po2(scale):
             raise RTLError(f"{self.op.where()}: argmax over non-power-of-two per-channel scales has no RTL")
         shifts = log2_exact(scale) - int(log2_exact(scale).min())
-        c = t.shape[-1]
-        iw = max(1, (c - 1).bit_length())
-        outs = []
-        for p in range(t.n // c):
-            level = []
-            for ch in range(c):
-                v = self.m.shl(self.x(0, p * c + ch), int(shifts[ch]))
-                idx = self.m.wire("ix", iw + 1, ch, ch, const(ch, iw + 1))
-                level.append((v, idx))
-            while len(level) > 1:
-                nxt = []
-                for j in range(0, len(level) - 1, 2):
-                    (a, ia), (b, ib) = level[j], level[j + 1]
-                    w = max(a.width, b.width)
-                    ea, eb = self.m.ext(a, w), self.m.ext(b, w)
-                    sel = self.m.fresh("ge")
-                    self.m.lines.append(f"  wire {sel} = $signed({ea}) >= $signed({eb});")
-                    v = self.m.wire("av", w, min(a.lo, b.lo), max(a.hi, b.hi), f"{sel} ? {ea} : {eb}")
-                    ix = self.m.wire("ai", iw + 1, min(ia.lo, ib.lo), max(ia.hi, ib.hi),
-                                     f"{sel} ? {ia.name} : {ib.name}")
-                    nxt.append((v, ix))
-                if len(level) % 2:
-                    nxt.append(level[-1])
-                level = nxt
-            self.m.unused.append(level[0][0].name)
-            outs.append(level[0][1])
-        return outs
+
+        def ext(a: Sig, b: Sig) -> tuple[str, str, int]:
+            w = max(a.width, b.width)
+            return self.m.ext(a, w), self.m.ext(b, w), w
+
+        def cmp_int(a: Sig, b: Sig) -> str:
+            ea, eb, _ = ext(a, b)
+            return f"$signed({ea}) >= $signed({eb})"
+
+        def choose_int(a: Sig, b: Sig, sel: str) -> Sig:
+            ea, eb, w = ext(a, b)
+            return self.m.wire("av", w, min(a.lo, b.lo), max(a.hi, b.hi), f"{sel} ? {ea} : {eb}")
+
+        rows = [[self.m.shl(self.x(0, p * c + ch), int(shifts[ch])) for ch in range(c)] for p in range(t.n // c)]
+        return self._argmax_tree(rows, cmp_int, choose_int)
 
 
 def _tensor_infos(net: Network, bounds: dict[str, Bounds]) -> dict[str, TensorInfo]:

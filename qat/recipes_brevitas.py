@@ -272,32 +272,36 @@ def _derive(base: type, name: str, **attrs: Any) -> type:
     return type(name, (base,), dict(attrs, __module__=__name__))
 
 
-def int_preset(bits: int = 8, collect_stats_steps: int = DEFAULT_COLLECT_STATS_STEPS) -> Preset:
-    """Float-scale integer preset: per-tensor float scales, b-bit weights/activations."""
+# base quantizers of the integer presets: scales -> (signed act, unsigned act, weight, class-name suffix)
+_INT_BASES = {
+    "float": (Int8ActPerTensorFloat, Uint8ActPerTensorFloat, Int8WeightPerTensorFloat, "PerTensorFloat"),
+    "po2": (Int8ActPerTensorFixedPoint, Uint8ActPerTensorFixedPoint, Int8WeightPerTensorFixedPoint,
+            "PerTensorFixedPoint"),
+}
+
+
+def _int_family(bits: int, scales: str, collect_stats_steps: int) -> Preset:
+    s_act, u_act, weight, suffix = _INT_BASES[scales]
     cs = dict(collect_stats_steps=collect_stats_steps)
     return Preset(
-        name=f"int{bits}", kind="int", bits=bits, scales="float",
-        input_signed=_derive(Int8ActPerTensorFloat, f"Int{bits}ActPerTensorFloat", bit_width=bits, **cs),
-        input_unsigned=_derive(Uint8ActPerTensorFloat, f"Uint{bits}ActPerTensorFloat", bit_width=bits, **cs),
-        weight=_derive(Int8WeightPerTensorFloat, f"Int{bits}WeightPerTensorFloat", bit_width=bits),
+        name=f"int{bits}" if scales == "float" else f"po2_int{bits}", kind="int", bits=bits, scales=scales,
+        input_signed=_derive(s_act, f"Int{bits}Act{suffix}", bit_width=bits, **cs),
+        input_unsigned=_derive(u_act, f"Uint{bits}Act{suffix}", bit_width=bits, **cs),
+        weight=_derive(weight, f"Int{bits}Weight{suffix}", bit_width=bits),
         bias=Int32Bias,
-        act=_derive(Uint8ActPerTensorFloat, f"Uint{bits}ReluPerTensorFloat", bit_width=bits, **cs),
-        output=_derive(Int8ActPerTensorFloat, f"Int{bits}OutPerTensorFloat", bit_width=bits, **cs),
+        act=_derive(u_act, f"Uint{bits}Relu{suffix}", bit_width=bits, **cs),
+        output=_derive(s_act, f"Int{bits}Out{suffix}", bit_width=bits, **cs),
     )
+
+
+def int_preset(bits: int = 8, collect_stats_steps: int = DEFAULT_COLLECT_STATS_STEPS) -> Preset:
+    """Float-scale integer preset: per-tensor float scales, b-bit weights/activations."""
+    return _int_family(bits, "float", collect_stats_steps)
 
 
 def po2_preset(bits: int = 8, collect_stats_steps: int = DEFAULT_COLLECT_STATS_STEPS) -> Preset:
     """Fixed-point preset: power-of-two scales for inputs, weights, activations."""
-    cs = dict(collect_stats_steps=collect_stats_steps)
-    return Preset(
-        name=f"po2_int{bits}", kind="int", bits=bits, scales="po2",
-        input_signed=_derive(Int8ActPerTensorFixedPoint, f"Int{bits}ActPerTensorFixedPoint", bit_width=bits, **cs),
-        input_unsigned=_derive(Uint8ActPerTensorFixedPoint, f"Uint{bits}ActPerTensorFixedPoint", bit_width=bits, **cs),
-        weight=_derive(Int8WeightPerTensorFixedPoint, f"Int{bits}WeightPerTensorFixedPoint", bit_width=bits),
-        bias=Int32Bias,
-        act=_derive(Uint8ActPerTensorFixedPoint, f"Uint{bits}ReluPerTensorFixedPoint", bit_width=bits, **cs),
-        output=_derive(Int8ActPerTensorFixedPoint, f"Int{bits}OutPerTensorFixedPoint", bit_width=bits, **cs),
-    )
+    return _int_family(bits, "po2", collect_stats_steps)
 
 
 def dyadic(bits: int = 4, mult_bits: int = 8, mantissa_rounding: str = "ceil",
