@@ -561,3 +561,15 @@ def test_cli_convert_torch_module_file_and_pt(tmp_path, capsys):
         assert main(["convert", *argv]) == 1
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and msg in err[0], err
+
+
+@pytest.mark.parametrize("preset", ["fp8_e4m3", "dyadic_int4"])
+def test_hls_csim_of_brevitas_networks(preset, tmp_path):
+    """The HLS C++ generator (g++ + ap_types C-simulation) on imported minifloat and dyadic networks."""
+    import qat.recipes_brevitas as R
+    from qat import netfile
+    from qrtl.cli import main
+
+    m = calibrated(R.mlp(16, [12], 4, preset, seed=0), (16,))
+    netfile.save(import_brevitas(m, (16,)), tmp_path / "net")
+    assert main(["hls", str(tmp_path / "net"), "-o", str(tmp_path / "hls"), "--csim", "--random", "300"]) == 0
