@@ -6,7 +6,8 @@ input and activations), ``Gemm``, ``MatMul`` (+ ``Add`` of a quantized bias),
 ``AveragePool`` / ``GlobalAveragePool`` (+ ``Trunc``, Brevitas TruncAvgPool),
 ``BatchNormalization`` before a quantizer (-> integer thresholds),
 ``Flatten`` / ``Reshape``, ``Add`` of two quantized tensors with one scale,
-``Identity`` / ``Dropout``; constant
+``Concat`` along channels, ``Identity`` / ``Dropout``, a final ``Softmax``
+(dropped: the outputs are the logits); constant
 subgraphs of standard ONNX ops are evaluated.  Anything else stops the import
 with a one-line error naming the node.
 
@@ -43,7 +44,7 @@ from .builder import Builder
 from .intervals import Bounds, validate
 from .network import Input, Network, NetworkError, Op
 from .thresholds import check_thresholds, fit_thresholds
-from .types import IntType, MinifloatType, TensorType, unit_scale
+from .types import IntType, MinifloatType, TensorType, signed_bits_for, unit_scale
 
 DEFAULT_MULT_BITS = 31
 MAX_THRESHOLD_LEVELS = 4096  # most output steps a BatchNorm + quantizer may have (one comparator each)
@@ -282,7 +283,7 @@ class QONNXImporter:
                 raise QONNXImportError(f"{self.where(node)}: op {node.op_type} is not supported by qrtl "
                                        f"(supported: Quant, FloatQuant, Gemm, MatMul, Conv, Relu, MaxPool, "
                                        f"AveragePool, GlobalAveragePool, Trunc, BatchNormalization, Flatten, "
-                                       f"Reshape, Add, Identity)")
+                                       f"Reshape, Add, Concat, Identity, a final Softmax)")
             self.values[node.output[0]] = handler(node, ins)
         outs = []
         for o in self.graph.output:
@@ -376,6 +377,33 @@ class QONNXImporter:
                  "mult_bits": int(max(int(m).bit_length() for m in mult))},
                 {"mult": mult, "shift": shift}, source=self.src(node))
         return Tensor(self.add(op).name, src.perm)
+
+    def _n_Concat(self, node, ins):
+        """Concatenation along the channel axis (ONNX axis 1; the network's last axis)."""
+        srcs = [self.tensor(n, node) for n in node.input]
+        rank = len(self.shapes[srcs[0].name]) + 1  # with the batch axis
+        axis = int(_attrs(node).get("axis", 1))
+        if axis % rank != 1:
+            raise QONNXImportError(f"{self.where(node)}: only concatenation along the channel axis (1) is supported")
+        if any(s.perm is not None for s in srcs):
+            raise QONNXImportError(f"{self.where(node)}: concatenating flattened channels-first tensors")
+        ts = [self.types[s.name] for s in srcs]
+        if not all(isinstance(t, IntType) for t in ts):
+            raise QONNXImportError(f"{self.where(node)}: only integer tensors can be concatenated")
+        scales = np.concatenate([np.broadcast_to(t.scale, self.shapes[s.name][-1:]) for t, s in zip(ts, srcs)])
+        lo, hi = min(t.lo for t in ts), max(t.hi for t in ts)
+        nt = IntType(signed_bits_for(lo, hi) if lo < 0 else max(t.bits for t in ts), lo < 0,
+                     scales if len(set(scales)) > 1 else scales[:1])
+        return self.add(Op(self.label(node, "concat"), "concat", [s.name for s in srcs], (), nt, {"axis": -1},
+                           source=self.src(node)))
+
+    def _n_Softmax(self, node, ins):
+        """A final softmax is not integer arithmetic: dropped, the outputs are the logits (as for QKeras)."""
+        if node.output[0] not in {o.name for o in self.graph.output}:
+            raise QONNXImportError(f"{self.where(node)}: Softmax is only supported as the last op (it is dropped)")
+        self.net.notes.append(f"{self.where(node)}: final softmax dropped; outputs are the logits "
+                              f"(--output argmax gives the class index)")
+        return ins[0]
 
     def _n_BatchNormalization(self, node, ins):
         """Inference BatchNorm: kept as a float step; the next quantizer turns it into integer thresholds."""

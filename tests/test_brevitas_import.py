@@ -573,3 +573,29 @@ def test_hls_csim_of_brevitas_networks(preset, tmp_path):
     m = calibrated(R.mlp(16, [12], 4, preset, seed=0), (16,))
     netfile.save(import_brevitas(m, (16,)), tmp_path / "net")
     assert main(["hls", str(tmp_path / "net"), "-o", str(tmp_path / "hls"), "--csim", "--random", "300"]) == 0
+
+
+def test_concat_and_final_softmax():
+    class CatSoft(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp = qnn.QuantIdentity(bit_width=8, return_quant_tensor=True)
+            self.a = qnn.QuantLinear(16, 6, weight_bit_width=4, bias_quant=Int32Bias, return_quant_tensor=True)
+            self.b = qnn.QuantLinear(16, 5, weight_bit_width=4, bias_quant=Int32Bias, return_quant_tensor=True)
+            self.q = qnn.QuantReLU(bit_width=4, return_quant_tensor=True)  # one scale for both branches
+            self.fc = qnn.QuantLinear(11, 3, weight_bit_width=4, bias_quant=Int32Bias)
+
+        def forward(self, x):
+            x = self.inp(x)
+            return torch.softmax(self.fc(torch.cat([self.q(self.a(x)), self.q(self.b(x))], dim=1)), dim=1)
+
+    m = calibrated(CatSoft(), (16,))
+    net = import_brevitas(m, (16,))
+    assert "concat" in [op.kind for op in net.ops] and any("softmax dropped" in n for n in net.notes)
+    x = inputs(net, (16,), n=N)
+    got = golden.run(net, quantize_real(net.inputs[0], x))[net.outputs[0]]
+    with torch.no_grad():
+        xq = m.inp(torch.from_numpy(x))
+        logits = m.fc(torch.cat([m.q(m.a(xq)), m.q(m.b(xq))], 1))
+    step = unit_scale(net.tensor_types()[net.outputs[0]])
+    assert np.array_equal(np.asarray(got, dtype=np.float64), np.round(logits.numpy().astype(np.float64) / step))
