@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from qat import golden
-from qat.golden import pad_amounts
+from qat.golden import pad_2d
 from qat.intervals import Bounds, analyze
 from qat.network import Network, NetworkError, Op, unique_name
 from qat.types import BinaryType, MinifloatType, TensorType, signed_bits_for, unsigned_bits_for
@@ -304,8 +304,7 @@ class _Gen:
             sh, sw = (int(s) for s in op.attrs["strides"])
         # as the golden model: avgpool and bconv2d always use 'valid' windows
         padding = "valid" if op.kind in ("avgpool", "bconv2d") else op.attrs.get("padding", "valid")
-        pt, _, oh = pad_amounts(h, kh, sh, padding)
-        pl, _, ow = pad_amounts(w, kw, sw, padding)
+        pt, _, oh, pl, _, ow = pad_2d(h, w, (kh, kw), (sh, sw), padding)
         return h, w, c, kh, kw, sh, sw, pt, pl, oh, ow
 
     def g_dense(self, op: Op, ins: list[Tensor], out: Tensor) -> None:

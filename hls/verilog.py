@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qat.golden import pad_amounts, pool_geometry
+from qat.golden import pad_2d, pool_geometry
 from qat.intervals import Bounds, analyze
 from qat.network import Network, NetworkError, Op, unique_name
 from qat.types import BinaryType, MinifloatType, TensorType, is_po2, log2_exact, signed_bits_for
@@ -326,9 +326,7 @@ class OpModule:
             kh, kw = w.shape[0], w.shape[1]
             sh, sw = (int(s) for s in op.attrs["strides"])
             wk = w
-        padding = op.attrs.get("padding", "valid")
-        pt, _, oh = pad_amounts(h, kh, sh, padding)
-        pl, _, ow = pad_amounts(wd, kw, sw, padding)
+        pt, _, oh, pl, _, ow = pad_2d(h, wd, (kh, kw), (sh, sw), op.attrs.get("padding", "valid"))
         co = w.shape[-1]
         outs = []
         for y in range(oh):
@@ -418,8 +416,7 @@ class OpModule:
         dims, pool, strides = pool_geometry(op)
         shape = self.ins[0].shape
         h, wd, c = (1,) + tuple(shape) if dims == 1 else shape
-        pt, _, oh = pad_amounts(h, pool[0], strides[0], op.attrs["padding"])
-        pl, _, ow = pad_amounts(wd, pool[1], strides[1], op.attrs["padding"])
+        pt, _, oh, pl, _, ow = pad_2d(h, wd, pool, strides, op.attrs["padding"])
         for y in range(oh):
             for xx in range(ow):
                 for ch in range(c):

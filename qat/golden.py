@@ -137,8 +137,14 @@ def minifloat_round(n: np.ndarray, shift, t: MinifloatType, rounding: str) -> np
 
 # ---- ops ------------------------------------------------------------------------
 
-def pad_amounts(size: int, kernel: int, stride: int, padding: str) -> tuple[int, int, int]:
-    """(pad_before, pad_after, out_size) with TensorFlow's 'same'/'valid' rule."""
+def pad_amounts(size: int, kernel: int, stride: int, padding) -> tuple[int, int, int]:
+    """(pad_before, pad_after, out_size) along one axis: TensorFlow's 'same'/'valid' rule,
+    or explicit (before, after) amounts (ONNX/PyTorch pads)."""
+    if isinstance(padding, (list, tuple)):
+        before, after = (int(v) for v in padding)
+        if before < 0 or after < 0 or size + before + after < kernel:
+            raise NetworkError(f"padding {list(padding)} does not fit window {kernel} on input {size}")
+        return before, after, (size + before + after - kernel) // stride + 1
     if padding == "valid":
         if size < kernel:
             raise NetworkError(f"window {kernel} larger than input {size} with 'valid' padding")
@@ -150,12 +156,33 @@ def pad_amounts(size: int, kernel: int, stride: int, padding: str) -> tuple[int,
     raise NetworkError(f"unknown padding {padding!r}")
 
 
-def windows(x: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int], padding: str,
+def split_padding(padding) -> tuple:
+    """Per-axis padding (height, width) of an op's ``padding`` attribute: 'same' | 'valid' for
+    both axes, or explicit [[top, bottom], [left, right]] (2-D) / [[left, right]] (1-D, width)."""
+    if isinstance(padding, str):
+        return padding, padding
+    pairs = [tuple(int(v) for v in p) for p in padding]
+    if len(pairs) == 1:
+        return (0, 0), pairs[0]
+    if len(pairs) == 2:
+        return pairs[0], pairs[1]
+    raise NetworkError(f"explicit padding needs one [before, after] pair per spatial axis, got {padding!r}")
+
+
+def pad_2d(h: int, w: int, kernel: tuple[int, int], strides: tuple[int, int], padding
+           ) -> tuple[int, int, int, int, int, int]:
+    """(pad_top, pad_bottom, out_h, pad_left, pad_right, out_w) of a 2-D window (1-D: h = 1)."""
+    ph, pw = split_padding(padding)
+    pt, pb, oh = pad_amounts(h, kernel[0], strides[0], ph)
+    pl, pr, ow = pad_amounts(w, kernel[1], strides[1], pw)
+    return pt, pb, oh, pl, pr, ow
+
+
+def windows(x: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int], padding,
             pad_value=0) -> np.ndarray:
-    """(N,H,W,C) -> (N,OH,OW,KH,KW,C) patches, TF padding."""
+    """(N,H,W,C) -> (N,OH,OW,KH,KW,C) patches, padding as :func:`pad_2d`."""
     _, h, w, _ = x.shape
-    pt, pb, oh = pad_amounts(h, kernel[0], strides[0], padding)
-    pl, pr, ow = pad_amounts(w, kernel[1], strides[1], padding)
+    pt, pb, oh, pl, pr, ow = pad_2d(h, w, kernel, strides, padding)
     if pt or pb or pl or pr:
         xp = np.full((x.shape[0], h + pt + pb, w + pl + pr, x.shape[3]), pad_value, dtype=x.dtype)
         xp[:, pt:pt + h, pl:pl + w, :] = x

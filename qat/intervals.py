@@ -139,6 +139,18 @@ def _can_be_zero(op: Op, b: Bounds, ins: list[Bounds], in_types: list[TensorType
     return bool(np.any(np.vectorize(lambda a, z: a <= 0 <= z, otypes=[bool])(b.lo, b.hi)))
 
 
+def _check_padding(op: Op, where: str, dims: int) -> None:
+    """'same', 'valid', or one non-negative [before, after] pair per spatial axis."""
+    p = op.attrs.get("padding")
+    if p in ("same", "valid"):
+        return
+    ok = isinstance(p, (list, tuple)) and len(p) == dims and all(
+        isinstance(q, (list, tuple)) and len(q) == 2 and all(isinstance(v, (int, np.integer)) and v >= 0 for v in q)
+        for q in p)
+    if not ok:
+        raise NetworkError(f"{where}: padding must be 'same', 'valid' or {dims} [before, after] pair(s), got {p!r}")
+
+
 def _check_op_static(op: Op, types: list[TensorType], shapes: list[tuple[int, ...]]) -> None:
     k = op.kind
     where = op.where()
@@ -164,8 +176,8 @@ def _check_op_static(op: Op, types: list[TensorType], shapes: list[tuple[int, ..
             raise NetworkError(f"{where}: weight shape {w.shape} does not fit input shape {shapes[0]}")
         if op.arrays["bias"].shape != (w.shape[-1],):
             raise NetworkError(f"{where}: bias shape {op.arrays['bias'].shape} != ({w.shape[-1]},)")
-        if k != "dense" and op.attrs.get("padding") not in ("same", "valid"):
-            raise NetworkError(f"{where}: padding must be 'same' or 'valid'")
+        if k != "dense":
+            _check_padding(op, where, 2 if k == "conv2d" else 1)
     if k in ("bdense", "bconv2d"):
         if not isinstance(types[0], BinaryType):
             raise NetworkError(f"{where}: binary op needs a binary input, got {types[0].describe()}")

@@ -9,7 +9,9 @@ Op kinds and their integer semantics (all arithmetic exact, see golden.py):
 ==========  ===================================================================
 dense       y[o] = sum_i x[i]*W[i,o] + b[o]            arrays: weight, bias
 conv1d      same per window; attrs: strides (s,), padding  arrays: weight (K,Ci,Co), bias
-conv2d      attrs: strides (sh,sw), padding same|valid  arrays: weight (KH,KW,Ci,Co), bias
+conv2d      attrs: strides (sh,sw), padding               arrays: weight (KH,KW,Ci,Co), bias
+            (padding: 'same' | 'valid' as TensorFlow, or explicit [[top, bottom], [left, right]];
+            conv1d / 1-D pools: [[left, right]])
 bdense      binary x, binary W (bits, 1<->+1): y = 2*popcount(xnor) - N;
             with arrays threshold/direction the output is binary:
             +1 when y >= T (direction +1) or y <= T (direction -1)

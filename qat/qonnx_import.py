@@ -661,7 +661,7 @@ class QONNXImporter:
         return self._linear(node, src, np.ascontiguousarray(w).astype(np.int64), sc, wq, bias, kind,
                             {"strides": strides, "padding": padding})
 
-    def _padding(self, node, a: dict, sizes, kernel, strides) -> str:
+    def _padding(self, node, a: dict, sizes, kernel, strides):
         if a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
             raise QONNXImportError(f"{self.where(node)}: auto_pad {a['auto_pad']} is not supported; use explicit pads")
         if a.get("ceil_mode", 0):
@@ -674,8 +674,11 @@ class QONNXImporter:
         same = [golden.pad_amounts(n, k, s, "same") for n, k, s in zip(sizes, kernel, strides)]
         if all((pb, pa) == (b, e) for (pb, pa, _), b, e in zip(same, before, after)):
             return "same"
-        raise QONNXImportError(f"{self.where(node)}: pads {pads} are neither 'valid' nor TensorFlow-style 'same' "
-                               f"for input {list(sizes)}, kernel {kernel}, strides {strides}")
+        for n, k, b, e in zip(sizes, kernel, before, after):
+            if min(b, e) < 0 or n + b + e < k:
+                raise QONNXImportError(f"{self.where(node)}: pads {pads} do not fit kernel {kernel} on input "
+                                       f"{list(sizes)}")
+        return [[int(b), int(e)] for b, e in zip(before, after)]  # explicit (PyTorch) padding
 
     # ---- elementwise and shape ops
     def _n_Relu(self, node, ins):

@@ -599,3 +599,38 @@ def test_concat_and_final_softmax():
         logits = m.fc(torch.cat([m.q(m.a(xq)), m.q(m.b(xq))], 1))
     step = unit_scale(net.tensor_types()[net.outputs[0]])
     assert np.array_equal(np.asarray(got, dtype=np.float64), np.round(logits.numpy().astype(np.float64) / step))
+
+
+class StridedPadded(nn.Module):
+    """PyTorch-style padding that is not TensorFlow 'same': stride-2 conv with padding 1, padded maxpool, conv1d."""
+
+    def __init__(self, one_d=False):
+        super().__init__()
+        conv, pool = (qnn.QuantConv1d, nn.MaxPool1d) if one_d else (qnn.QuantConv2d, nn.MaxPool2d)
+        self.inp = qnn.QuantIdentity(bit_width=8, return_quant_tensor=True)
+        self.c1 = conv(2, 4, 3, stride=2, padding=1, weight_bit_width=4, bias_quant=Int32Bias,
+                       return_quant_tensor=True)
+        self.r1 = qnn.QuantReLU(bit_width=4, return_quant_tensor=True)
+        self.pool = pool(3, stride=2, padding=1)
+        self.c2 = conv(4, 3, 2, padding=(1 if one_d else (0, 1)), weight_bit_width=4, bias_quant=Int32Bias,
+                       return_quant_tensor=True)
+        self.r2 = qnn.QuantReLU(bit_width=4, return_quant_tensor=True)
+        self.fc = qnn.QuantLinear(3 * (4 if one_d else 2 * 4), 3, weight_bit_width=4, bias_quant=Int32Bias)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.r2(self.c2(self.pool(self.r1(self.c1(self.inp(x)))))), 1))
+
+
+@pytest.mark.parametrize("one_d", [False, True])
+def test_explicit_pytorch_padding_golden_rtl_hls(one_d, tmp_path):
+    from qat import netfile
+    from qrtl.cli import main
+
+    shape = (2, 10) if one_d else (2, 10, 11)
+    m = calibrated(StridedPadded(one_d), shape)
+    net = import_brevitas(m, shape)
+    assert isinstance(net.op("c1").attrs["padding"], list)
+    check_exact(m, net, shape)
+    netfile.save(net, tmp_path / "net")
+    assert main(["cosim", str(tmp_path / "net"), "--random", "200", "-o", str(tmp_path / "sim")]) == 0
+    assert main(["hls", str(tmp_path / "net"), "-o", str(tmp_path / "hls"), "--csim", "--random", "200"]) == 0
