@@ -23,6 +23,9 @@ from .network import Network, NetworkError
 from .qonnx_import import DEFAULT_MULT_BITS, import_qonnx
 
 
+MAX_LISTED = 1000  # differing inputs listed by agreement()
+
+
 class BrevitasImportError(NetworkError):
     """A Brevitas module qrtl cannot export or convert."""
 
@@ -104,7 +107,8 @@ def agreement(module, net: Network, x: np.ndarray, batch: int = 4096) -> dict[st
     """Golden model vs Brevitas on real inputs ``x`` (PyTorch layout).
 
     Brevitas's float32 outputs are divided by the output step and rounded to
-    integers: a quantized output is an integer already; a logit (accumulator)
+    integers (minifloat outputs: to the format's grid): a quantized output is
+    one already, up to float32's rounding of q*s; a logit (accumulator)
     output is one up to PyTorch's float32 rounding, whose size is reported as
     ``max_float_residual_steps``.  Returns counts of equal outputs, the
     largest difference in output steps, the first differing input, the
@@ -113,7 +117,8 @@ def agreement(module, net: Network, x: np.ndarray, batch: int = 4096) -> dict[st
     exact logits are broken by float32 noise in Brevitas)."""
     from . import golden
     from .input_quant import framework_to_network_layout, quantize_real
-    from .types import unit_scale
+    from .qonnx_import import minifloat_from_real
+    from .types import MinifloatType, unit_scale
 
     out_t = net.tensor_types()[net.outputs[0]]
     step = unit_scale(out_t)
@@ -121,13 +126,19 @@ def agreement(module, net: Network, x: np.ndarray, batch: int = 4096) -> dict[st
     max_diff = residual = max_rel = 0.0
     same_class = 0
     first = None
+    bad_rows: list[int] = []
     for i in range(0, len(x), batch):
         xb = np.asarray(x[i:i + batch], dtype=np.float32)
         raw = quantize_real(net.inputs[0], framework_to_network_layout(net, xb))
         g = np.asarray(golden.run(net, {net.inputs[0].name: raw})[net.outputs[0]], dtype=np.float64)
         b = brevitas_outputs(module, xb).astype(np.float64)
         b = (np.moveaxis(b, 1, -1) if b.ndim >= 3 else b) / step
-        b_int = np.round(b)
+        if isinstance(out_t, MinifloatType):
+            # Brevitas's value is fl32(q * s): back to the format's grid (its raw units can exceed 2^24)
+            fmt = b * 2.0 ** out_t.unit_exp
+            b_int = np.asarray(minifloat_from_real(fmt.astype(np.float32), out_t, "half_even"), dtype=np.float64)
+        else:
+            b_int = np.round(b)
         residual = max(residual, float(np.abs(b - b_int).max()) if b.size else 0.0)
         scale = np.broadcast_to(step, g.shape)
         rel = np.abs(g - b) / np.maximum(np.abs(b), 1.0)  # relative to the value, or to one step near zero
@@ -141,10 +152,12 @@ def agreement(module, net: Network, x: np.ndarray, batch: int = 4096) -> dict[st
         equal += int(same.sum())
         total += same.size
         max_diff = max(max_diff, float(d.max()) if d.size else 0.0)
-        if first is None and not same.all():
-            first = int(i + np.argwhere(~same.reshape(len(xb), -1).all(axis=1))[0][0])
+        rows = np.flatnonzero(~same.reshape(len(xb), -1).all(axis=1))
+        if rows.size and first is None:
+            first = int(i + rows[0])
+        bad_rows += [int(i + r) for r in rows[:MAX_LISTED - len(bad_rows)]]
     return {"outputs": total, "equal": equal, "mismatch_rate": (total - equal) / max(total, 1),
             "max_diff_steps": max_diff if math.isfinite(max_diff) else None, "first_mismatch_input": first,
             "max_float_residual_steps": residual, "max_rel_diff": max_rel,
-            "argmax_agreement": same_class / max(len(x), 1),
+            "argmax_agreement": same_class / max(len(x), 1), "mismatch_inputs": bad_rows,
             "vectors": int(len(x))}

@@ -47,6 +47,7 @@ from .thresholds import check_thresholds, fit_thresholds
 from .types import IntType, MinifloatType, TensorType, signed_bits_for, unit_scale
 
 DEFAULT_MULT_BITS = 31
+MAX_SHIFT = 255  # requantization shifts (E5M2 accumulators are in units of 2^-32 of the scales and need ~80)
 MAX_THRESHOLD_LEVELS = 4096  # most output steps a BatchNorm + quantizer may have (one comparator each)
 MAX_BIAS_REFINE_BITS = 8  # extra accumulator bits allowed to hold an unquantized (float) bias
 ROUNDING = {"ROUND": "half_even", "HALF_EVEN": "half_even", "FLOOR": "floor", "ROUND_TO_ZERO": "toward_zero",
@@ -199,8 +200,8 @@ def dyadic_ratio(num: np.ndarray, den: np.ndarray, mult_bits: int, exact: bool, 
             c += 1
             b = round(r * (1 << c)) if c >= 0 else round(r / (1 << -c))
         bs.append(int(b)), cs.append(int(c))
-    if max(cs) > 62 or min(cs) < -62:
-        raise QONNXImportError(f"{where}: rescale ratio out of range (shift {max(cs)})")
+    if max(cs) > MAX_SHIFT or min(cs) < -MAX_SHIFT:
+        raise QONNXImportError(f"{where}: rescale ratio out of range (shift {max(cs)}, at most {MAX_SHIFT})")
     return np.array(bs, dtype=np.int64), np.array(cs, dtype=np.int64), all_exact
 
 
