@@ -85,6 +85,7 @@ Other Brevitas 0.13.4 behaviour worth knowing:
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from collections import OrderedDict
@@ -437,6 +438,23 @@ def _as_preset(preset: Preset | str) -> Preset:
 # --------------------------------------------------------------------------------------
 # Model builders
 # --------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _seeded(seed: int | None):
+    """Fix torch's RNG inside the block (weight initialisation) without touching the global state."""
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        yield
+
+
+def _with_input_quant(p: Preset, signed: bool) -> "OrderedDict[str, nn.Module]":
+    """A new layer dict holding the input quantizer (real inputs in, quantized as the preset says)."""
+    layers: "OrderedDict[str, nn.Module]" = OrderedDict()
+    layers["input_quant"] = qnn.QuantIdentity(act_quant=p.input_signed if signed else p.input_unsigned,
+                                              return_quant_tensor=True)
+    return layers
+
+
 def mlp(in_features: int, hidden: Sequence[int], out_features: int, preset: Preset | str,
         batchnorm: bool = False, input_signed: bool = True, output_quant: bool = False,
         seed: int | None = None) -> nn.Sequential:
@@ -453,12 +471,8 @@ def mlp(in_features: int, hidden: Sequence[int], out_features: int, preset: Pres
     ``seed`` fixes the weight initialisation without touching the global RNG.
     """
     p = _as_preset(preset)
-    with torch.random.fork_rng(devices=[]):
-        if seed is not None:
-            torch.manual_seed(seed)
-        layers: "OrderedDict[str, nn.Module]" = OrderedDict()
-        layers["input_quant"] = qnn.QuantIdentity(
-            act_quant=p.input_signed if input_signed else p.input_unsigned, return_quant_tensor=True)
+    with _seeded(seed):
+        layers = _with_input_quant(p, input_signed)
         n = in_features
         for i, h in enumerate(hidden):
             layers[f"fc{i}"] = qnn.QuantLinear(n, h, bias=True, weight_quant=p.weight,
@@ -481,12 +495,8 @@ def cnn(in_shape: tuple[int, int, int], channels: Sequence[int], out_features: i
     -> Flatten -> QuantLinear (float logits).  in_shape = (C, H, W)."""
     p = _as_preset(preset)
     c, h, w = in_shape
-    with torch.random.fork_rng(devices=[]):
-        if seed is not None:
-            torch.manual_seed(seed)
-        layers: "OrderedDict[str, nn.Module]" = OrderedDict()
-        layers["input_quant"] = qnn.QuantIdentity(
-            act_quant=p.input_signed if input_signed else p.input_unsigned, return_quant_tensor=True)
+    with _seeded(seed):
+        layers = _with_input_quant(p, input_signed)
         for i, ch in enumerate(channels):
             layers[f"conv{i}"] = qnn.QuantConv2d(c, ch, kernel_size, padding=kernel_size // 2, bias=True,
                                                  weight_quant=p.weight, bias_quant=p.bias,
