@@ -439,26 +439,10 @@ class OpModule:
         return self.m.wire("mx", a.width, 0, 0, f"{vmf.code_ge(a.name, b.name, a.width)} ? {a.name} : {b.name}")
 
     def g_maxpool(self) -> list:
-        outs = []
         if self.out.mf:  # compare the codes as values, pass the winner's code on
-            for idx in self._windows():
-                level = [self.code(0, i) for i in idx]
-                while len(level) > 1:
-                    nxt = [self._max2_code(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
-                    if len(level) % 2:
-                        nxt.append(level[-1])
-                    level = nxt
-                outs.append(vmf.plus_zero(self.m, level[0]))
-            return outs
-        for idx in self._windows():
-            level = [self.x(0, i) for i in idx]
-            while len(level) > 1:
-                nxt = [self._max2(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
-                if len(level) % 2:
-                    nxt.append(level[-1])
-                level = nxt
-            outs.append(level[0])
-        return outs
+            return [vmf.plus_zero(self.m, _tree_reduce([self.code(0, i) for i in idx], self._max2_code))
+                    for idx in self._windows()]
+        return [_tree_reduce([self.x(0, i) for i in idx], self._max2) for idx in self._windows()]
 
     def g_avgpool(self) -> list:
         return [self.m.tree([self.x(0, i) for i in idx]) for idx in self._windows()]
@@ -714,6 +698,17 @@ class OpModule:
 
         rows = [[self.m.shl(self.x(0, p * c + ch), int(shifts[ch])) for ch in range(c)] for p in range(t.n // c)]
         return self._argmax_tree(rows, cmp_int, choose_int)
+
+
+def _tree_reduce(items: list, combine):
+    """Pairwise reduction ((a, b), (c, d), ...) level by level; an odd last item moves up unchanged."""
+    level = list(items)
+    while len(level) > 1:
+        nxt = [combine(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return level[0]
 
 
 def _tensor_infos(net: Network, bounds: dict[str, Bounds]) -> dict[str, TensorInfo]:
