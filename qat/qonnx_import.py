@@ -379,6 +379,16 @@ class QONNXImporter:
                 {"mult": mult, "shift": shift}, source=self.src(node))
         return Tensor(self.add(op).name, src.perm)
 
+    def _n_Transpose(self, node, ins):
+        """Transpose of a quantized constant (weights exported as Quant -> Transpose -> MatMul)."""
+        x = ins[0]
+        if not isinstance(x, QConst):
+            raise QONNXImportError(f"{self.where(node)}: only transposes of quantized weights are supported")
+        perm = _attrs(node).get("perm")
+        perm = tuple(perm) if perm is not None else tuple(reversed(range(x.q.ndim)))
+        scale = np.broadcast_to(x.scale, x.q.shape)
+        return QConst(np.transpose(x.q, perm), np.transpose(scale, perm), x.type)
+
     def _n_Concat(self, node, ins):
         """Concatenation along the channel axis (ONNX axis 1; the network's last axis)."""
         srcs = [self.tensor(n, node) for n in node.input]

@@ -669,3 +669,43 @@ def test_minifloat_families_match_brevitas(preset):
             for c in range(op.shape[-1]):
                 exact = _round_minifloat_exact(int(g[op.inputs[0]][i, c]) * ratio, op.type)
                 assert int(g[op.name][i, c]) == exact
+
+
+def test_hand_built_qonnx_graph_matmul_transposed_weights(tmp_path):
+    """A QONNX graph written by hand (not by Brevitas): Quant -> Transpose -> MatMul + Add bias, Relu, Quant."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(4, 6)).astype(np.float32)  # (out, in): transposed in the graph
+    b = rng.normal(size=(4,)).astype(np.float32) * 0.1
+    inits = [numpy_helper.from_array(v, n) for n, v in (
+        ("w", w), ("b", b), ("s_in", np.float32(0.125)), ("s_w", np.float32(0.0625)), ("zero", np.float32(0)),
+        ("b8", np.float32(8)), ("b4", np.float32(4)), ("s_b", np.float32(0.125 * 0.0625)), ("b32", np.float32(32)),
+        ("s_out", np.float32(0.25)))]
+    q = "qonnx.custom_op.general"
+    nodes = [
+        helper.make_node("Quant", ["x", "s_in", "zero", "b8"], ["xq"], domain=q, signed=1, narrow=0, rounding_mode="ROUND"),
+        helper.make_node("Quant", ["w", "s_w", "zero", "b4"], ["wq"], domain=q, signed=1, narrow=1, rounding_mode="ROUND"),
+        helper.make_node("Transpose", ["wq"], ["wt"], perm=[1, 0]),
+        helper.make_node("Quant", ["b", "s_b", "zero", "b32"], ["bq"], domain=q, signed=1, narrow=0, rounding_mode="ROUND"),
+        helper.make_node("MatMul", ["xq", "wt"], ["mm"]),
+        helper.make_node("Add", ["mm", "bq"], ["acc"]),
+        helper.make_node("Relu", ["acc"], ["r"]),
+        helper.make_node("Quant", ["r", "s_out", "zero", "b4"], ["y"], domain=q, signed=0, narrow=0, rounding_mode="ROUND"),
+    ]
+    graph = helper.make_graph(nodes, "hand", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(q, 1)])
+    onnx.save(model, str(tmp_path / "hand.onnx"))
+    net = import_qonnx(tmp_path / "hand.onnx")
+    assert [op.kind for op in net.ops] == ["dense", "requant"]
+    x = rng.normal(size=(5000, 6)).astype(np.float32) * 4
+    got = golden.run(net, quantize_real(net.inputs[0], x))[net.outputs[0]]
+    # independent float64 reference of the same quantized arithmetic (all values exact in float64)
+    xq = np.clip(np.round(x.astype(np.float32) / np.float32(0.125)), -128, 127)
+    wq = np.clip(np.round(w / np.float32(0.0625)), -7, 7)
+    bq = np.round(b / np.float32(0.125 * 0.0625))
+    acc = xq @ wq.T + bq  # units of 1/128
+    want = np.clip(np.round(np.maximum(acc, 0) * (0.125 * 0.0625) / 0.25), 0, 15)
+    assert np.array_equal(np.asarray(got, dtype=np.float64), want)
