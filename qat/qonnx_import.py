@@ -44,7 +44,7 @@ from .builder import Builder
 from .intervals import Bounds, validate
 from .network import Input, Network, NetworkError, Op
 from .thresholds import check_thresholds, fit_thresholds
-from .types import IntType, MinifloatType, TensorType, signed_bits_for, unit_scale
+from .types import BinaryType, IntType, MinifloatType, TensorType, signed_bits_for, unit_scale
 
 DEFAULT_MULT_BITS = 31
 MAX_SHIFT = 255  # requantization shifts (E5M2 accumulators are in units of 2^-32 of the scales and need ~80)
@@ -53,6 +53,7 @@ MAX_BIAS_REFINE_BITS = 8  # extra accumulator bits allowed to hold an unquantize
 ROUNDING = {"ROUND": "half_even", "HALF_EVEN": "half_even", "FLOOR": "floor", "ROUND_TO_ZERO": "toward_zero",
             "HALF_UP": "half_up"}  # QONNX rounding_mode (any case) -> qrtl rounding
 PASS_THROUGH = ("Identity", "Dropout")
+QUANTIZERS = ("Quant", "FloatQuant", "BipolarQuant", "Trunc")
 
 
 class QONNXImportError(NetworkError):
@@ -273,8 +274,8 @@ class QONNXImporter:
         for node in self.graph.node:
             handler = getattr(self, f"_n_{node.op_type}", None)
             ins = [self.values.get(i) if i else None for i in node.input]
-            if node.op_type not in ("Quant", "FloatQuant") and ins and all(
-                    isinstance(v, np.ndarray) or v is None for v in ins):
+            if node.op_type not in QUANTIZERS and ins and all(
+                    isinstance(self.values.get(i), np.ndarray) for i in node.input if i):
                 self._fold_constant(node)
                 continue
             if node.op_type in PASS_THROUGH:
@@ -431,8 +432,25 @@ class QONNXImporter:
         return self._elementwise(node, ins[0], ("bn", *params, eps))
 
     def _n_BipolarQuant(self, node, ins):
-        raise QONNXImportError(f"{self.where(node)}: binary (bipolar) quantizers are not supported from QONNX "
-                               f"yet; use 2-bit or wider integer quantizers")
+        """Binary quantizer: +scale where x >= 0, else -scale (Brevitas binary_sign)."""
+        scale = self.const(node.input[1], node).astype(np.float64)
+        if not np.all(scale > 0) or not np.all(np.isfinite(scale)):
+            raise QONNXImportError(f"{self.where(node)}: scales must be positive and finite")
+        t = BinaryType(scale.ravel())
+        x = ins[0]
+        if isinstance(x, np.ndarray):  # binary weights
+            q = np.where(x.astype(np.float32) >= 0, 1, -1).astype(np.int64)
+            return QConst(q, np.broadcast_to(scale, x.shape), t)
+        if x is None and node.input[0] in self.graph_inputs:
+            if scale.size != 1:
+                raise QONNXImportError(f"{self.where(node)}: per-channel scales on the input quantizer")
+            return self._add_graph_input(node, t, {"kind": "binary"}, None)
+        if scale.size != 1:
+            raise QONNXImportError(f"{self.where(node)}: per-channel activation scales are not supported")
+        p = x if isinstance(x, Pending) else Pending(x, ()) if isinstance(x, Tensor) else None
+        if p is None:
+            raise QONNXImportError(f"{self.where(node)}: quantizer input '{node.input[0]}' is not supported")
+        return self._threshold(node, p, t, False, "half_even")
 
     def _quantizer(self, node, ins):
         t, attrs, scale, narrow, rounding = self._quant_params(node, ins)
@@ -473,11 +491,12 @@ class QONNXImporter:
     def _threshold(self, node, p: Pending, t: TensorType, narrow: bool, rounding: str) -> Tensor:
         """BatchNorm (and ReLU) then a quantizer: integer thresholds found on the float32 function itself."""
         where = self.where(node)
-        if not isinstance(t, IntType):
+        if isinstance(t, MinifloatType):
             raise QONNXImportError(f"{where}: BatchNormalization before a minifloat quantizer is not supported; "
                                    f"fold it into the preceding layer")
         src = p.src.name
-        lo_q, hi_q = int_quant_range(t, narrow)
+        binary = isinstance(t, BinaryType)
+        lo_q, hi_q = (-1, 1) if binary else int_quant_range(t, narrow)
         if hi_q - lo_q > MAX_THRESHOLD_LEVELS:
             raise QONNXImportError(f"{where}: {hi_q - lo_q + 1} output levels after BatchNormalization need too "
                                    f"many thresholds (max {MAX_THRESHOLD_LEVELS + 1}); fold the BatchNorm instead")
@@ -501,16 +520,21 @@ class QONNXImporter:
                 else:
                     _, gamma, beta, mean, var, eps = step
                     y = (y - mean) / np.sqrt(var + np.float32(eps)) * gamma + beta
+            if binary:  # Brevitas binary_sign: +1 where y >= 0
+                return np.where(y.astype(np.float32) >= 0, 1, -1).astype(np.int64)
             v = (y.astype(np.float32) / s_out).astype(np.float64)
             return np.clip(_round(v, rounding), lo_q, hi_q).astype(np.int64)
 
-        arrays = fit_thresholds(f, lo, hi, hi_q - lo_q)
-        op = Op(self.label(node, "quant"), "threshold", [src], (), t, {"step": 1}, arrays, source=self.src(node))
+        step = 2 if binary else 1
+        arrays = fit_thresholds(f, lo, hi, (hi_q - lo_q) // step, step)
+        op = Op(self.label(node, "quant"), "threshold", [src], (), t, {"step": step}, arrays, source=self.src(node))
         if not check_thresholds(op, f, lo, hi, self.types[src]):
             raise QONNXImportError(f"{where}: BatchNormalization followed by this quantizer is not monotonic per "
                                    f"channel; no threshold form exists")
-        self.net.notes.append(f"{where}: BatchNormalization + quantizer as per-channel integer thresholds, found on "
-                              f"float32 arithmetic as ONNX defines it (PyTorch's kernel may round ties differently)")
+        if p.chain:
+            self.net.notes.append(f"{where}: BatchNormalization + quantizer as per-channel integer thresholds, found "
+                                  f"on float32 arithmetic as ONNX defines it (PyTorch's kernel may round ties "
+                                  f"differently)")
         return Tensor(self.add(op).name, p.src.perm)
 
     def _quantize_const(self, node, x, t, scale, narrow, rounding) -> QConst:
@@ -524,8 +548,8 @@ class QONNXImporter:
         lo, hi = int_quant_range(t, narrow)
         return QConst(np.clip(q, lo, hi).astype(np.int64), np.broadcast_to(scale, x.shape), t)
 
-    def _graph_input(self, node, t, narrow, rounding) -> Tensor:
-        gi = self.graph_inputs[node.input[0]]
+    def _input_shape(self, gi) -> tuple[int, ...]:
+        """The graph input's shape in the network's channels-last layout (batch axis dropped)."""
         dims = [d.dim_value for d in gi.type.tensor_type.shape.dim]
         if len(dims) < 2 or any(d <= 0 for d in dims[1:]):
             raise QONNXImportError(f"graph input '{gi.name}': needs a static shape (batch, ...), got {dims}")
@@ -533,13 +557,22 @@ class QONNXImporter:
         if len(shape) >= 2:
             shape = shape[1:] + shape[:1]  # channels-first -> channels-last
             self.net.meta["onnx_input_layout"] = "NCHW" if len(dims) == 4 else "NCL"
+        return shape
+
+    def _graph_input(self, node, t, narrow, rounding) -> Tensor:
+        shape = self._input_shape(self.graph_inputs[node.input[0]])
         zp = float(self.const(node.input[2], node).reshape(-1)[0]) if node.op_type == "Quant" else 0.0
-        spec = real_input_spec(node, t, zp, narrow, rounding)
-        inp = Input(self.b.unique(gi.name.replace(".", "_") or "input"), shape, t, spec)
         bounds = None
-        if not isinstance(t, MinifloatType):
+        if isinstance(t, IntType):
             lo, hi = int_quant_range(t, narrow)
             bounds = Bounds(np.full(shape, lo, dtype=object), np.full(shape, hi, dtype=object))
+        return self._add_graph_input(node, t, real_input_spec(node, t, zp, narrow, rounding), bounds, shape)
+
+    def _add_graph_input(self, node, t: TensorType, spec: dict, bounds: Bounds | None,
+                         shape: tuple[int, ...] | None = None) -> Tensor:
+        gi = self.graph_inputs[node.input[0]]
+        shape = shape or self._input_shape(gi)
+        inp = Input(self.b.unique(gi.name.replace(".", "_") or "input"), shape, t, spec)
         return Tensor(self.b.add_input(inp, bounds))
 
     # ---- linear layers
@@ -603,8 +636,16 @@ class QONNXImporter:
             b_acc = bq.astype(np.int64)
         if np.all(acc_scale == acc_scale[0]):
             acc_scale = acc_scale[:1]
+        if isinstance(in_t, BinaryType) and isinstance(wq.type, BinaryType) and bias is None \
+                and kind in ("dense", "conv2d") and attrs.get("padding", "valid") == "valid":
+            # binary x binary: XNOR-popcount (2*popcount - N is exactly the +-1 dot product)
+            op_kind = "bdense" if kind == "dense" else "bconv2d"
+            bits = (w_int > 0).astype(np.uint8)
+            return self.add(Op(self.label(node, op_kind), op_kind, [src.name], (), None,
+                               {k: v for k, v in attrs.items() if k in ("strides", "padding")}, {"weight": bits},
+                               source=self.src(node)), acc_scale=acc_scale)
         attrs = dict(attrs)
-        attrs["weight_bits"] = int(wq.type.bits)
+        attrs["weight_bits"] = 2 if isinstance(wq.type, BinaryType) else int(wq.type.bits)  # +-1 needs 2 bits
         if isinstance(bias, QConst):
             attrs["bias_bits"] = int(bias.type.bits)
         op = Op(self.label(node, kind), kind, [src.name], (), None, attrs, {"weight": w_int, "bias": b_acc},
