@@ -262,12 +262,16 @@ class ModuleText:
             return (t1[0], t2[0], t2[1] - t1[1], t1[2] * t2[2])
 
         # row_keys[r][k]: how often pattern k occurs in row r; rows_of[k]: rows holding k;
-        # a lazy max-heap orders patterns by the number of rows holding them
+        # a lazy max-heap orders patterns by the number of rows holding them.  A pattern of two
+        # original terms that only one row holds is never tracked: rows can only lose such a
+        # pattern (new terms carry new signals), so it can never be shared by two rows.
         row_keys: list[Counter] = []
         rows_of: dict[tuple, set[int]] = {}
         heap: list = []
 
         def bump(r: int, k: tuple, delta: int) -> None:
+            if delta < 0 and k not in rows_of:
+                return  # untracked: held by one row only, forever
             rk = row_keys[r]
             before = rk[k]
             rk[k] = before + delta
@@ -279,11 +283,18 @@ class ModuleText:
             elif before > 0 and before + delta <= 0:
                 rows_of[k].discard(r)
 
-        for r, t in enumerate(terms):
-            row_keys.append(Counter())
-            for i in range(len(t)):
-                for j in range(i + 1, len(t)):
-                    bump(r, key(t[i], t[j]), 1)
+        shared: Counter = Counter()
+        for t in terms:
+            rk = Counter(key(t[i], t[j]) for i in range(len(t)) for j in range(i + 1, len(t)))
+            row_keys.append(rk)
+            shared.update(rk.keys())
+        for r, rk in enumerate(row_keys):
+            for k in [k for k in rk if shared[k] < 2]:
+                del rk[k]
+            for k in rk:
+                rows_of.setdefault(k, set()).add(r)
+        heap = [(-len(rs), k) for k, rs in rows_of.items()]
+        heapq.heapify(heap)
 
         while heap:
             negc, best = heapq.heappop(heap)
