@@ -770,3 +770,24 @@ def test_binary_default_weight_scale_float32_zero_sums():
     assert zero_sums > 0.05 and rep["mismatch_rate"] > 0  # exact zero sums occur and PyTorch mis-signs some
     m1 = calibrated(BinaryNet(False, weight_scale=1.0), (16,))
     assert agreement(m1, import_brevitas(m1, (16,)), inputs(net, (16,)))["mismatch_rate"] == 0.0
+
+
+def test_default_float_bias_refined_grid():
+    """QuantLinear's default (unquantized, float32) bias: put on a refined accumulator grid, measured."""
+    class FloatBias(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp = qnn.QuantIdentity(bit_width=8, return_quant_tensor=True)
+            self.fc1 = qnn.QuantLinear(16, 32, weight_bit_width=4)
+            self.relu = qnn.QuantReLU(bit_width=4, return_quant_tensor=True)
+            self.fc2 = qnn.QuantLinear(32, 5, weight_bit_width=4)
+
+        def forward(self, x):
+            return self.fc2(self.relu(self.fc1(self.inp(x))))
+
+    m = calibrated(FloatBias(), (16,))
+    net = import_brevitas(m, (16,))
+    assert sum("float bias" in n for n in net.notes) == 2 and net.op("fc1").attrs.get("weight_shift", 0) > 0
+    rep = agreement(m, net, inputs(net, (16,)))
+    print(f"float-bias MLP: golden vs Brevitas mismatch {rep['mismatch_rate']:.4%}")
+    assert rep["mismatch_rate"] == 0.0 and rep["argmax_agreement"] == 1.0
