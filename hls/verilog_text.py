@@ -265,23 +265,29 @@ class ModuleText:
         # a lazy max-heap orders patterns by the number of rows holding them.  A pattern of two
         # original terms that only one row holds is never tracked: rows can only lose such a
         # pattern (new terms carry new signals), so it can never be shared by two rows.
-        row_keys: list[Counter] = []
+        row_keys: list[dict] = []
         rows_of: dict[tuple, set[int]] = {}
         heap: list = []
 
-        def bump(r: int, k: tuple, delta: int) -> None:
-            if delta < 0 and k not in rows_of:
-                return  # untracked: held by one row only, forever
-            rk = row_keys[r]
-            before = rk[k]
-            rk[k] = before + delta
-            if rk[k] <= 0:
+        def drop(rk: dict, r: int, k: tuple) -> None:
+            """One occurrence of pattern k leaves row r (untracked patterns are not in rk)."""
+            before = rk.get(k, 0)
+            if before > 1:
+                rk[k] = before - 1
+            elif before == 1:
                 del rk[k]
-            if before == 0 and delta > 0:
-                rows_of.setdefault(k, set()).add(r)
-                heapq.heappush(heap, (-len(rows_of[k]), k))
-            elif before > 0 and before + delta <= 0:
                 rows_of[k].discard(r)
+
+        def gain(rk: dict, r: int, k: tuple) -> None:
+            """One occurrence of pattern k (it holds a new signal) joins row r."""
+            before = rk.get(k, 0)
+            rk[k] = before + 1
+            if before == 0:
+                rows = rows_of.get(k)
+                if rows is None:
+                    rows = rows_of[k] = set()
+                rows.add(r)
+                heapq.heappush(heap, (-len(rows), k))
 
         shared: Counter = Counter()
         for t in terms:
@@ -289,8 +295,7 @@ class ModuleText:
             row_keys.append(rk)
             shared.update(rk.keys())
         for r, rk in enumerate(row_keys):
-            for k in [k for k in rk if shared[k] < 2]:
-                del rk[k]
+            row_keys[r] = rk = {k: v for k, v in rk.items() if shared[k] >= 2}
             for k in rk:
                 rows_of.setdefault(k, set()).add(r)
         heap = [(-len(rs), k) for k, rs in rows_of.items()]
@@ -311,6 +316,7 @@ class ModuleText:
             depth[nid] = max(depth[a], depth[b]) + 1
             for r in sorted(rows_of[best]):
                 t = terms[r]
+                rk = row_keys[r]
                 while True:
                     found = _first_pair(t, best, key)
                     if found is None:
@@ -318,13 +324,14 @@ class ModuleText:
                     i, j = found
                     t1 = t[i] if (t[i][1], t[i][0]) <= (t[j][1], t[j][0]) else t[j]
                     rest = [x for q, x in enumerate(t) if q not in (i, j)]
+                    ti, tj = t[i], t[j]
                     for x in rest:
-                        bump(r, key(t[i], x), -1)
-                        bump(r, key(t[j], x), -1)
-                    bump(r, best, -1)
+                        drop(rk, r, key(ti, x))
+                        drop(rk, r, key(tj, x))
+                    drop(rk, r, best)
                     nt = (nid, t1[1], t1[2])
                     for x in rest:
-                        bump(r, key(nt, x), 1)
+                        gain(rk, r, key(nt, x))
                     t = rest + [nt]
                 terms[r] = t
 
