@@ -283,9 +283,7 @@ class QONNXImporter:
                 continue
             if handler is None:
                 raise QONNXImportError(f"{self.where(node)}: op {node.op_type} is not supported by qrtl "
-                                       f"(supported: Quant, FloatQuant, Gemm, MatMul, Conv, Relu, MaxPool, "
-                                       f"AveragePool, GlobalAveragePool, Trunc, BatchNormalization, Flatten, "
-                                       f"Reshape, Add, Concat, Identity, a final Softmax)")
+                                       f"(supported: {', '.join(supported_ops())})")
             self.values[node.output[0]] = handler(node, ins)
         outs = []
         for o in self.graph.output:
@@ -327,12 +325,31 @@ class QONNXImporter:
             self.values[o] = np.asarray(r)
 
     # ---- quantizers
-    def _quant_params(self, node, ins) -> tuple[TensorType, dict, np.ndarray, bool, str]:
-        attrs = _attrs(node)
-        rounding = _rounding(node, attrs)
+    def _scale(self, node) -> np.ndarray:
+        """A quantizer's scale input (float64), checked positive and finite."""
         scale = self.const(node.input[1], node).astype(np.float64)
         if not np.all(scale > 0) or not np.all(np.isfinite(scale)):
             raise QONNXImportError(f"{self.where(node)}: scales must be positive and finite")
+        return scale
+
+    def _requant(self, node, src: str, perm, t: TensorType, s_in: np.ndarray, attrs: dict) -> Tensor:
+        """A requant op of ``src`` (real step ``s_in``, per tensor or channel) to type ``t``:
+        ratio s_in / t.scale as b/2^c (see :func:`dyadic_ratio`); ``attrs`` add rounding and bounds."""
+        mult, shift, exact = dyadic_ratio(s_in, np.asarray(t.scale, dtype=np.float64), self.mult_bits,
+                                          self.exact_scales, self.where(node))
+        if not exact:
+            self.inexact.append(self.label(node, "quant"))
+        if np.all(mult == mult[0]) and np.all(shift == shift[0]):
+            mult, shift = mult[:1], shift[:1]
+        attrs = dict(attrs, mult_bits=int(max(int(m).bit_length() for m in mult)))
+        op = Op(self.label(node, "quant"), "requant", [src], (), t, attrs, {"mult": mult, "shift": shift},
+                source=self.src(node))
+        return Tensor(self.add(op).name, perm)
+
+    def _quant_params(self, node, ins) -> tuple[TensorType, dict, np.ndarray, bool, str]:
+        attrs = _attrs(node)
+        rounding = _rounding(node, attrs)
+        scale = self._scale(node)
         if node.op_type == "Quant":
             zp = self.const(node.input[2], node)
             if np.any(zp != 0):
@@ -368,17 +385,9 @@ class QONNXImporter:
             raise QONNXImportError(f"{self.where(node)}: input scale {in_scale:g} is not the pooled tensor's step "
                                    f"{float(unit_scale(t_in)[0]):g}")
         t = int_quant_type(node, attrs, out_bits, np.array([out_scale]))
-        s_in = np.asarray([in_scale], dtype=np.float64)
-        mult, shift, exact = dyadic_ratio(s_in, np.asarray(t.scale), self.mult_bits, self.exact_scales,
-                                          self.where(node))
-        if not exact:
-            self.inexact.append(self.label(node, "trunc"))
         lo, hi = int_quant_range(t, bool(attrs.get("narrow", 0)))
-        op = Op(self.label(node, "trunc"), "requant", [src.name], (), t,
-                {"rounding": rounding, "overflow": "saturate", "lo": lo, "hi": hi,
-                 "mult_bits": int(max(int(m).bit_length() for m in mult))},
-                {"mult": mult, "shift": shift}, source=self.src(node))
-        return Tensor(self.add(op).name, src.perm)
+        return self._requant(node, src.name, src.perm, t, np.asarray([in_scale], dtype=np.float64),
+                             {"rounding": rounding, "overflow": "saturate", "lo": lo, "hi": hi})
 
     def _n_Transpose(self, node, ins):
         """Transpose of a quantized constant (weights exported as Quant -> Transpose -> MatMul)."""
@@ -433,9 +442,7 @@ class QONNXImporter:
 
     def _n_BipolarQuant(self, node, ins):
         """Binary quantizer: +scale where x >= 0, else -scale (Brevitas binary_sign)."""
-        scale = self.const(node.input[1], node).astype(np.float64)
-        if not np.all(scale > 0) or not np.all(np.isfinite(scale)):
-            raise QONNXImportError(f"{self.where(node)}: scales must be positive and finite")
+        scale = self._scale(node)
         t = BinaryType(scale.ravel())
         x = ins[0]
         if isinstance(x, np.ndarray):  # binary weights
@@ -464,19 +471,13 @@ class QONNXImporter:
             raise QONNXImportError(f"{self.where(node)}: quantizer input '{node.input[0]}' is not supported")
         if scale.size != 1:
             raise QONNXImportError(f"{self.where(node)}: per-channel activation scales are not supported")
+        if isinstance(x, Pending) and not x.relu_only:  # BatchNorm before the quantizer
+            return self._threshold(node, x, t, narrow, rounding)
         in_t = self.types[src.name]
         c = self.shapes[src.name][-1] if self.shapes[src.name] else 1
         s_in = np.broadcast_to(unit_scale(in_t), (c,)) if len(in_t.scale) > 1 else unit_scale(in_t)
-        s_out = np.asarray(t.scale, dtype=np.float64)
-        mult, shift, exact = dyadic_ratio(s_in, s_out, self.mult_bits, self.exact_scales, self.where(node))
-        if not exact:
-            self.inexact.append(self.label(node, "quant"))
-        if np.all(mult == mult[0]) and np.all(shift == shift[0]):
-            mult, shift = mult[:1], shift[:1]
-        if isinstance(x, Pending) and not x.relu_only:
-            return self._threshold(node, x, t, narrow, rounding)
         relu = isinstance(x, Pending)
-        attrs_rq: dict[str, Any] = {"rounding": rounding, "mult_bits": int(max(int(m).bit_length() for m in mult))}
+        attrs_rq: dict[str, Any] = {"rounding": rounding}
         name = src.name
         if isinstance(t, MinifloatType):
             if relu:
@@ -484,9 +485,7 @@ class QONNXImporter:
         else:
             lo, hi = int_quant_range(t, narrow)
             attrs_rq.update({"overflow": "saturate", "lo": max(lo, 0) if relu else lo, "hi": hi})
-        op = Op(self.label(node, "quant"), "requant", [name], (), t, attrs_rq,
-                {"mult": mult, "shift": shift}, source=self.src(node))
-        return Tensor(self.add(op).name, src.perm)
+        return self._requant(node, name, src.perm, t, s_in, attrs_rq)
 
     def _threshold(self, node, p: Pending, t: TensorType, narrow: bool, rounding: str) -> Tensor:
         """BatchNorm (and ReLU) then a quantizer: integer thresholds found on the float32 function itself."""
@@ -856,6 +855,11 @@ def _round(v: np.ndarray, rounding: str) -> np.ndarray:
     from .input_quant import round_float_exact
 
     return round_float_exact(v, rounding)
+
+
+def supported_ops() -> list[str]:
+    """The ONNX/QONNX op types the importer reads (its ``_n_<op>`` handlers and pass-through ops)."""
+    return sorted([n[3:] for n in dir(QONNXImporter) if n.startswith("_n_")] + list(PASS_THROUGH))
 
 
 def module_scope(node) -> str:
