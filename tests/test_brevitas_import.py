@@ -455,6 +455,8 @@ def test_batchnorm_becomes_thresholds_and_matches(conv):
     th = net.op("relu")
     assert th.kind == "threshold" and set(th.arrays["direction"].tolist()) == {-1, 1}
     check_exact(m, net, shape)
+    # thresholds use no rescale ratio, so --exact-scales has nothing to refuse here
+    import_brevitas(m, shape, exact_scales=True)
 
 
 def test_batchnorm_output_must_be_quantized():
