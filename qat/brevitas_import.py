@@ -125,7 +125,6 @@ def agreement(module, net: Network, x: np.ndarray, batch: int = 4096) -> dict[st
     equal = total = 0
     max_diff = residual = max_rel = 0.0
     same_class = 0
-    first = None
     bad_rows: list[int] = []
     for i in range(0, len(x), batch):
         xb = np.asarray(x[i:i + batch], dtype=np.float32)
@@ -153,11 +152,9 @@ def agreement(module, net: Network, x: np.ndarray, batch: int = 4096) -> dict[st
         total += same.size
         max_diff = max(max_diff, float(d.max()) if d.size else 0.0)
         rows = np.flatnonzero(~same.reshape(len(xb), -1).all(axis=1))
-        if rows.size and first is None:
-            first = int(i + rows[0])
         bad_rows += [int(i + r) for r in rows[:MAX_LISTED - len(bad_rows)]]
     return {"outputs": total, "equal": equal, "mismatch_rate": (total - equal) / max(total, 1),
-            "max_diff_steps": max_diff if math.isfinite(max_diff) else None, "first_mismatch_input": first,
+            "max_diff_steps": max_diff if math.isfinite(max_diff) else None, "first_mismatch_input": bad_rows[0] if bad_rows else None,
             "max_float_residual_steps": residual, "max_rel_diff": max_rel,
             "argmax_agreement": same_class / max(len(x), 1), "mismatch_inputs": bad_rows,
             "vectors": int(len(x))}

@@ -33,7 +33,10 @@ def load_torch_module(spec: str):
         raise NetworkError(f"{file}: defines no '{attr}'")
     obj = getattr(module, attr)
     if callable(obj) and not isinstance(obj, torch.nn.Module):
-        obj = obj()
+        try:
+            obj = obj()
+        except Exception as exc:  # noqa: BLE001 - the user's function; one line
+            raise NetworkError(f"{spec}: calling it failed: {type(exc).__name__}: {exc}") from None
     if not isinstance(obj, torch.nn.Module):
         raise NetworkError(f"{spec}: is a {type(obj).__name__}, not a torch.nn.Module")
     return obj

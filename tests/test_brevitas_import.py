@@ -528,6 +528,8 @@ def test_cli_convert_torch_module_file_and_pt(tmp_path, capsys):
         f"    m.load_state_dict(torch.load({str(tmp_path / 'weights.pt')!r}))\n"
         "    return m.eval()\n"
         "not_a_module = 3\n"
+        "def broken():\n"
+        "    raise RuntimeError('no weights here')\n"
         "def model():\n"
         "    m = R.mlp(16, [8], 3, 'po2_int4', seed=1)\n"
         "    m.train()\n"
@@ -556,6 +558,8 @@ def test_cli_convert_torch_module_file_and_pt(tmp_path, capsys):
                        "not a torch.nn.Module"),
                       ([f"{tmp_path / 'build_model.py'}:nothing", "--input-shape", "16", "-o", str(tmp_path / "c")],
                        "defines no 'nothing'"),
+                      ([f"{tmp_path / 'build_model.py'}:broken", "--input-shape", "16", "-o", str(tmp_path / "c")],
+                       "calling it failed: RuntimeError: no weights here"),
                       ([spec, "--input-shape", "1,x", "-o", str(tmp_path / "c")],
                        "--input-shape must be")):
         assert main(["convert", *argv]) == 1
