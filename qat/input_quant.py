@@ -37,13 +37,11 @@ def quantize_real(inp: Input, x: np.ndarray) -> np.ndarray:
         return _exact_raw(inp, x)
     x32 = x.astype(np.float32).astype(np.float64)
     kind = spec["kind"]
-    if kind == "fixed":
-        v = np.ldexp(x32, int(spec["shift"]))  # exact: x32 has 24 significant bits
-        v = np.clip(v, -2.0 ** 62, 2.0 ** 62)
-        r = round_float_exact(v, spec["rounding"])
-        return check_raw(inp, np.clip(r, float(spec["lo"]), float(spec["hi"])).astype(np.int64))
-    if kind == "scaled":  # Brevitas: clamp(round(fl32(x / s) + z)), float32 division as PyTorch
-        v = (x32.astype(np.float32) / np.float32(spec["scale"])).astype(np.float64) + float(spec.get("zero_point", 0))
+    if kind in ("fixed", "scaled"):
+        if kind == "fixed":
+            v = np.ldexp(x32, int(spec["shift"]))  # exact: x32 has 24 significant bits
+        else:  # Brevitas: fl32(x / s) + z, float32 division as PyTorch
+            v = (x32.astype(np.float32) / np.float32(spec["scale"])).astype(np.float64) + float(spec.get("zero_point", 0))
         r = round_float_exact(np.clip(v, -2.0 ** 62, 2.0 ** 62), spec["rounding"])
         return check_raw(inp, np.clip(r, float(spec["lo"]), float(spec["hi"])).astype(np.int64))
     if kind == "float_scaled":  # Brevitas minifloat: fl32(x / s) rounded to the format's grid, saturating
