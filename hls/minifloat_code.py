@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qat.types import MinifloatType
+from qat.types import MinifloatType, minifloat_magnitudes
 
 
 class MinifloatCodeError(ValueError):
@@ -106,8 +106,9 @@ def _finite(code: int, t: MinifloatType) -> bool:
 
 
 def grid(t: MinifloatType) -> np.ndarray:
-    """Every representable raw value, ascending (int64)."""
-    return np.array(sorted({decode_one(c, t) for c in finite_codes(t)}), dtype=np.int64)
+    """Every representable raw value, ascending (int64): +-qat.types.minifloat_magnitudes."""
+    mags = minifloat_magnitudes(t)
+    return np.concatenate([-mags[:0:-1], mags])
 
 
 def type_to_manifest(t: MinifloatType) -> dict:

@@ -57,6 +57,7 @@ def test_code_roundtrip_every_code(t):
     for c, r in zip(codes, raw):
         assert encode_one(int(r), t) == (0 if c == neg_zero else c)  # -0 decodes to 0, encodes as +0
     g = grid(t)
+    assert set(int(v) for v in raw) == set(int(v) for v in g)  # the codes hold exactly the format's values
     assert g[0] == -t.max_units and g[-1] == t.max_units and 0 in g and 1 in g  # smallest subnormal
     assert np.array_equal(decode(encode(g, t), t), g)
     # value order = code order for positive codes (what code comparison relies on)
