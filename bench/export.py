@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qat.golden import pad_amounts
-from qat.network import Network
+from qat.ir.golden import pad_amounts
+from qat.ir.network import Network
 
 
 class NotExpressible(ValueError):

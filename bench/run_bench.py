@@ -7,7 +7,7 @@ Stages, each printed as it runs:
   1. train the two models (seconds, deterministic); bench/models/*.h5 is replaced only if the
      weights differ from the saved ones (--reuse-models skips training)
   2. per model, the timed measurements, one at a time so timings do not disturb each other:
-     QKeras -> integer network; golden vs QKeras on 20,000 inputs; hls.verilog.generate;
+     QKeras -> integer network; golden vs QKeras on 20,000 inputs; hls.rtl.verilog.generate;
      Verilator co-simulation of 20,000 vectors (rtl_sim.cosim.run_cosim, no valid gaps);
      da4ml 0.6 (its own venv, bench/.venv-da4ml) on the same integers; hls4ml 1.3
      convert + g++ compile + predict of 20,000 inputs
@@ -106,7 +106,7 @@ def environment() -> dict:
 # ---- 1. models ------------------------------------------------------------------------------------
 
 def _same_weights(a: Path, b: Path) -> bool:
-    from qat.qkeras_import import load_model
+    from qat.importers.from_qkeras import load_model
 
     wa, wb = load_model(a).get_weights(), load_model(b).get_weights()
     return len(wa) == len(wb) and all(np.array_equal(x, y) for x, y in zip(wa, wb))
@@ -159,10 +159,10 @@ def qkeras_logits_model(model):
 
 def run_qrtl(name: str, model, n_vectors: int, res: dict) -> dict:
     """Convert, check golden vs QKeras, generate RTL, co-simulate. Returns state for later stages."""
-    from hls.verilog import generate
-    from qat import golden, netfile
-    from qat.input_quant import quantize_real
-    from qat.qkeras_import import import_qkeras
+    from hls.rtl.verilog import generate
+    from qat.ir import golden, netfile
+    from qat.importers.input_quant import quantize_real
+    from qat.importers.from_qkeras import import_qkeras
     from qrtl.cli import random_vectors
     from rtl_sim.cosim import run_cosim
 
@@ -286,8 +286,8 @@ def run_da4ml(name: str, state: dict, res: dict, rounding: str = "qkeras", valid
 def run_hls4ml(name: str, model, net, n: int, res: dict) -> None:
     import hls4ml
 
-    from qat import golden
-    from qat.input_quant import quantize_real
+    from qat.ir import golden
+    from qat.importers.input_quant import quantize_real
 
     r = res.setdefault("hls4ml", {})
     x = np.ascontiguousarray(M.test_inputs(name, n, seed=11))
@@ -531,7 +531,7 @@ METHOD = [
     "quantized_relu(6,2), softmax, on 5 Gaussian blobs; (b) ECON-T encoder 8x8x1 -> quantized_bits(10,3) -> QConv2D "
     "8@3x3 stride 2 same (6-bit) -> quantized_relu(11,3) -> Flatten -> QDense 16 (6-bit) -> quantized_relu(9,1), "
     "trained as an autoencoder (small float decoder) on synthetic showers. Saved in bench/models/.",
-    "qrtl: QKeras -> integer network (qat.qkeras_import) -> hls.verilog.generate (one pipeline stage per "
+    "qrtl: QKeras -> integer network (qat.importers.from_qkeras) -> hls.rtl.verilog.generate (one pipeline stage per "
     "dense/conv and per requantization; the input is not registered). The softmax is dropped: the RTL outputs "
     "logits. 'RTL generation' = generate() + writing the files.",
     "da4ml 0.6 (bench/.venv-da4ml, numpy 2): bench/da4ml_helper.py rebuilds the same integer network from the qrtl "
@@ -595,7 +595,7 @@ def main() -> int:
     doc = {"environment": environment(), "method": METHOD, "models": {}}
     doc["training"] = ensure_models(names, args.reuse_models)
 
-    from qat.qkeras_import import load_model
+    from qat.importers.from_qkeras import load_model
 
     synth_jobs = []
     for name in names:

@@ -2,7 +2,7 @@
 
 ``write_project`` writes into ``DIR/``::
 
-    rtl/*.v, rtl/manifest.json   the Verilog of hls.verilog.generate (core + <top>_axis wrapper)
+    rtl/*.v, rtl/manifest.json   the Verilog of hls.rtl.verilog.generate (core + <top>_axis wrapper)
     constraints/<top>_axis.xdc   create_clock on aclk at the board's clock
     vivado.tcl                   Vivado batch script (see below)
     README.md                    how to run it and what it produces
@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from qat.network import Network
+from qat.ir.network import Network
 
 from .catalog import Board
 
@@ -199,7 +199,7 @@ RTL files (`rtl/`): {', '.join(rtl_files)}.
 def write_project(net: Network, board: Board, out_dir: str | Path, top: str | None = None,
                   pipeline: str = "layer", weights: str = "fixed") -> VivadoProject:
     """Generate the RTL and write the Vivado script, constraints and README into ``out_dir``."""
-    from hls.verilog import generate
+    from hls.rtl.verilog import generate
 
     if board.is_asic:
         raise VivadoError(f"board '{board.name}' is a generic ASIC target, not an FPGA part: Vivado needs an FPGA "

@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="network output: pre-softmax values (default) or the class index")
     c.add_argument("--mult-bits", type=int, metavar="W", help="width of dyadic requantization multipliers "
                    "b < 2^W. QONNX/PyTorch: float scales are rounded to such b/2^c (default 31, as HAWQ-V3); "
-                   "QKeras: the declared width of dyadic (qat.recipes_qkeras) scales, wider ones are refused")
+                   "QKeras: the declared width of dyadic (qat.recipes.qkeras_recipes) scales, wider ones are refused")
     c.add_argument("--exact-scales", action="store_true", help="QONNX: refuse any rescale ratio that is not "
                    "exactly b/2^c with b < 2^W instead of rounding it")
     c.add_argument("-o", "--out", required=True, metavar="NET", help="output network directory")
@@ -164,9 +164,9 @@ def _shape(text: str | None) -> tuple[int, ...] | None:
 def cmd_convert(args) -> int:
     from rich.console import Console
 
-    from qat import netfile
-    from qat.convert import convert_model
-    from qat.report import summary
+    from qat.ir import netfile
+    from qat.importers.convert import convert_model
+    from qat.ir.report import summary
 
     console = Console(stderr=True)
     with console.status(f"converting {args.model}"):
@@ -183,8 +183,8 @@ def cmd_convert(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from qat import golden, netfile
-    from qat.input_quant import check_raw, framework_to_network_layout, quantize_real
+    from qat.ir import golden, netfile
+    from qat.importers.input_quant import check_raw, framework_to_network_layout, quantize_real
 
     net = netfile.load(args.net)
     if len(net.inputs) != 1:
@@ -207,8 +207,8 @@ def cmd_predict(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from qat import netfile
-    from qat.report import summary
+    from qat.ir import netfile
+    from qat.ir.report import summary
 
     rep = summary(netfile.load(args.net))
     if args.json:
@@ -242,7 +242,7 @@ def _print_table(rep: dict) -> None:
 
 def random_vectors(net, n: int, seed: int) -> np.ndarray:
     """Edge vectors (all min, all max, zero, alternating) then uniform over the input range."""
-    from qat.types import BinaryType, MinifloatType, minifloat_magnitudes
+    from qat.ir.types import BinaryType, MinifloatType, minifloat_magnitudes
 
     inp = net.inputs[0]
     t = inp.type
@@ -265,7 +265,7 @@ def random_vectors(net, n: int, seed: int) -> np.ndarray:
 
 
 def _cosim_inputs(args, net) -> np.ndarray:
-    from qat.input_quant import check_raw, framework_to_network_layout, quantize_real
+    from qat.importers.input_quant import check_raw, framework_to_network_layout, quantize_real
 
     if getattr(args, "vectors", None):
         try:
@@ -287,8 +287,8 @@ def _weight_phases(args, net, design) -> list[dict] | None:
         if getattr(args, "reload", None) or getattr(args, "inject_faults", 0):
             raise ValueError("--reload and --inject-faults need --weight-storage registers or tmr")
         return None
-    from hls.reconfig import same_architecture
-    from qat import netfile
+    from hls.rtl.reconfig import same_architecture
+    from qat.ir import netfile
 
     phases = [{"name": "own weights", "net": net}]
     last = net
@@ -312,8 +312,8 @@ def _weight_phases(args, net, design) -> list[dict] | None:
 
 
 def cmd_rtl(args) -> int:
-    from hls.verilog import generate
-    from qat import netfile
+    from hls.rtl.verilog import generate
+    from qat.ir import netfile
 
     net = netfile.load(args.net)
     d = generate(net, args.top, args.pipeline, args.weight_storage)
@@ -324,8 +324,8 @@ def cmd_rtl(args) -> int:
 
 
 def cmd_cosim(args) -> int:
-    from hls.verilog import generate
-    from qat import netfile
+    from hls.rtl.verilog import generate
+    from qat.ir import netfile
     from rtl_sim.cosim import run_cosim
 
     net = netfile.load(args.net)
@@ -346,8 +346,8 @@ def cmd_synth(args) -> int:
 
     from boards.catalog import board as get_board
     from boards.yosys_report import synthesize
-    from hls.verilog import generate
-    from qat import netfile
+    from hls.rtl.verilog import generate
+    from qat.ir import netfile
     from rtl_sim.cosim import run_cosim
 
     b = get_board(args.board)
@@ -358,7 +358,7 @@ def cmd_synth(args) -> int:
         if (Path(args.model) / "network.json").exists():
             net = netfile.load(args.model)
         else:
-            from qat.convert import convert_model
+            from qat.importers.convert import convert_model
 
             net = convert_model(args.model, args.weights, args.input_type, args.default_type, args.output)
         netfile.save(net, out / "net")
@@ -435,8 +435,8 @@ COMMANDS.update(HW_COMMANDS)
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from qat.netfile import NetFileError
-    from qat.network import NetworkError
+    from qat.ir.netfile import NetFileError
+    from qat.ir.network import NetworkError
 
     from boards.yosys_report import SynthError
     from rtl_sim.cosim import CosimError

@@ -94,13 +94,13 @@ def add_parsers(sub) -> None:
 
 def _load_net(args):
     """An integer network directory, or a QKeras model converted on the fly."""
-    from qat import netfile
+    from qat.ir import netfile
 
     p = Path(args.net)
     if p.is_dir() or p.name == "network.json":
         return netfile.load(p)
     if p.is_file() and p.suffix.lower() in (".h5", ".json", ".keras"):
-        from qat.qkeras_import import convert_file
+        from qat.importers.from_qkeras import convert_file
 
         return convert_file(p, args.weights, args.input_type, args.default_type, args.output)
     return netfile.load(p)  # raises the usual "no such network" error
@@ -123,8 +123,8 @@ def _boards():
 
 
 def _hls_vectors(args, net) -> list[np.ndarray]:
-    from hls.hls_cpp import random_inputs
-    from qat.input_quant import check_raw, quantize_real
+    from hls.cpp.hls_cpp import random_inputs
+    from qat.importers.input_quant import check_raw, quantize_real
 
     if args.vectors:
         if len(net.inputs) != 1:
@@ -143,7 +143,7 @@ def _hls_vectors(args, net) -> list[np.ndarray]:
 
 
 def cmd_hls(args) -> int:
-    from hls import hls_cpp
+    from hls.cpp import hls_cpp
 
     b = _fpga_board(args.board, "Vitis HLS")
     net = _load_net(args)
@@ -163,7 +163,7 @@ def cmd_hls(args) -> int:
 
 
 def cmd_hls4ml(args) -> int:
-    from hls.hls4ml_bridge import run_bridge
+    from hls.cpp.hls4ml_bridge import run_bridge
 
     b = _fpga_board(args.board, "hls4ml's Vivado backend")
     rep = run_bridge(args.model, args.out, weights=args.weights, input_type=args.input_type, n=args.random,

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from hls.minifloat_code import MinifloatCodeError, bus_view
-from hls.verilog import Design, generate, pack_bus
-from qat import golden
-from qat.network import Network
+from hls.rtl.minifloat_code import MinifloatCodeError, bus_view
+from hls.rtl.verilog import Design, generate, pack_bus
+from qat.ir import golden
+from qat.ir.network import Network
 
 SIMULATORS = ("verilator", "icarus")
 
@@ -228,7 +228,7 @@ def bus_elements(info: dict, raw: np.ndarray) -> np.ndarray:
 
 def _write_phases(phases: list[dict], man: dict, raw_inputs: np.ndarray, job_dir: Path) -> list[dict]:
     """Golden outputs and weight bitstreams of each reconfiguration phase."""
-    from hls.reconfig import ParamBlock, config_bitstream
+    from hls.rtl.reconfig import ParamBlock, config_bitstream
 
     if "cfg" not in man:
         raise CosimError("phases need a design with reconfigurable weights (--weights registers|tmr)")

@@ -18,8 +18,8 @@ from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
 
-from hls.minifloat_code import bus_view, mismatch_entry
-from hls.verilog import unpack_bus
+from hls.rtl.minifloat_code import bus_view, mismatch_entry
+from hls.rtl.verilog import unpack_bus
 
 
 def _pauses(rng: random.Random, p: float):

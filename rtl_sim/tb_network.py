@@ -6,7 +6,7 @@ vectors back to back (one per clock) with random valid gaps, one reset in the
 middle of the stream while a vector is in flight (that vector must vanish and
 is sent again), and compares every output with the golden model.  Writes
 ``result.json`` next to the job.  Minifloat tensors (manifest key
-``minifloat``) are compared as bus codes (hls.minifloat_code); a mismatch
+``minifloat``) are compared as bus codes (hls.rtl.minifloat_code); a mismatch
 reports the decoded raw values and both codes.
 
 With ``phases`` in the job (reconfigurable-weight designs), each phase first
@@ -28,8 +28,8 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge
 
-from hls.minifloat_code import bus_view, mismatch_entry
-from hls.verilog import unpack_bus
+from hls.rtl.minifloat_code import bus_view, mismatch_entry
+from hls.rtl.verilog import unpack_bus
 
 
 def _read(handle) -> int:

@@ -1,5 +1,5 @@
 """Small integer networks for the RTL tests, built directly from
-qat.network.Op/Input/Network with random weights from fixed seeds.
+qat.ir.network.Op/Input/Network with random weights from fixed seeds.
 
 Each network combines several op kinds so that a handful of Verilator builds
 covers every op the generator supports:
@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from qat import intervals
-from qat.network import Input, Network, Op
-from qat.types import BinaryType, IntType, TensorType, type_for_range
+from qat.ir import intervals
+from qat.ir.network import Input, Network, Op
+from qat.ir.types import BinaryType, IntType, TensorType, type_for_range
 
 ROUNDINGS = ("half_even", "half_up", "half_away", "floor", "toward_zero")
 

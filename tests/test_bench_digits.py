@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from qat.pngplot import read_png_size
+from qat.econ.pngplot import read_png_size
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "bench" / "digits" / "run_digits.py"
@@ -30,7 +30,7 @@ def _load():
 @pytest.mark.skipif(shutil.which("yosys") is None, reason="yosys not installed")
 def test_digits_variant_end_to_end(tmp_path):
     rd = _load()
-    from qat import recipes_brevitas as R
+    from qat.recipes import brevitas_recipes as R
 
     data = R.digits_data()
     rec = rd.run_variant("int4", tmp_path / "work", hidden=(4,), epochs=1, n_agree=1000, n_cosim_random=100,

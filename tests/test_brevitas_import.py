@@ -20,12 +20,12 @@ from brevitas.quant.float_quant_fnuz import (Fp8e4m3FNUZActPerTensorFloat,  # no
 from brevitas.quant.float_quant_ocp import (Fp8e4m3OCPActPerTensorFloat,  # noqa: E402
                                                          Fp8e4m3OCPWeightPerTensorFloat)
 
-from qat import golden  # noqa: E402
-from qat.brevitas_import import BrevitasImportError, agreement, export_qonnx_model, import_brevitas  # noqa: E402
-from qat.input_quant import quantize_real  # noqa: E402
-from qat.network import NetworkError  # noqa: E402
-from qat.qonnx_import import QONNXImportError, import_qonnx  # noqa: E402
-from qat.types import MinifloatType, minifloat_magnitudes, unit_scale  # noqa: E402
+from qat.ir import golden  # noqa: E402
+from qat.importers.from_brevitas import BrevitasImportError, agreement, export_qonnx_model, import_brevitas  # noqa: E402
+from qat.importers.input_quant import quantize_real  # noqa: E402
+from qat.ir.network import NetworkError  # noqa: E402
+from qat.importers.from_qonnx import QONNXImportError, import_qonnx  # noqa: E402
+from qat.ir.types import MinifloatType, minifloat_magnitudes, unit_scale  # noqa: E402
 
 warnings.filterwarnings("ignore")
 N = 10_000
@@ -290,7 +290,7 @@ def test_qonnx_file_convert_predict_cli(tmp_path):
 
 def test_convert_is_deterministic(tmp_path):
     m = calibrated(MLP(Int8WeightPerTensorFloat, Int8ActPerTensorFloat, Uint8ActPerTensorFloat), (16,))
-    from qat import netfile
+    from qat.ir import netfile
 
     for d in ("a", "b"):
         netfile.save(import_brevitas(m, (16,)), tmp_path / d)
@@ -408,7 +408,7 @@ def test_cli_convert_and_cosim(kind, tmp_path):
         wq, aq, _ = MF_QUANTS["ocp"]
         m, shape, extra = calibrated(MinifloatMLP(wq, aq), (16,)), (16,), []
     else:
-        import qat.recipes_brevitas as R
+        import qat.recipes.brevitas_recipes as R
 
         preset = "dyadic_int4" if kind == "dyadic_mlp" else "fp4_e2m1"
         m, shape = calibrated(R.mlp(16, [12], 4, preset, seed=0), (16,)), (16,)
@@ -519,7 +519,7 @@ def test_cli_convert_torch_module_file_and_pt(tmp_path, capsys):
     torch.save(m.state_dict(), tmp_path / "weights.pt")
     (tmp_path / "build_model.py").write_text(
         "import sys, torch\n"
-        "import qat.recipes_brevitas as R\n"
+        "import qat.recipes.brevitas_recipes as R\n"
         f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
         "from test_brevitas_import import MLP\n"
         "from brevitas.quant import Int8WeightPerTensorFloat, Int8ActPerTensorFloat, Uint8ActPerTensorFloat\n"
@@ -546,7 +546,7 @@ def test_cli_convert_torch_module_file_and_pt(tmp_path, capsys):
     assert main(["predict", str(tmp_path / "a"), "--input", str(tmp_path / "x.npy"), "-o", str(tmp_path / "y.npy")]) == 0
     with torch.no_grad():
         want = m(torch.from_numpy(x)).numpy().astype(np.float64)
-    from qat import netfile
+    from qat.ir import netfile
 
     step = unit_scale(netfile.load(tmp_path / "a").tensor_types()["fc2"])
     assert np.array_equal(np.round(want / step), np.round(np.load(tmp_path / "y.npy") / step))
@@ -570,8 +570,8 @@ def test_cli_convert_torch_module_file_and_pt(tmp_path, capsys):
 @pytest.mark.parametrize("preset", ["fp8_e4m3", "dyadic_int4"])
 def test_hls_csim_of_brevitas_networks(preset, tmp_path):
     """The HLS C++ generator (g++ + ap_types C-simulation) on imported minifloat and dyadic networks."""
-    import qat.recipes_brevitas as R
-    from qat import netfile
+    import qat.recipes.brevitas_recipes as R
+    from qat.ir import netfile
     from qrtl.cli import main
 
     m = calibrated(R.mlp(16, [12], 4, preset, seed=0), (16,))
@@ -627,7 +627,7 @@ class StridedPadded(nn.Module):
 
 @pytest.mark.parametrize("one_d", [False, True])
 def test_explicit_pytorch_padding_golden_rtl_hls(one_d, tmp_path):
-    from qat import netfile
+    from qat.ir import netfile
     from qrtl.cli import main
 
     shape = (2, 10) if one_d else (2, 10, 11)
@@ -649,7 +649,7 @@ def test_minifloat_families_match_brevitas(preset):
     FP6/FP4 are bit-equal.  E5M2 products span 2^-32..2^32 of the scales, so PyTorch's float32 sums
     are not exact and a few outputs differ by one minifloat step; on those inputs every golden
     rounding is checked against exact rational arithmetic with the exact (not dyadic) scale ratio."""
-    import qat.recipes_brevitas as R
+    import qat.recipes.brevitas_recipes as R
 
     p = R.get_preset(preset)
     m = calibrated(MinifloatMLP(p.weight, p.act), (16,))
@@ -746,7 +746,7 @@ class BinaryNet(nn.Module):
 
 @pytest.mark.parametrize("conv", [False, True])
 def test_binary_network_xnor_popcount(conv, tmp_path):
-    from qat import netfile
+    from qat.ir import netfile
     from qrtl.cli import main
 
     shape = (1, 8, 8) if conv else (16,)

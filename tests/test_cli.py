@@ -42,7 +42,7 @@ def jet_net(tmp_path_factory) -> Path:
 def keras_logits():
     import tensorflow as tf
 
-    from qat.qkeras_import import load_model
+    from qat.importers.from_qkeras import load_model
 
     model = load_model(EXAMPLE / "jet_tagger.h5")
     pre = tf.keras.Model(model.inputs, model.layers[-2].output)
@@ -74,7 +74,7 @@ def test_convert_predict_matches_qkeras(jet_net, keras_logits, tmp_path):
 
 
 def test_predict_integers_and_raw_input(jet_net, tmp_path):
-    from qat import netfile
+    from qat.ir import netfile
 
     net = netfile.load(jet_net)
     t = net.inputs[0].type

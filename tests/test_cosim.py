@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 
 import rtl_nets
-from hls.verilog import generate
-from qat import golden, netfile
-from qat.network import Network
-from qat.types import BinaryType
+from hls.rtl.verilog import generate
+from qat.ir import golden, netfile
+from qat.ir.network import Network
+from qat.ir.types import BinaryType
 from qrtl.cli import main, random_vectors
 from rtl_sim.cosim import run_cosim
 
@@ -83,7 +83,7 @@ def test_requant_vectors_hit_ties_saturation_and_wrap():
 
 def test_cosim_jet_tagger(tmp_path):
     """The shipped QKeras example, converted and co-simulated."""
-    from qat.qkeras_import import convert_file
+    from qat.importers.from_qkeras import convert_file
 
     net = convert_file(str(JET))
     x = random_vectors(net, 500, seed=3)
@@ -153,12 +153,12 @@ def _corrupt_constants(text: str) -> str:
 def test_trace_layers_names_a_corrupted_layer(tmp_path, monkeypatch, capsys):
     """Corrupt one middle layer of the written design: `qrtl cosim` exits 1, names
     vector, output index, expected and got, and --trace-layers names that layer."""
-    import hls.verilog
+    import hls.rtl.verilog
 
     net = rtl_nets.seq1d()
     netfile.save(net, tmp_path / "net")
     victim = "c_same_s2"  # conv1d between the first clip and a requant; 8 ops follow it
-    real = hls.verilog.generate
+    real = hls.rtl.verilog.generate
 
     def corrupted(*args, **kw):
         d = real(*args, **kw)
@@ -167,7 +167,7 @@ def test_trace_layers_names_a_corrupted_layer(tmp_path, monkeypatch, capsys):
         assert d.files[f] != real(*args, **kw).files[f]
         return d
 
-    monkeypatch.setattr(hls.verilog, "generate", corrupted)
+    monkeypatch.setattr(hls.rtl.verilog, "generate", corrupted)
     rc = main(["cosim", str(tmp_path / "net"), "--random", "120", "--simulator", "icarus", "--trace-layers",
                "-o", str(tmp_path / "work")])
     out = capsys.readouterr().out

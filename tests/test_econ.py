@@ -17,9 +17,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import pytest
 
-from qat import econ_data as D
-from qat import econ_metrics as M
-from qat import pngplot
+from qat.econ import data as D
+from qat.econ import metrics as M
+from qat.econ import pngplot
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "examples" / "econ_autoencoder"
@@ -175,7 +175,7 @@ def test_super_cells_and_weights():
 
 def test_telescope_loss_hand_cases():
     tf = pytest.importorskip("tensorflow")
-    from qat.econ_train import telescope_loss, telescope_loss_np
+    from qat.econ.training import telescope_loss, telescope_loss_np
 
     A, B = D.cell_index(0, 3, 3), D.cell_index(1, 3, 3)  # outer corners of thirds 0 and 1
     A2 = D.cell_index(0, 2, 2)
@@ -274,7 +274,7 @@ def test_matplotlib_png(tmp_path, batch):
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
     pytest.importorskip("qkeras")
-    from qat import econ_train as T
+    from qat.econ import training as T
 
     cfg = T.TrainConfig(quantized=True, n_train=2048, n_val=512, epochs=2, patience=1, batch_size=256)
     r = T.train(cfg)
@@ -284,7 +284,7 @@ def tiny_checkpoint(tmp_path_factory):
 
 
 def _check_bit_exact(model_path, weights_path=None, n=10000, seed=5):
-    from qat.qkeras_import import convert_file, load_model
+    from qat.importers.from_qkeras import convert_file, load_model
 
     net = convert_file(model_path, weights_path)
     assert [op.kind for op in net.ops] == ["conv2d", "requant", "reshape", "dense", "requant"]
@@ -300,7 +300,7 @@ def _check_bit_exact(model_path, weights_path=None, n=10000, seed=5):
 
 
 def test_tiny_training_end_to_end(tiny_checkpoint, capsys):
-    from qat import econ_train as T
+    from qat.econ import training as T
 
     d, paths, r = tiny_checkpoint
     assert r.epochs_run <= 2 and np.isfinite(r.history["loss"]).all()
@@ -321,7 +321,7 @@ def test_tiny_training_end_to_end(tiny_checkpoint, capsys):
 
 
 def test_training_is_deterministic(tiny_checkpoint):
-    from qat import econ_train as T
+    from qat.econ import training as T
 
     _, _, r = tiny_checkpoint
     r2 = T.train(r.config)

@@ -15,10 +15,10 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from qat import golden
-from qat.intervals import validate
-from qat.network import Input, Network, NetworkError, Op
-from qat.types import BinaryType, IntType, MinifloatType
+from qat.ir import golden
+from qat.ir.intervals import validate
+from qat.ir.network import Input, Network, NetworkError, Op
+from qat.ir.types import BinaryType, IntType, MinifloatType
 
 MODES = ("half_even", "half_up", "half_away", "floor", "toward_zero")
 

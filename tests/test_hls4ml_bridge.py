@@ -13,8 +13,8 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from qat import netfile
-from qat.intervals import accumulator_bits
+from qat.ir import netfile
+from qat.ir.intervals import accumulator_bits
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "jet_tagger"
@@ -23,7 +23,7 @@ EXAMPLE = ROOT / "examples" / "jet_tagger"
 def keras_pre_softmax(model_path: Path, x: np.ndarray) -> np.ndarray:
     import tensorflow as tf
 
-    from qat.qkeras_import import load_model
+    from qat.importers.from_qkeras import load_model
 
     model = load_model(model_path)
     last = model.layers[-1]
@@ -94,7 +94,7 @@ def econt_h5(tmp_path_factory) -> Path:
 
 
 def test_econt_encoder_bit_exact(econt_h5, tmp_path):
-    from hls.hls4ml_bridge import run_bridge
+    from hls.cpp.hls4ml_bridge import run_bridge
 
     d = tmp_path / "econt"
     rep = run_bridge(econt_h5, d, n=1000, seed=1)
@@ -113,7 +113,7 @@ def test_batchnorm_is_named_and_measured(tmp_path):
     agreement is the measured one (recomputed from the saved outputs)."""
     import qkeras_models as qm
 
-    from hls.hls4ml_bridge import run_bridge
+    from hls.cpp.hls4ml_bridge import run_bridge
 
     tf, q = qm._tf(), qm._q()
     rng = qm._seed(21)

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hls import hls_cpp
-from qat.intervals import analyze, op_bounds, type_bounds, validate
-from qat.network import Input, Network, Op, ROUNDING_MODES
-from qat.types import BinaryType, IntType, MinifloatType, signed_bits_for, type_for_range, unsigned_bits_for
+from hls.cpp import hls_cpp
+from qat.ir.intervals import analyze, op_bounds, type_bounds, validate
+from qat.ir.network import Input, Network, Op, ROUNDING_MODES
+from qat.ir.types import BinaryType, IntType, MinifloatType, signed_bits_for, type_for_range, unsigned_bits_for
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "jet_tagger"
@@ -228,7 +228,7 @@ def test_csim_bit_exact(csim_results, name):
 
 
 def test_every_op_kind_is_covered():
-    from qat.network import OP_KINDS
+    from qat.ir.network import OP_KINDS
 
     kinds = {op.kind for fn in NETS.values() for op in fn(np.random.default_rng(0)).ops}
     assert kinds == set(OP_KINDS)
@@ -237,7 +237,7 @@ def test_every_op_kind_is_covered():
 def test_rounding_ties_and_saturation_are_exercised(csim_results):
     """The random vectors really hit ties, saturation and wrap (otherwise exactness proves little)."""
     (net, d, x), res = csim_results["requant"]
-    from qat import golden
+    from qat.ir import golden
 
     env = golden.run(net, {i.name: v for i, v in zip(net.inputs, x)}, keep_all=True)
     v = env["v"].astype(np.int64)

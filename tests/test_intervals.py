@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qat import golden
-from qat.intervals import accumulator_bits, analyze, op_bounds, type_bounds, validate
-from qat.network import Input, Network, NetworkError, Op
-from qat.types import BinaryType, IntType, MinifloatType
+from qat.ir import golden
+from qat.ir.intervals import accumulator_bits, analyze, op_bounds, type_bounds, validate
+from qat.ir.network import Input, Network, NetworkError, Op
+from qat.ir.types import BinaryType, IntType, MinifloatType
 
 
 def ints(a):

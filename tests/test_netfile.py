@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qat import golden
-from qat.netfile import NetFileError, load, save
-from qat.network import FORMAT_NAME, FORMAT_VERSION, Input, Network, Op
-from qat.types import BinaryType, IntType, MinifloatType
+from qat.ir import golden
+from qat.ir.netfile import NetFileError, load, save
+from qat.ir.network import FORMAT_NAME, FORMAT_VERSION, Input, Network, Op
+from qat.ir.types import BinaryType, IntType, MinifloatType
 
 
 def big_network() -> Network:

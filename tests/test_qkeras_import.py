@@ -25,11 +25,11 @@ import numpy as np
 import pytest
 
 import qkeras_models as M
-from qat import golden
-from qat.input_quant import quantize_real
-from qat.network import Network, Op
-from qat.qkeras_import import ImportError_, SUPPORTED_LAYERS, convert_file, import_qkeras, load_model
-from qat.types import BinaryType, parse_fixed, unit_scale
+from qat.ir import golden
+from qat.importers.input_quant import quantize_real
+from qat.ir.network import Network, Op
+from qat.importers.from_qkeras import ImportError_, SUPPORTED_LAYERS, convert_file, import_qkeras, load_model
+from qat.ir.types import BinaryType, parse_fixed, unit_scale
 
 tf = pytest.importorskip("tensorflow")
 qk = pytest.importorskip("qkeras")

@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("brevitas")
 pytest.importorskip("sklearn")
 
-from qat import recipes_brevitas as R  # noqa: E402
+from qat.recipes import brevitas_recipes as R  # noqa: E402
 
 warnings.filterwarnings("ignore", category=UserWarning)
 

@@ -23,11 +23,11 @@ pytest.importorskip("qkeras")
 pytest.importorskip("sklearn")
 
 import qkeras_models as M  # noqa: E402
-from qat import golden  # noqa: E402
-from qat import recipes_qkeras as R  # noqa: E402
-from qat.input_quant import quantize_real  # noqa: E402
-from qat.network import Network  # noqa: E402
-from qat.qkeras_import import ImportError_, convert_file, import_qkeras  # noqa: E402
+from qat.ir import golden  # noqa: E402
+from qat.recipes import qkeras_recipes as R  # noqa: E402
+from qat.importers.input_quant import quantize_real  # noqa: E402
+from qat.ir.network import Network  # noqa: E402
+from qat.importers.from_qkeras import ImportError_, convert_file, import_qkeras  # noqa: E402
 
 N = M.N_INPUTS
 
@@ -187,7 +187,7 @@ def test_dyadic_quantizer_matches_reference(mult_bits, rounding):
     z = np.clip(np.round((k / step.astype(np.float32)).astype(np.float32)), -7, 7)
     assert np.array_equal(got.astype(np.float64), z * step)
     assert np.array_equal(q.step.numpy().reshape(-1), step)
-    from qat.qkeras_import import exact_dyadic
+    from qat.importers.from_qkeras import exact_dyadic
 
     b, _ = exact_dyadic(step, mult_bits, "test")
     assert np.all((b > 0) & (b < 1 << mult_bits))

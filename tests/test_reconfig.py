@@ -9,12 +9,12 @@ import subprocess
 import numpy as np
 import pytest
 
-from hls.reconfig import (config_bitstream, config_words, param_layout, same_architecture,
+from hls.rtl.reconfig import (config_bitstream, config_words, param_layout, same_architecture,
                           worst_case_network)
-from hls.verilog import RTLError, generate
-from qat.intervals import analyze
-from qat.network import Input, Network, NetworkError, Op
-from qat.types import IntType
+from hls.rtl.verilog import RTLError, generate
+from qat.ir.intervals import analyze
+from qat.ir.network import Input, Network, NetworkError, Op
+from qat.ir.types import IntType
 from rtl_sim.cosim import run_cosim, tool_env
 
 
@@ -111,7 +111,7 @@ def test_tmr_reload_and_upsets(nets, tmp_path):
     assert res.ok, res.describe()
     assert [p["exact_vectors"] for p in res.phases] == [300, 300, 300]
     # the two weight sets really differ in their outputs
-    from qat import golden
+    from qat.ir import golden
 
     assert not np.array_equal(golden.run(a, raw)["fc"], golden.run(b, raw)["fc"])
 

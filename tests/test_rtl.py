@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 import rtl_nets
-from hls.verilog import PIPELINE_MODES, OpModule, RTLError, generate, pack_bus, unpack_bus
-from qat import netfile
-from qat.network import OP_KINDS, Input, Network, Op
-from qat.types import BinaryType, IntType, MinifloatType
+from hls.rtl.verilog import PIPELINE_MODES, OpModule, RTLError, generate, pack_bus, unpack_bus
+from qat.ir import netfile
+from qat.ir.network import OP_KINDS, Input, Network, Op
+from qat.ir.types import BinaryType, IntType, MinifloatType
 from qrtl.cli import main
 from rtl_sim.cosim import tool_env
 
@@ -31,7 +31,7 @@ def nets() -> dict[str, Network]:
 
 @pytest.fixture(scope="module")
 def jet_net() -> Network:
-    from qat.qkeras_import import convert_file
+    from qat.importers.from_qkeras import convert_file
 
     return convert_file(str(JET))
 

@@ -2,7 +2,7 @@
 integer datapath, requant rounding to the minifloat grid, code-level maxpool,
 clip, argmax, reshape and concat.
 
-* hls.minifloat_code: encode/decode round trip over every code of every
+* hls.rtl.minifloat_code: encode/decode round trip over every code of every
   format, ml_dtypes agreement (OCP FP8), grid and error cases;
 * lint (verilator -Wall) of every network below in every pipeline mode;
 * co-simulation, bit-exact against the golden model with every layer traced
@@ -23,12 +23,12 @@ import numpy as np
 import pytest
 
 import rtl_nets
-from hls.minifloat_code import (MinifloatCodeError, code_bits, decode, decode_one, encode, encode_one, finite_codes,
+from hls.rtl.minifloat_code import (MinifloatCodeError, code_bits, decode, decode_one, encode, encode_one, finite_codes,
                                 grid)
-from hls.verilog import RTLError, generate
-from qat import golden, intervals
-from qat.network import Input, Network, Op
-from qat.types import IntType, MinifloatType
+from hls.rtl.verilog import RTLError, generate
+from qat.ir import golden, intervals
+from qat.ir.network import Input, Network, Op
+from qat.ir.types import IntType, MinifloatType
 from rtl_sim.cosim import CosimError, run_cosim
 from test_rtl import lint
 

@@ -10,9 +10,9 @@ import pytest
 
 from boards.catalog import board
 from boards.yosys_report import synthesize
-from hls.verilog import generate
-from qat.network import Input, Network, Op
-from qat.types import IntType
+from hls.rtl.verilog import generate
+from qat.ir.network import Input, Network, Op
+from qat.ir.types import IntType
 from qrtl.cli import main
 
 KEYS = ("LUT", "FF", "CARRY", "DSP", "BRAM")

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from boards.catalog import boards
-from qat import netfile
-from qat.network import Input, Network, Op
-from qat.types import IntType
+from qat.ir import netfile
+from qat.ir.network import Input, Network, Op
+from qat.ir.types import IntType
 from qrtl.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,6 +1,6 @@
 """Accuracy-vs-resources scatter plot as a PNG, without matplotlib.
 
-Built on qat.pngplot's primitives (write_png, draw_text: a 3x5 upper-case bitmap font):
+Built on qat.econ.pngplot's primitives (write_png, draw_text: a 3x5 upper-case bitmap font):
 labelled points, axes with ticks, the Pareto staircase (fewer LUTs, higher accuracy).
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qat.pngplot import COLOURS, draw_text, text_width, write_png
+from qat.econ.pngplot import COLOURS, draw_text, text_width, write_png
 
 
 def _line(img: np.ndarray, x0: float, y0: float, x1: float, y1: float, colour, dash: int = 0) -> None:

@@ -2,16 +2,16 @@
 
 Run from the repository root:  make bench-digits   (or .venv/bin/python bench/digits/run_digits.py)
 
-For each variant (Brevitas presets of qat.recipes_brevitas: int8, int4, dyadic_int4, fp8_e4m3,
+For each variant (Brevitas presets of qat.recipes.brevitas_recipes: int8, int4, dyadic_int4, fp8_e4m3,
 fp4_e2m1), the same MLP 64-32-10, the same seeds and epochs:
 
-  1. train (qat.recipes_brevitas.train, deterministic) and record the Brevitas test accuracy
-     (360-sample stratified test split of qat.recipes_brevitas.digits_data);
-  2. import (qat.brevitas_import.import_brevitas; exact_scales=True for dyadic), golden-model
+  1. train (qat.recipes.brevitas_recipes.train, deterministic) and record the Brevitas test accuracy
+     (360-sample stratified test split of qat.recipes.brevitas_recipes.digits_data);
+  2. import (qat.importers.from_brevitas.import_brevitas; exact_scales=True for dyadic), golden-model
      test accuracy (argmax of golden logits times each output's real scale) and golden vs
      Brevitas on >= 10,000 inputs (test + train + noisy copies + uniform + edge + input-quantizer
      ties): integer mismatch rate, argmax agreement, largest relative difference;
-  3. hls.verilog.generate (pipeline "layer"), Verilator co-simulation (rtl_sim.cosim.run_cosim) of
+  3. hls.rtl.verilog.generate (pipeline "layer"), Verilator co-simulation (rtl_sim.cosim.run_cosim) of
      the quantized test inputs + 1000 random/edge vectors against the golden model: 0 mismatches
      required;
   4. Yosys synth_xilinx for pynq-z2 (xc7; boards.yosys_report.synthesize, asic=False), two Yosys
@@ -89,7 +89,7 @@ def _quiet_import():
 
 def _input_grid(net) -> np.ndarray:
     """Every real value the network input can take (sorted, float64)."""
-    from qat.types import MinifloatType, minifloat_magnitudes, unit_scale
+    from qat.ir.types import MinifloatType, minifloat_magnitudes, unit_scale
 
     t = net.inputs[0].type
     s = float(unit_scale(t)[0])
@@ -128,9 +128,9 @@ def agreement_inputs(net, X_train: np.ndarray, X_test: np.ndarray, n: int, seed:
 
 def golden_logits(net, X: np.ndarray) -> np.ndarray:
     """Golden-model outputs as real values (raw integers times each output's scale)."""
-    from qat import golden
-    from qat.input_quant import quantize_real
-    from qat.types import unit_scale
+    from qat.ir import golden
+    from qat.importers.input_quant import quantize_real
+    from qat.ir.types import unit_scale
 
     raw = quantize_real(net.inputs[0], X)
     g = np.asarray(golden.run(net, {net.inputs[0].name: raw})[net.outputs[0]], dtype=np.float64)
@@ -147,12 +147,12 @@ def run_variant(name: str, work: Path, hidden=HIDDEN, epochs: int = EPOCHS, seed
     _quiet_import()
     import torch
 
-    from hls.verilog import generate
-    from qat import netfile
-    from qat import recipes_brevitas as R
-    from qat.brevitas_import import agreement, brevitas_outputs, import_brevitas
-    from qat.input_quant import quantize_real
-    from qat.types import unit_scale
+    from hls.rtl.verilog import generate
+    from qat.ir import netfile
+    from qat.recipes import brevitas_recipes as R
+    from qat.importers.from_brevitas import agreement, brevitas_outputs, import_brevitas
+    from qat.importers.input_quant import quantize_real
+    from qat.ir.types import unit_scale
     from qrtl.cli import random_vectors
     from rtl_sim.cosim import run_cosim
 
@@ -314,7 +314,7 @@ def write_results(out: Path, results: list[dict], config: dict) -> list[str]:
         for n in r["import_notes"]:
             md.append(f"  * importer: {n}")
     md += ["", "## Method", "",
-           "* Training: qat.recipes_brevitas.mlp(64, hidden, 10, preset, input_signed=False) + train() (Adam, "
+           "* Training: qat.recipes.brevitas_recipes.mlp(64, hidden, 10, preset, input_signed=False) + train() (Adam, "
            "cross-entropy, one CPU thread, seeded); inputs are pixel/16 on the 2^-8 grid (digits_data).",
            "* Brevitas acc: evaluate() (float32 PyTorch forward of the quantized model) on the test split. "
            "Golden acc: argmax of the golden integer model's outputs times each output's real scale "
@@ -323,7 +323,7 @@ def write_results(out: Path, results: list[dict], config: dict) -> list[str]:
            f"* Agreement: {config['agreement_inputs']} inputs = test + train images, 4 noisy copies of each "
            "(Gaussian sigma 0.05/0.1/0.2/0.3, clipped to [-0.1, 1.1]), 8 edge images (zeros, max, 1.0, 2.0, "
            "-0.5, checkerboards), 500 images of exact input-quantizer ties, the rest uniform in [0, 1.25). "
-           "qat.brevitas_import.agreement: Brevitas logits / output step rounded to integers vs golden integers "
+           "qat.importers.from_brevitas.agreement: Brevitas logits / output step rounded to integers vs golden integers "
            "(integer mismatch rate), tie-aware argmax agreement, largest relative difference (relative to the "
            "value or one step); plus strict argmax agreement and max |golden - Brevitas| / max |Brevitas logit| "
            "of the row.",
@@ -333,7 +333,7 @@ def write_results(out: Path, results: list[dict], config: dict) -> list[str]:
            "minifloat LSBs and scales, refined for the bias) is far finer than float32 resolves at the logits' "
            "magnitude for E4M3, so Brevitas's logits are not integers of that step and the integer mismatch rate "
            "says nothing there; the argmax agreement and the relative difference are the meaningful measures.",
-           f"* RTL: hls.verilog.generate(net, pipeline='layer') (fixed weights), Verilator co-simulation via "
+           f"* RTL: hls.rtl.verilog.generate(net, pipeline='layer') (fixed weights), Verilator co-simulation via "
            f"rtl_sim.cosim.run_cosim: the quantized test inputs + {config['cosim_random']} random/edge vectors "
            "(qrtl.cli.random_vectors), with random valid gaps and a reset in flight; 0 mismatches required.",
            f"* Synthesis: boards.yosys_report.synthesize(asic=False) for {config['board']} (Yosys synth_xilinx "
@@ -400,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(HERE), help="results directory (default bench/digits)")
     args = ap.parse_args(argv)
     _quiet_import()
-    from qat import recipes_brevitas as R
+    from qat.recipes import brevitas_recipes as R
 
     out, work = Path(args.out), Path(args.work)
     out.mkdir(parents=True, exist_ok=True)

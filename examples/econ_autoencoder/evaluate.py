@@ -17,7 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from qat import econ_metrics as M  # noqa: E402
+from qat.econ import metrics as M  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -12,7 +12,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from qat import econ_data as D  # noqa: E402
+from qat.econ import data as D  # noqa: E402
 
 
 def main(argv=None) -> int:

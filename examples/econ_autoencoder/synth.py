@@ -46,11 +46,11 @@ sys.path.insert(0, str(ROOT))
 
 from boards.catalog import board as get_board  # noqa: E402
 from boards.yosys_report import synthesize, timing  # noqa: E402
-from hls.reconfig import param_layout, worst_case_network  # noqa: E402
-from hls.verilog import generate  # noqa: E402
-from qat import netfile  # noqa: E402
-from qat.input_quant import quantize_real  # noqa: E402
-from qat.intervals import analyze  # noqa: E402
+from hls.rtl.reconfig import param_layout, worst_case_network  # noqa: E402
+from hls.rtl.verilog import generate  # noqa: E402
+from qat.ir import netfile  # noqa: E402
+from qat.importers.input_quant import quantize_real  # noqa: E402
+from qat.ir.intervals import analyze  # noqa: E402
 from qrtl.cli import random_vectors  # noqa: E402
 from rtl_sim.cosim import run_cosim  # noqa: E402
 
@@ -104,9 +104,9 @@ def main(argv: list[str] | None = None) -> int:
             TimeElapsedColumn())
     with Progress(*cols, console=con) as prog:
         steps = prog.add_task("checkpoint, EMD, convert", total=3)
-        from qat.econ_data import generate as generate_modules  # noqa: WPS433
-        from qat.econ_metrics import evaluate_checkpoint  # noqa: WPS433
-        from qat.qkeras_import import convert_file  # noqa: WPS433
+        from qat.econ.data import generate as generate_modules  # noqa: WPS433
+        from qat.econ.metrics import evaluate_checkpoint  # noqa: WPS433
+        from qat.importers.from_qkeras import convert_file  # noqa: WPS433
 
         ckpt = HERE / "econ_encoder.h5"
         prog.advance(steps)

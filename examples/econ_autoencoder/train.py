@@ -36,9 +36,9 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))  # run from a source checkout without installing
 
-from qat import econ_data as D  # noqa: E402
-from qat import econ_metrics as M  # noqa: E402
-from qat import econ_train as T  # noqa: E402
+from qat.econ import data as D  # noqa: E402
+from qat.econ import metrics as M  # noqa: E402
+from qat.econ import training as T  # noqa: E402
 
 
 def main(argv=None) -> int:

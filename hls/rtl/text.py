@@ -11,7 +11,7 @@ import heapq
 from collections import Counter
 from dataclasses import dataclass, field
 
-from qat.types import signed_bits_for
+from qat.ir.types import signed_bits_for
 
 
 @dataclass(frozen=True)

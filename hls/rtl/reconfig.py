@@ -24,10 +24,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qat.golden import linear
-from qat.intervals import Bounds, analyze, op_bounds, type_bounds
-from qat.network import Network, NetworkError
-from qat.types import IntType, signed_bits_for
+from qat.ir.golden import linear
+from qat.ir.intervals import Bounds, analyze, op_bounds, type_bounds
+from qat.ir.network import Network, NetworkError
+from qat.ir.types import IntType, signed_bits_for
 
 WEIGHT_MODES = ("fixed", "registers", "tmr")
 PARAM_OPS = ("dense", "conv1d", "conv2d")

@@ -23,7 +23,7 @@ excluded: the same element order as the Verilog bus) of ``ap_int<W>`` /
 (1 <-> +1), a minifloat tensor holds its raw units (multiples of the smallest
 subnormal) in a signed integer wide enough for +-max.  Dense / conv / pool /
 popcount accumulators are declared at the width proven by interval analysis
-(``qat.intervals``); since ap_int arithmetic is two's-complement modular and
+(``qat.ir.intervals``); since ap_int arithmetic is two's-complement modular and
 the final sum is proven to fit, partial sums may wrap without changing the
 result.  Requantization products ``x*mult`` (and left shifts) are computed in
 a width derived from the proven input range and the multiplier, so nothing
@@ -44,11 +44,11 @@ from pathlib import Path
 
 import numpy as np
 
-from qat import golden
-from qat.golden import pad_2d
-from qat.intervals import Bounds, analyze
-from qat.network import Network, NetworkError, Op, unique_name
-from qat.types import BinaryType, MinifloatType, TensorType, signed_bits_for, unsigned_bits_for
+from qat.ir import golden
+from qat.ir.golden import pad_2d
+from qat.ir.intervals import Bounds, analyze
+from qat.ir.network import Network, NetworkError, Op, unique_name
+from qat.ir.types import BinaryType, MinifloatType, TensorType, signed_bits_for, unsigned_bits_for
 
 GENERATOR = "qrtl hls.hls_cpp 1"
 DEFAULT_CLOCK_MHZ = 100.0

@@ -14,9 +14,9 @@ Layout of the generated design (``DIR/``):
 Bus layout: a tensor is flattened in C order (channels last, batch
 excluded); element i occupies bits [i*W +: W], W = the element type's bits,
 two's complement for signed types; binary elements are one bit (1 <-> +1);
-minifloat elements are their 1+E+M bit codes (hls.minifloat_code), decoded
+minifloat elements are their 1+E+M bit codes (hls.rtl.minifloat_code), decoded
 to the exact raw integer where arithmetic consumes them, and produced by
-requant (rounding to the grid, hls.verilog_minifloat), maxpool, clip,
+requant (rounding to the grid, hls.rtl.minifloat), maxpool, clip,
 reshape and concat (which pass or compare codes).
 
 Constant weights become canonical-signed-digit shift-and-add terms summed
@@ -32,15 +32,15 @@ from pathlib import Path
 
 import numpy as np
 
-from qat.golden import pad_2d, pool_geometry
-from qat.intervals import Bounds, analyze
-from qat.network import Network, NetworkError, Op, unique_name
-from qat.types import BinaryType, MinifloatType, TensorType, is_po2, log2_exact, signed_bits_for
+from qat.ir.golden import pad_2d, pool_geometry
+from qat.ir.intervals import Bounds, analyze
+from qat.ir.network import Network, NetworkError, Op, unique_name
+from qat.ir.types import BinaryType, MinifloatType, TensorType, is_po2, log2_exact, signed_bits_for
 
-from . import verilog_minifloat as vmf
-from .minifloat_code import MinifloatCodeError, encode_one, type_to_manifest
-from .reconfig import WEIGHT_MODES, ParamBlock, param_layout, worst_case_bounds, worst_case_network
-from .verilog_text import ModuleText, Sig, const
+from hls.rtl import minifloat as vmf
+from hls.rtl.minifloat_code import MinifloatCodeError, encode_one, type_to_manifest
+from hls.rtl.reconfig import WEIGHT_MODES, ParamBlock, param_layout, worst_case_bounds, worst_case_network
+from hls.rtl.text import ModuleText, Sig, const
 
 WIRING_OPS = {"reshape", "concat"}
 PIPELINE_MODES = ("layer", "none", "depth:N")
@@ -155,7 +155,7 @@ class Design:
 
 class OpModule:
     """Generates one op's module body.  With ``params`` the op's weights and
-    biases live in registers (see hls.reconfig), triplicated when ``tmr``."""
+    biases live in registers (see hls.rtl.reconfig), triplicated when ``tmr``."""
 
     def __init__(self, mod: ModuleText, op: Op, ins: list[TensorInfo], out: TensorInfo,
                  params: ParamBlock | None = None, tmr: bool = False):
@@ -788,7 +788,7 @@ def generate(net: Network, top: str | None = None, pipeline: str = "layer", weig
 
     ``weights``: ``fixed`` (constants folded into shift-and-add logic),
     ``registers`` (reconfigurable through the serial cfg port, see
-    hls.reconfig) or ``tmr`` (registers triplicated with majority voting).
+    hls.rtl.reconfig) or ``tmr`` (registers triplicated with majority voting).
     """
     max_level = parse_pipeline(pipeline)
     if len(net.inputs) != 1 or len(net.outputs) != 1:
@@ -913,7 +913,7 @@ def generate(net: Network, top: str | None = None, pipeline: str = "layer", weig
         top_lines.append("  wire unused_ok = ^{1'b0, clk, rst};")
     top_lines += ["endmodule", "`default_nettype wire", ""]
     files[f"{top}.v"] = "\n".join(top_lines)
-    from .axis import axis_wrapper
+    from hls.rtl.axis import axis_wrapper
 
     axis_name, axis_text = axis_wrapper(top, iw, ow, latency, cfg=bool(layout))
     files[f"{axis_name}.v"] = axis_text

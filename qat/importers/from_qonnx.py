@@ -39,12 +39,12 @@ from typing import Any
 
 import numpy as np
 
-from . import golden
-from .builder import Builder
-from .intervals import Bounds, validate
-from .network import Input, Network, NetworkError, Op
-from .thresholds import check_thresholds, fit_thresholds
-from .types import BinaryType, IntType, MinifloatType, TensorType, signed_bits_for, unit_scale
+from qat.ir import golden
+from qat.ir.builder import Builder
+from qat.ir.intervals import Bounds, validate
+from qat.ir.network import Input, Network, NetworkError, Op
+from qat.importers.thresholds import check_thresholds, fit_thresholds
+from qat.ir.types import BinaryType, IntType, MinifloatType, TensorType, signed_bits_for, unit_scale
 
 DEFAULT_MULT_BITS = 31
 MAX_SHIFT = 255  # requantization shifts (E5M2 accumulators are in units of 2^-32 of the scales and need ~80)
@@ -225,7 +225,7 @@ class QONNXImporter:
 
     # ---- building blocks
     def add(self, op: Op, acc_scale=None) -> Tensor:
-        """Append ``op`` under a unique name (see qat.builder.Builder.add)."""
+        """Append ``op`` under a unique name (see qat.ir.builder.Builder.add)."""
         op.name = self.b.unique(op.name)
         return Tensor(self.b.add(op, acc_scale))
 
@@ -852,7 +852,7 @@ class QONNXImporter:
 
 def _round(v: np.ndarray, rounding: str) -> np.ndarray:
     """Round float64 values (exact float32 inputs) with a qrtl rounding mode."""
-    from .input_quant import round_float_exact
+    from qat.importers.input_quant import round_float_exact
 
     return round_float_exact(v, rounding)
 

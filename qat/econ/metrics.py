@@ -5,7 +5,7 @@ EMD: optimal transport (POT, ``ot.emd2``, exact network simplex) between
 the normalised input distribution y = u / sum(u) and the normalised
 reconstruction (the decoder's softmax output, renormalised in float64), over
 the 48 trigger cells, ground metric = Euclidean distance between the cell
-centres of :func:`qat.econ_data.cell_centres` (cm).  So EMD is in cm: the
+centres of :func:`qat.econ.data.cell_centres` (cm).  So EMD is in cm: the
 mean distance the energy has to move.  Reported as the median and the
 central 68 % interval (16th and 84th percentiles) over the evaluation set.
 
@@ -13,8 +13,8 @@ Models:
 
 * float: float encoder + float decoder (trained together);
 * quantized: the QKeras encoder + its float decoder (trained together, QAT);
-* golden: the quantized encoder converted by ``qat.qkeras_import`` and run by
-  the golden integer model ``qat.golden.run``, decoded by the same float
+* golden: the quantized encoder converted by ``qat.importers.from_qkeras`` and run by
+  the golden integer model ``qat.ir.golden.run``, decoded by the same float
   decoder.  Its latent codes must equal QKeras's bit for bit, so its EMD equals
   the quantized model's.
 """
@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from . import econ_data as D
+from qat.econ import data as D
 
 # POT probes every array backend it finds (TensorFlow, PyTorch, JAX, CuPy) at import:
 # seconds of start-up and log noise for nothing; qrtl only uses its numpy backend.
@@ -94,8 +94,8 @@ def reconstruct(encoder, decoder, x: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 def golden_latent(net, x: np.ndarray) -> np.ndarray:
     """The golden integer model's latent (real values, float64) for real inputs x."""
-    from . import golden
-    from .input_quant import quantize_real
+    from qat.ir import golden
+    from qat.importers.input_quant import quantize_real
 
     raw = quantize_real(net.inputs[0], np.asarray(x, dtype=np.float32))
     out = net.outputs[0]
@@ -104,7 +104,7 @@ def golden_latent(net, x: np.ndarray) -> np.ndarray:
 
 def bit_exact(encoder, x: np.ndarray, net=None) -> dict:
     """Compare QKeras's encoder output with the golden model's, value for value (``==``)."""
-    from .qkeras_import import import_qkeras
+    from qat.importers.from_qkeras import import_qkeras
 
     if net is None:
         net = import_qkeras(encoder)
@@ -166,7 +166,7 @@ def evaluate(batch: D.ModuleBatch, quantized: tuple | None = None, float_model: 
 
 
 def _plot_hist(path, series, bins, notes, n) -> str:
-    from . import pngplot
+    from qat.econ import pngplot
 
     return pngplot.histogram(path, series, bins, "EMD (cm)", f"EMD input vs reconstruction, {n} modules",
                              ["median [68% interval]:"] + notes + ["last bin: overflow"])
@@ -188,7 +188,7 @@ def evaluate_checkpoint(directory, n: int = 10000, seed: int = 3, out_dir=None, 
     import json
     from pathlib import Path
 
-    from .econ_train import load_checkpoint
+    from qat.econ.training import load_checkpoint
 
     d = Path(directory)
     t0 = time.perf_counter()

@@ -1,14 +1,14 @@
 """Incremental construction of an integer network with proven bounds.
 
 Importers append ops one at a time; each op's exact element-wise bounds are
-computed from its inputs' (qat.intervals), and an accumulator op gets the
+computed from its inputs' (qat.ir.intervals), and an accumulator op gets the
 narrowest signed integer type that holds its proven range.
 """
 from __future__ import annotations
 
-from .intervals import Bounds, op_bounds, type_bounds
-from .network import Input, Network, Op, unique_name
-from .types import IntType, TensorType, signed_bits_for
+from qat.ir.intervals import Bounds, op_bounds, type_bounds
+from qat.ir.network import Input, Network, Op, unique_name
+from qat.ir.types import IntType, TensorType, signed_bits_for
 
 
 class Builder:

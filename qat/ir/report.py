@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .intervals import accumulator_bits, analyze
-from .network import Network
-from .types import BinaryType, signed_bits_for
+from qat.ir.intervals import accumulator_bits, analyze
+from qat.ir.network import Network
+from qat.ir.types import BinaryType, signed_bits_for
 
 # TensorFlow/PyTorch accumulate in float32: exact while |value| < 2^24.
 FLOAT32_EXACT_BITS = 25

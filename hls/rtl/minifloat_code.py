@@ -1,7 +1,7 @@
 """Minifloat bit codes: how a minifloat tensor element travels on a bus.
 
 The IR holds a minifloat as its raw integer (the value in units of the
-smallest subnormal, see qat.types).  Hardware carries the 1+E+M bit code
+smallest subnormal, see qat.ir.types).  Hardware carries the 1+E+M bit code
 ``[sign | exponent field e (E bits) | mantissa m (M bits)]``:
 
 * e = 0: subnormal, |raw| = m;
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qat.types import MinifloatType, minifloat_magnitudes
+from qat.ir.types import MinifloatType, minifloat_magnitudes
 
 
 class MinifloatCodeError(ValueError):
@@ -106,7 +106,7 @@ def _finite(code: int, t: MinifloatType) -> bool:
 
 
 def grid(t: MinifloatType) -> np.ndarray:
-    """Every representable raw value, ascending (int64): +-qat.types.minifloat_magnitudes."""
+    """Every representable raw value, ascending (int64): +-qat.ir.types.minifloat_magnitudes."""
     mags = minifloat_magnitudes(t)
     return np.concatenate([-mags[:0:-1], mags])
 

@@ -35,10 +35,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from qat import golden
-from qat.input_quant import quantize_real
-from qat.network import Network, NetworkError
-from qat.types import BinaryType, IntType, MinifloatType, TensorType, is_po2, log2_exact
+from qat.ir import golden
+from qat.importers.input_quant import quantize_real
+from qat.ir.network import Network, NetworkError
+from qat.ir.types import BinaryType, IntType, MinifloatType, TensorType, is_po2, log2_exact
 
 SOFTMAX_REASON = ("hls4ml computes softmax with exp and 1/x lookup tables (table_t, TableSize) in fixed point, "
                   "QKeras with float32 exp: not integer arithmetic, cannot be bit-exact; removed, the pre-softmax "
@@ -163,7 +163,7 @@ def _strip_softmax(model):
         pre = tf.keras.Model(model.inputs, model.layers[-2].output, name=model.name)
         return pre, [{"layer": last.name, "class": "Activation(softmax)", "reason": SOFTMAX_REASON}]
     if name == "softmax":
-        from qat.qkeras_import import _custom_objects
+        from qat.importers.from_qkeras import _custom_objects
 
         cfg = model.get_config()
         for lc in cfg["layers"]:
@@ -324,9 +324,9 @@ def run_bridge(model_path: str | Path, out_dir: str | Path, weights: str | None 
                clock_mhz: float = 100.0, trace: bool = True, baseline: bool = False) -> BridgeReport:
     import hls4ml
 
-    from qat import netfile
-    from qat.qkeras_import import import_qkeras, load_model
-    from qat.types import parse_fixed
+    from qat.ir import netfile
+    from qat.importers.from_qkeras import import_qkeras, load_model
+    from qat.ir.types import parse_fixed
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

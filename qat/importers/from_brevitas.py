@@ -2,7 +2,7 @@
 
 One path: the module is exported with ``brevitas.export.export_qonnx`` (on a
 deep copy, in eval mode) and the QONNX graph goes through
-:mod:`qat.qonnx_import`.  Brevitas 0.13.4's QONNX export reads
+:mod:`qat.importers.from_qonnx`.  Brevitas 0.13.4's QONNX export reads
 ``max_available_float`` from minifloat quantizers, which only its OCP and
 FNUZ quantizers define; for plain (and custom) minifloat quantizers the copy
 gets that value from the format itself (the largest finite value, all
@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from .network import Network, NetworkError
-from .qonnx_import import DEFAULT_MULT_BITS, import_qonnx
+from qat.ir.network import Network, NetworkError
+from qat.importers.from_qonnx import DEFAULT_MULT_BITS, import_qonnx
 
 
 MAX_LISTED = 1000  # differing inputs listed by agreement()
@@ -83,7 +83,7 @@ def export_qonnx_model(module, input_shape: tuple[int, ...]):
 def import_brevitas(module, input_shape: tuple[int, ...], name: str | None = None,
                     mult_bits: int = DEFAULT_MULT_BITS, exact_scales: bool = False,
                     output: str = "logits") -> Network:
-    """Convert a Brevitas model into a validated integer network (see qat.qonnx_import).
+    """Convert a Brevitas model into a validated integer network (see qat.importers.from_qonnx).
 
     ``input_shape``: one input without the batch axis, PyTorch layout (C, H, W)."""
     model = export_qonnx_model(module, input_shape)
@@ -115,10 +115,10 @@ def agreement(module, net: Network, x: np.ndarray, batch: int = 4096) -> dict[st
     largest relative difference of real values, and (several outputs) how
     often Brevitas's class is one of golden's largest outputs (ties in the
     exact logits are broken by float32 noise in Brevitas)."""
-    from . import golden
-    from .input_quant import framework_to_network_layout, quantize_real
-    from .qonnx_import import minifloat_from_real
-    from .types import MinifloatType, unit_scale
+    from qat.ir import golden
+    from qat.importers.input_quant import framework_to_network_layout, quantize_real
+    from qat.importers.from_qonnx import minifloat_from_real
+    from qat.ir.types import MinifloatType, unit_scale
 
     out_t = net.tensor_types()[net.outputs[0]]
     step = unit_scale(out_t)

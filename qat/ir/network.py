@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from .types import TensorType
+from qat.ir.types import TensorType
 
 FORMAT_NAME = "qrtl-integer-network"
 FORMAT_VERSION = 1
@@ -73,7 +73,7 @@ class Op:
 class Input:
     """A network input.  ``real_quantizer`` (optional) says how real-valued
     inputs become raw integers, exactly as the framework's first quantizer
-    does (see qat.input_quant)."""
+    does (see qat.importers.input_quant)."""
 
     name: str
     shape: tuple[int, ...]

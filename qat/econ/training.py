@@ -32,7 +32,7 @@ the published ECON-T training.
 
 Training: Adam, early stopping on the validation loss (restoring the best
 weights), fixed seeds (``tf.keras.utils.set_random_seed``, deterministic TF
-ops).  Data from :mod:`qat.econ_data`: training seed ``data_seed``,
+ops).  Data from :mod:`qat.econ.data`: training seed ``data_seed``,
 validation ``data_seed + 1``; evaluation scripts use ``data_seed + 2``.
 """
 from __future__ import annotations
@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import econ_data as D
+from qat.econ import data as D
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -261,7 +261,7 @@ def load_checkpoint(directory: str | Path, prefix: str):
     """(encoder, decoder) saved by :func:`save_checkpoint` (encoder through qat's QKeras loader)."""
     import tensorflow as tf
 
-    from .qkeras_import import load_model
+    from qat.importers.from_qkeras import load_model
 
     d = Path(directory)
     encoder = load_model(d / f"{prefix}_encoder.h5")

@@ -10,7 +10,7 @@ Targets QKeras 0.9 / TensorFlow 2.15 (Keras 2).  The same design as the Brevitas
   then rounded to W bits (:class:`dyadic_quantized_bits`, W = ``mult_bits``): the scale is
   s_w = b / 2^c with 0 < b < 2^W.  The layer's requantization multiplier
   s_x * s_w / s_y = b / 2^(c + k_y - k_x) is then *exactly* a W-bit integer and a shift, and
-  the importer (qat.qkeras_import) emits ``requant(mult=b, shift=c + k_y - k_x)`` per channel.
+  the importer (qat.importers.from_qkeras) emits ``requant(mult=b, shift=c + k_y - k_x)`` per channel.
 * Biases are 32-bit integers in units of s_x * s_w (:class:`dyadic_bias`), used by the
   layer classes :class:`QDenseDyadic` / :class:`QConv2DDyadic` (QDense / QConv2D that hand
   the kernel's scale to the bias quantizer; the input exponent k_x is a layer argument).
@@ -535,7 +535,7 @@ def train_dyadic(x: np.ndarray, y: np.ndarray, x_test: np.ndarray | None = None,
 
 def _train_dyadic(x, y, x_test, y_test, arch, preset, mult_bits, hidden, filters, n_classes, epochs_bn,
                   epochs_finetune, lr, lr_finetune, batch_size, seed, allow_inexact) -> TrainResult:
-    from .qkeras_import import import_qkeras
+    from qat.importers.from_qkeras import import_qkeras
 
     p = get_preset(preset, **({"mult_bits": mult_bits} if mult_bits is not None else {}))
     tf.keras.utils.set_random_seed(seed)

@@ -1,17 +1,17 @@
 """One entry point for ``qrtl convert``: pick the importer by the model file's type.
 
-* ``.onnx``: a QONNX graph (e.g. ``brevitas.export.export_qonnx``) -> qat.qonnx_import
+* ``.onnx``: a QONNX graph (e.g. ``brevitas.export.export_qonnx``) -> qat.importers.from_qonnx
 * ``file.py:NAME``: a Brevitas module object, or a function returning one (e.g. building the
-  model and loading a state_dict), defined in a Python file -> qat.brevitas_import (needs
+  model and loading a state_dict), defined in a Python file -> qat.importers.from_brevitas (needs
   ``input_shape``).  Whole Brevitas modules cannot be pickled (``torch.save(model)`` fails on
   their quantizer injectors), so a file is the way to hand one to the command line.
-* ``.h5`` / ``.json`` (+ weights): a QKeras/Keras model -> qat.qkeras_import
+* ``.h5`` / ``.json`` (+ weights): a QKeras/Keras model -> qat.importers.from_qkeras
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from .network import Network, NetworkError
+from qat.ir.network import Network, NetworkError
 
 
 def load_torch_module(spec: str):
@@ -52,8 +52,8 @@ def convert_model(path: str | Path, weights: str | None = None, input_type: str 
     """Import the model at ``path`` into a validated integer network."""
     p = Path(path)
     if is_torch_spec(path):
-        from .brevitas_import import import_brevitas
-        from .qonnx_import import DEFAULT_MULT_BITS
+        from qat.importers.from_brevitas import import_brevitas
+        from qat.importers.from_qonnx import DEFAULT_MULT_BITS
 
         if not input_shape:
             raise NetworkError(f"{path}: a PyTorch module needs --input-shape (one input without the batch "
@@ -64,7 +64,7 @@ def convert_model(path: str | Path, weights: str | None = None, input_type: str 
     if input_shape:
         raise NetworkError(f"{p}: --input-shape applies to PyTorch modules (file.py:NAME) only")
     if p.suffix.lower() == ".onnx":
-        from .qonnx_import import DEFAULT_MULT_BITS, import_qonnx
+        from qat.importers.from_qonnx import DEFAULT_MULT_BITS, import_qonnx
 
         for opt, val in (("--weights", weights), ("--input-type", input_type), ("--default-type", default_type)):
             if val:
@@ -74,6 +74,6 @@ def convert_model(path: str | Path, weights: str | None = None, input_type: str 
     if exact_scales:
         raise NetworkError(f"{p}: --exact-scales applies to QONNX and PyTorch models (QKeras: --mult-bits declares "
                            f"the dyadic multiplier width and refuses wider scales)")
-    from .qkeras_import import convert_file
+    from qat.importers.from_qkeras import convert_file
 
     return convert_file(p, weights, input_type, default_type, output, mult_bits=mult_bits)

@@ -1,10 +1,10 @@
-"""Verilog building blocks for minifloat tensors (see hls.minifloat_code for the code).
+"""Verilog building blocks for minifloat tensors (see hls.rtl.minifloat_code for the code).
 
 * :func:`decode`: a 1+E+M bit code -> the raw fixed-point integer (a mux over
   the reachable exponent fields, then a conditional negation);
 * :func:`round_to_code`: sign and magnitude of an exact integer -> the code
   of round(value / 2^s) on the minifloat grid, bit-exact with
-  ``qat.golden.minifloat_round`` (every rounding mode, subnormals,
+  ``qat.ir.golden.minifloat_round`` (every rounding mode, subnormals,
   saturation to the largest finite value);
 * :func:`code_ge`: value comparison of two codes (sign-magnitude, -0 = +0).
 
@@ -23,10 +23,10 @@ mantissa} with the largest finite code, and zero gets sign 0.
 """
 from __future__ import annotations
 
-from qat.types import MinifloatType
+from qat.ir.types import MinifloatType
 
-from .minifloat_code import max_magnitude_code
-from .verilog_text import ModuleText, Sig
+from hls.rtl.minifloat_code import max_magnitude_code
+from hls.rtl.text import ModuleText, Sig
 
 ROUND_INC = {  # magnitude increment from (negative, round bit, sticky, kept lsb)
     "half_even": lambda neg, rb, st, lsb: f"{rb} & ({st} | {lsb})",
@@ -230,7 +230,7 @@ def _mag_cmp(mag: str, op: str, k: int, w: int) -> str:
 def code_vs_const(c: str, cw: int, bound: int, t: MinifloatType, below: bool) -> str:
     """1-bit expression for a code wire c: value >= bound (``below``: value <= bound);
     ``bound`` a raw value on the grid of t."""
-    from .minifloat_code import encode_one
+    from hls.rtl.minifloat_code import encode_one
 
     k = encode_one(bound, t) & ((1 << (cw - 1)) - 1)  # magnitude code of the bound
     s, mag = f"{c}[{cw - 1}]", f"{c}[{cw - 2}:0]"

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import golden
-from .network import OP_KINDS, OVERFLOW_MODES, ROUNDING_MODES, Network, NetworkError, Op
-from .types import BinaryType, IntType, MinifloatType, TensorType, signed_bits_for, unit_scale, unsigned_bits_for
+from qat.ir import golden
+from qat.ir.network import OP_KINDS, OVERFLOW_MODES, ROUNDING_MODES, Network, NetworkError, Op
+from qat.ir.types import BinaryType, IntType, MinifloatType, TensorType, signed_bits_for, unit_scale, unsigned_bits_for
 
 # ops whose golden result is clamped; validate() still checks their exact range against the type
 SATURATING = {"requant", "threshold", "lut", "argmax", "clip"}

@@ -12,8 +12,8 @@ from typing import Callable
 
 import numpy as np
 
-from .network import Network, NetworkError, Op
-from .types import BinaryType, MinifloatType, TensorType, unit_scale
+from qat.ir.network import Network, NetworkError, Op
+from qat.ir.types import BinaryType, MinifloatType, TensorType, unit_scale
 
 SAFE_BITS = 62
 

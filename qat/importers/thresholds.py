@@ -14,9 +14,9 @@ from typing import Callable
 
 import numpy as np
 
-from .golden import op_threshold
-from .network import Op
-from .types import TensorType
+from qat.ir.golden import op_threshold
+from qat.ir.network import Op
+from qat.ir.types import TensorType
 
 LevelFn = Callable[[np.ndarray], np.ndarray]  # (K, C) int64 accumulators -> (K, C) int64 output levels
 

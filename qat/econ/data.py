@@ -496,9 +496,9 @@ def plot_modules(path: str | Path, batch: ModuleBatch, indices=None, recon: np.n
                  title: str | None = None) -> str:
     """PNG of example modules on the hexagon (normalised codes u / sum u); with
     ``recon`` (N, 48) a second row shows the reconstructions.  Uses matplotlib
-    when it is importable, otherwise qat.pngplot's dependency-free renderer
+    when it is importable, otherwise qat.econ.pngplot's dependency-free renderer
     (no text).  Returns the backend used ("matplotlib" or "builtin")."""
-    from . import pngplot
+    from qat.econ import pngplot
 
     if indices is None:
         indices = list(range(min(6, len(batch))))

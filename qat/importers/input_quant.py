@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .network import Input, NetworkError
-from .types import BinaryType, MinifloatType, unit_scale
+from qat.ir.network import Input, NetworkError
+from qat.ir.types import BinaryType, MinifloatType, unit_scale
 
 
 def quantize_real(inp: Input, x: np.ndarray) -> np.ndarray:
@@ -45,7 +45,7 @@ def quantize_real(inp: Input, x: np.ndarray) -> np.ndarray:
         r = round_float_exact(np.clip(v, -2.0 ** 62, 2.0 ** 62), spec["rounding"])
         return check_raw(inp, np.clip(r, float(spec["lo"]), float(spec["hi"])).astype(np.int64))
     if kind == "float_scaled":  # Brevitas minifloat: fl32(x / s) rounded to the format's grid, saturating
-        from .qonnx_import import minifloat_from_real
+        from qat.importers.from_qonnx import minifloat_from_real
 
         v = x32.astype(np.float32) / np.float32(spec["scale"])
         return check_raw(inp, np.asarray(minifloat_from_real(v, inp.type, spec["rounding"]), dtype=np.int64))

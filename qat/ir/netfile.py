@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .intervals import validate
-from .network import FORMAT_NAME, FORMAT_VERSION, Input, Network, NetworkError, Op
-from .types import type_from_json, type_to_json
+from qat.ir.intervals import validate
+from qat.ir.network import FORMAT_NAME, FORMAT_VERSION, Input, Network, NetworkError, Op
+from qat.ir.types import type_from_json, type_to_json
 
 GRAPH_FILE = "network.json"
 ARRAY_DIR = "arrays"

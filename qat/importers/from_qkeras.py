@@ -29,7 +29,7 @@ flags):
       checked);
     - non-power-of-two scales without BatchNormalization -> dyadic
       ``requant`` (multiplier b < 2^31, shift c: M ~ b/2^c).
-* HAWQ-V3 dyadic layers (qat.recipes_qkeras: ``dyadic_quantized_bits`` kernels with
+* HAWQ-V3 dyadic layers (qat.recipes.qkeras_recipes: ``dyadic_quantized_bits`` kernels with
   per-channel scales b/2^c, b < 2^W, ``dyadic_bias`` 32-bit biases in units of s_x*s_w, in
   ``QDenseDyadic`` / ``QConv2DDyadic``; or a plain QDense/QConv2D without bias) import
   *exactly*: integer weights, the bias on the accumulator grid, and a ``requant`` whose
@@ -67,11 +67,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from .intervals import op_bounds
-from .builder import Builder
-from .network import Input, Network, Op
-from .thresholds import check_thresholds, fit_thresholds
-from .types import (BinaryType, IntType, TensorType, is_po2, log2_exact, parse_fixed, signed_bits_for,
+from qat.ir.intervals import op_bounds
+from qat.ir.builder import Builder
+from qat.ir.network import Input, Network, Op
+from qat.importers.thresholds import check_thresholds, fit_thresholds
+from qat.ir.types import (BinaryType, IntType, TensorType, is_po2, log2_exact, parse_fixed, signed_bits_for,
                     type_for_range, unit_scale)
 
 SUPPORTED_LAYERS = ("InputLayer", "QDense", "QConv1D", "QConv2D", "Dense", "Conv1D", "Conv2D", "QActivation",
@@ -97,7 +97,7 @@ def _custom_objects() -> dict:
     objs: dict = {}
     _add_supported_quantized_objects(objs)
     objs["QActivation"] = _qactivation_compat()
-    from .recipes_qkeras import CUSTOM_OBJECTS_OWN
+    from qat.recipes.qkeras_recipes import CUSTOM_OBJECTS_OWN
 
     objs.update(CUSTOM_OBJECTS_OWN)
     return objs
@@ -853,7 +853,7 @@ class QKerasImporter:
         width = int(self.mult_bits) if self.mult_bits is not None else origin
         if origin is not None and pend.has_bn:
             raise ImportError_(f"{where}: BatchNormalization after a dyadic layer: fold it into the kernel and bias "
-                               f"first (qat.recipes_qkeras.fold_batchnorm)")
+                               f"first (qat.recipes.qkeras_recipes.fold_batchnorm)")
         if width is not None and spec.kind in ("quantized_bits", "quantized_relu"):
             after = self.b.net.op(src).source if src in {op.name for op in self.b.net.ops} else src
             mult, shift = exact_dyadic(in_scale / spec.step, width,
@@ -960,7 +960,7 @@ def _register_widths(kq, bq, shift: int, bias_factor: np.ndarray, exact_bias: bo
 
 
 def _with_scale(t: TensorType, scale) -> TensorType:
-    from .types import with_scale
+    from qat.ir.types import with_scale
 
     return with_scale(t, scale)
 
@@ -1010,7 +1010,7 @@ def import_qkeras(model, input_type: IntType | None = None, default_type: IntTyp
     must then be exactly b/2^c with b < 2^W (ImportError_ naming the layer otherwise).  None:
     dyadic layers use their quantizer's ``mult_bits``, alpha='auto' layers 31-bit approximations.
     """
-    from .intervals import validate
+    from qat.ir.intervals import validate
 
     if output not in ("logits", "argmax"):
         raise ImportError_(f"--output must be 'logits' or 'argmax', got {output!r}")
