@@ -525,7 +525,7 @@ def test_cli_convert_torch_module_file_and_pt(tmp_path, capsys):
         "from brevitas.quant import Int8WeightPerTensorFloat, Int8ActPerTensorFloat, Uint8ActPerTensorFloat\n"
         "def trained():\n"
         "    m = MLP(Int8WeightPerTensorFloat, Int8ActPerTensorFloat, Uint8ActPerTensorFloat)\n"
-        f"    m.load_state_dict(torch.load({str(tmp_path / 'weights.pt')!r}))\n"
+        f"    m.load_state_dict(torch.load({str(tmp_path / 'weights.pt')!r}, weights_only=True))\n"
         "    return m.eval()\n"
         "not_a_module = 3\n"
         "def broken():\n"

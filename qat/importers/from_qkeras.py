@@ -135,6 +135,12 @@ def load_model(model_path: str | Path, weights_path: str | Path | None = None):
     model_path = Path(model_path)
     if not model_path.is_file():
         raise ImportError_(f"{model_path}: no such model file")
+    from qat.importers.safe_load import UnsafeModelError, check_keras_file
+
+    try:  # the configuration is read and checked as plain data before Keras deserializes anything
+        check_keras_file(model_path)
+    except UnsafeModelError as exc:
+        raise ImportError_(str(exc)) from None
     co = _custom_objects()
     if model_path.suffix.lower() == ".json":
         if weights_path is None:

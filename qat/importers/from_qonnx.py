@@ -906,8 +906,12 @@ def import_qonnx(model_or_path, name: str | None = None, mult_bits: int = DEFAUL
         raise QONNXImportError(f"--output must be 'logits' or 'argmax', got {output!r}")
     if isinstance(model_or_path, (str, Path)):
         path = Path(model_or_path)
+        from qat.importers.safe_load import UnsafeModelError, load_onnx
+
         try:
-            model = onnx.load(str(path))
+            model = load_onnx(path)  # external data must stay inside the model's folder
+        except UnsafeModelError as exc:
+            raise QONNXImportError(str(exc)) from None
         except Exception as exc:  # noqa: BLE001
             raise QONNXImportError(f"{path}: not a readable ONNX file ({str(exc).splitlines()[0][:120]})") from None
         name = name or path.stem
