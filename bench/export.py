@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qat.ir.golden import pad_amounts
+from qat.ir.geometry import pad_amounts
 from qat.ir.network import Network
 
 

@@ -28,6 +28,7 @@ import qkeras_models as M
 from qat.ir import golden
 from qat.importers.input_quant import quantize_real
 from qat.ir.network import Network, Op
+from qat.ir.ops.binary import golden as binary_golden
 from qat.importers.from_qkeras import ImportError_, SUPPORTED_LAYERS, convert_file, import_qkeras, load_model
 from qat.ir.types import BinaryType, parse_fixed, unit_scale
 
@@ -94,7 +95,7 @@ def boundary_hits(net: Network, raw: np.ndarray) -> dict[str, int]:
             t = op.arrays["thresholds"]  # (C, K)
             out[op.name] = int(np.sum(np.any(x.astype(np.int64)[..., None] == t, axis=-1)))
         elif op.kind in ("bdense", "bconv2d") and "threshold" in op.arrays:
-            acc = golden.op_binary(Op(op.name, op.kind, op.inputs, op.shape, op.type, op.attrs,
+            acc = binary_golden(Op(op.name, op.kind, op.inputs, op.shape, op.type, op.attrs,
                                       {"weight": op.arrays["weight"]}), [x], [])
             out[op.name] = int(np.sum(acc == op.arrays["threshold"]))
     return out

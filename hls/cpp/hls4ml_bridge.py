@@ -252,8 +252,8 @@ def derive_config(model, net: Network) -> tuple[dict, dict, list[dict]]:
         t = types[tensor]
         rounding, symmetric = "half_even", False
         if op is not None and op.name == tensor and op.kind == "requant":
-            rounding = op.attrs.get("rounding", "half_even")
-            lo, hi = int(op.attrs.get("lo", t.lo)), int(op.attrs.get("hi", t.hi))
+            rounding = op.attr("rounding")
+            lo, hi = int(op.attr("lo")), int(op.attr("hi"))
             symmetric = bool(t.signed and lo == -hi and lo != t.lo)
             if (lo, hi) != (t.lo, t.hi) and not symmetric and lo != 0:
                 inexact.append({"layer": lname, "class": cls, "reason": f"clamps to [{lo}, {hi}] steps, which no ap_fixed "

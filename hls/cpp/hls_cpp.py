@@ -45,12 +45,15 @@ from pathlib import Path
 import numpy as np
 
 from qat.ir import golden
-from qat.ir.golden import pad_2d
+from qat.ir.arith import narrow
+from qat.ir.geometry import op_window
+from qat.ir.spec import EmitterRegistry
 from qat.ir.intervals import Bounds, analyze
 from qat.ir.network import Network, NetworkError, Op, unique_name
 from qat.ir.types import BinaryType, MinifloatType, TensorType, signed_bits_for, unsigned_bits_for
 
 GENERATOR = "qrtl hls.hls_cpp 1"
+EMITTERS = EmitterRegistry("HLS C++")  # op kind -> _Gen method writing its loops
 DEFAULT_CLOCK_MHZ = 100.0
 AP_INT_DEFAULT_MAX_W = 1024
 ROUNDING_ENUM = {"half_even": "QRTL_RND_HALF_EVEN", "half_up": "QRTL_RND_HALF_UP",
@@ -272,13 +275,13 @@ class _Gen:
         for op in self.net.ops:
             ins = [self.tensors[i] for i in op.inputs]
             out = self.tensors[op.name]
-            fn = getattr(self, f"g_{op.kind}", None)
+            fn = EMITTERS.get(op.kind)
             if fn is None:
                 raise HLSError(f"{op.where()}: no HLS C++ for this op kind")
             self.emit(f"// {op.where()}: {op.type.describe()} {tuple(op.shape)}")
             self.op_info[op.name] = {"kind": op.kind, "c_type": out.ctype, "variable": out.var,
                                      "proven_range": [out.lo, out.hi]}
-            fn(op, ins, out)
+            fn(self, op, ins, out)
 
     def _acc_type(self, op: Op, out: Tensor) -> str:
         t = ctype_for_range(out.lo, out.hi)
@@ -287,26 +290,11 @@ class _Gen:
         return t
 
     def _geometry(self, op: Op, x: Tensor):
-        """(H, W, C, KH, KW, SH, SW, PT, PL, OH, OW) for conv / pool ops (1-D as H = 1)."""
-        if op.kind in ("conv1d",) or (op.kind in ("maxpool", "avgpool") and int(op.attrs["dims"]) == 1):
-            h, w, c = 1, x.shape[0], x.shape[1]
-            if op.kind == "conv1d":
-                kh, kw = 1, op.arrays["weight"].shape[0]
-            else:
-                kh, kw = 1, int(op.attrs["pool"][0])
-            sh, sw = 1, int(op.attrs["strides"][0])
-        else:
-            h, w, c = x.shape
-            if op.kind in ("conv2d", "bconv2d"):
-                kh, kw = op.arrays["weight"].shape[:2]
-            else:
-                kh, kw = (int(p) for p in op.attrs["pool"])
-            sh, sw = (int(s) for s in op.attrs["strides"])
-        # as the golden model: avgpool and bconv2d always use 'valid' windows
-        padding = "valid" if op.kind in ("avgpool", "bconv2d") else op.attrs.get("padding", "valid")
-        pt, _, oh, pl, _, ow = pad_2d(h, w, (kh, kw), (sh, sw), padding)
-        return h, w, c, kh, kw, sh, sw, pt, pl, oh, ow
+        """(H, W, C, KH, KW, SH, SW, PT, PL, OH, OW) of the op's window (qat.ir.geometry; 1-D as H = 1)."""
+        g = op_window(op, x.shape)
+        return g.h, g.w, g.c, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.oh, g.ow
 
+    @EMITTERS.register("dense")
     def g_dense(self, op: Op, ins: list[Tensor], out: Tensor) -> None:
         x = ins[0]
         w = op.arrays["weight"]
@@ -351,6 +339,7 @@ class _Gen:
         self.emit("}", 2)
         self.emit("}")
 
+    @EMITTERS.register("conv1d", "conv2d")
     def g_conv2d(self, op: Op, ins: list[Tensor], out: Tensor) -> None:
         x = ins[0]
         wt = op.arrays["weight"]
@@ -364,7 +353,6 @@ class _Gen:
         self._conv_like(op, x, out, co, f"{bn}[o]", tap,
                         lambda idx, d: self.write_out(out, idx, "acc", d), acc_t, True)
 
-    g_conv1d = g_conv2d
 
     def _binary_threshold(self, op: Op, co: int, n: int, y: str, out: Tensor, idx: str, depth: int) -> None:
         if "threshold" not in op.arrays:
@@ -381,6 +369,7 @@ class _Gen:
             cond = f"({dn} > 0 ? ({y} >= {t}) : ({y} <= {t}))"
         self.emit(f"{out.var}[{idx}] = ({cond}) ? 1 : 0;", depth)
 
+    @EMITTERS.register("bdense")
     def g_bdense(self, op: Op, ins: list[Tensor], out: Tensor) -> None:
         x = ins[0]
         w = op.arrays["weight"]
@@ -402,6 +391,7 @@ class _Gen:
         self.emit("}", 2)
         self.emit("}")
 
+    @EMITTERS.register("bconv2d")
     def g_bconv2d(self, op: Op, ins: list[Tensor], out: Tensor) -> None:
         x = ins[0]
         wt = op.arrays["weight"]
@@ -422,6 +412,7 @@ class _Gen:
 
         self._conv_like(op, x, out, co, "0", tap, finish, pc_t, True)
 
+    @EMITTERS.register("maxpool")
     def g_maxpool(self, op: Op, ins: list[Tensor], out: Tensor) -> None:
         x = ins[0]
         h, w, c, *_ = self._geometry(op, x)
@@ -432,6 +423,7 @@ class _Gen:
         self._conv_like(op, x, out, c, init, tap,
                         lambda idx, d: self.write_out(out, idx, "acc", d), m_t, False)
 
+    @EMITTERS.register("avgpool")
     def g_avgpool(self, op: Op, ins: list[Tensor], out: Tensor) -> None:
         x = ins[0]
         h, w, c, *_ = self._geometry(op, x)
@@ -440,6 +432,7 @@ class _Gen:
         self._conv_like(op, x, out, c, "0", tap,
                         lambda idx, d: self.write_out(out, idx, "acc", d), acc_t, False)
 
+    @EMITTERS.register("reshape")
     def g_reshape(self, op: Op, ins: list[Tensor], out: Tensor) -> None:
         x = ins[0]
         self.emit(f"for (int i = 0; i < {out.n}; i++) {{")
@@ -449,6 +442,7 @@ class _Gen:
             self.write_out(out, "i", x.rd("i"), 2)
         self.emit("}")
 
+    @EMITTERS.register("concat")
     def g_concat(self, op: Op, ins: list[Tensor], out: Tensor) -> None:
         ctot = out.shape[-1]
         pos = out.n // ctot
@@ -465,6 +459,7 @@ class _Gen:
             off += c
         self.emit("}")
 
+    @EMITTERS.register("add")
     def g_add(self, op: Op, ins: list[Tensor], out: Tensor) -> None:
         acc_t = self._acc_type(op, out)
         self.emit(f"for (int i = 0; i < {out.n}; i++) {{")
@@ -488,9 +483,10 @@ class _Gen:
         else:
             self.emit(f"{out.var}[{idx}] = {v};", depth)
 
+    @EMITTERS.register("clip")
     def g_clip(self, op: Op, ins: list[Tensor], out: Tensor) -> None:
         x = ins[0]
-        lo, hi = int(op.attrs["lo"]), int(op.attrs["hi"])
+        lo, hi = int(op.attr("lo")), int(op.attr("hi"))
         v_t = f"ap_int<{x.value_width()}>"
         self.emit(f"for (int i = 0; i < {out.n}; i++) {{")
         self.emit(f"const {v_t} v = {x.rd('i')};", 2)
@@ -501,13 +497,14 @@ class _Gen:
             self._clamp_out(out, "i", "v", x.lo if not x.binary else -1, x.hi if not x.binary else 1, lo, hi, 2)
         self.emit("}")
 
+    @EMITTERS.register("requant")
     def g_requant(self, op: Op, ins: list[Tensor], out: Tensor) -> None:
         x = ins[0]
         shape = tuple(op.shape)
         c = shape[-1] if shape else 1
         mult = [int(v) for v in np.broadcast_to(np.asarray(op.arrays["mult"]).astype(object), shape).ravel()]
         shift = [int(v) for v in np.broadcast_to(np.asarray(op.arrays["shift"]).astype(object), shape).ravel()]
-        rounding = op.attrs.get("rounding", "half_even")
+        rounding = op.attr("rounding")
         # exact per-element ranges of the product n = x*mult (mult > 0) and of r = round(n / 2^shift)
         m_arr = np.array(mult, dtype=object)
         s_arr = np.array(shift, dtype=np.int64)
@@ -518,7 +515,7 @@ class _Gen:
         lo_all = min(min(int(v) for v in p_lo), min(int(v) for v in r_lo), 0)
         hi_all = max(max(int(v) for v in p_hi), max(int(v) for v in r_hi), 0)
         pw = max(signed_bits_for(lo_all, hi_all), max(shift) + 2, 2)
-        rounding = op.attrs.get("rounding", "half_even")
+        rounding = op.attr("rounding")
         mode = ROUNDING_ENUM[rounding]
         mexpr = self.param(f"mult_{cname(op.name)}", op.arrays["mult"], shape, "c", "i")
         sexpr = self.param(f"shift_{cname(op.name)}", op.arrays["shift"], shape, "c", "i")
@@ -541,21 +538,22 @@ class _Gen:
                       f"{int(t.max_units).bit_length()}, {p_t}({lit(t.max_units)}));", 3)
         else:
             self.emit(f"const {p_t} r = qrtl::shift_round<{mode}, {pw}>(n, {sexpr});", 3)
-            if op.attrs.get("overflow", "saturate") == "wrap":
+            if op.attr("overflow") == "wrap":
                 self.emit(f"{out.var}[i] = r;  // wraps to {out.ctype}", 3)
             else:
-                lo = int(op.attrs.get("lo", op.type.lo))
-                hi = int(op.attrs.get("hi", op.type.hi))
+                lo = int(op.attr("lo"))
+                hi = int(op.attr("hi"))
                 self._clamp_out(out, "i", "r", min(int(v) for v in r_lo), max(int(v) for v in r_hi), lo, hi, 3)
         self.emit("}", 2)
         self.emit("}")
 
+    @EMITTERS.register("threshold")
     def g_threshold(self, op: Op, ins: list[Tensor], out: Tensor) -> None:
         x = ins[0]
         t = np.asarray(op.arrays["thresholds"])
         c = out.shape[-1] if out.shape else 1
         n_lv = t.shape[1]
-        step = int(op.attrs.get("step", 1))
+        step = int(op.attr("step"))
         base = [int(v) for v in np.broadcast_to(np.asarray(op.arrays["base"]).astype(object), (c,))]
         dirs = [int(v) for v in np.broadcast_to(np.asarray(op.arrays["direction"]).astype(object), (c,))]
         tv = [int(v) for v in t.astype(object).ravel()] or [0]
@@ -580,10 +578,11 @@ class _Gen:
         self.emit("}", 2)
         self.emit("}")
 
+    @EMITTERS.register("lut")
     def g_lut(self, op: Op, ins: list[Tensor], out: Tensor) -> None:
         x = ins[0]
         table = [int(v) for v in np.asarray(op.arrays["table"]).astype(object).ravel()]
-        in_lo = int(op.attrs["in_lo"])
+        in_lo = int(op.attr("in_lo"))
         # only the entries the input can reach
         xlo, xhi = (-1, 1) if x.binary else (x.lo, x.hi)
         tn = self.const_array(f"lut_{cname(op.name)}", table[xlo - in_lo:xhi - in_lo + 1])
@@ -593,6 +592,7 @@ class _Gen:
         self.write_out(out, "i", f"{tn}[k]", 2)
         self.emit("}")
 
+    @EMITTERS.register("argmax")
     def g_argmax(self, op: Op, ins: list[Tensor], out: Tensor) -> None:
         x = ins[0]
         c = x.shape[-1]
@@ -933,7 +933,7 @@ def random_inputs(net: Network, n: int, seed: int = 0) -> list[np.ndarray]:
                      np.zeros(shape, dtype=object), np.resize(np.array([t.lo, t.hi], dtype=object), shape)]
         edges = np.stack(edges)
         both = np.concatenate([edges.astype(object), np.asarray(body).astype(object)])[:n]
-        out.append(golden._narrow(both) if both.dtype == object else both)
+        out.append(narrow(both) if both.dtype == object else both)
     return out
 
 

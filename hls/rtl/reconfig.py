@@ -24,13 +24,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qat.ir.golden import linear
+from qat.ir.ops.linear import linear
+from qat.ir.spec import spec_of
 from qat.ir.intervals import Bounds, analyze, op_bounds, type_bounds
 from qat.ir.network import Network, NetworkError
 from qat.ir.types import IntType, signed_bits_for
 
 WEIGHT_MODES = ("fixed", "registers", "tmr")
-PARAM_OPS = ("dense", "conv1d", "conv2d")
 
 
 @dataclass(frozen=True)
@@ -57,11 +57,11 @@ def param_layout(net: Network, weight_bits: int | None = None, bias_bits: int | 
     ``weight_bits``/``bias_bits`` attrs, else what its current values need."""
     blocks = []
     for op in net.ops:
-        if op.kind not in PARAM_OPS:
+        if not spec_of(op.kind).params:
             continue
         w, b = op.arrays["weight"], op.arrays["bias"]
-        wb = weight_bits or int(op.attrs.get("weight_bits", 0)) or _bits_of(w)
-        bb = bias_bits or int(op.attrs.get("bias_bits", 0)) or _bits_of(b)
+        wb = weight_bits or int(op.attr("weight_bits")) or _bits_of(w)
+        bb = bias_bits or int(op.attr("bias_bits")) or _bits_of(b)
         if _bits_of(w) > wb or _bits_of(b) > bb:
             raise NetworkError(f"{op.where()}: weights need {_bits_of(w)} bits and biases {_bits_of(b)} bits, "
                                f"more than the {wb}/{bb} register bits")
@@ -150,10 +150,10 @@ def same_architecture(a: Network, b: Network) -> None:
         raise NetworkError(f"networks '{a.name}' and '{b.name}' differ in ops or shapes")
     for oa, ob in zip(a.ops, b.ops):
         for key in oa.arrays:
-            if oa.kind in PARAM_OPS and key in ("weight", "bias"):
+            if spec_of(oa.kind).params and key in ("weight", "bias"):
                 continue
             if key not in ob.arrays or not np.array_equal(oa.arrays[key], ob.arrays[key]):
                 raise NetworkError(f"{ob.where()}: '{key}' differs; only weights and biases are reconfigurable")
-        if oa.kind not in PARAM_OPS and (oa.type != ob.type or oa.attrs != ob.attrs):
+        if not spec_of(oa.kind).params and (oa.type != ob.type or oa.attrs != ob.attrs):
             raise NetworkError(f"{ob.where()}: type or attributes differ; only weights and biases are "
                                f"reconfigurable")

@@ -32,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qat.ir.golden import pad_2d, pool_geometry
+from qat.ir.geometry import op_window
+from qat.ir.spec import EmitterRegistry, spec_of
 from qat.ir.intervals import Bounds, analyze
 from qat.ir.network import Network, NetworkError, Op, unique_name
 from qat.ir.types import BinaryType, MinifloatType, TensorType, is_po2, log2_exact, signed_bits_for
@@ -42,7 +43,7 @@ from hls.rtl.minifloat_code import MinifloatCodeError, encode_one, type_to_manif
 from hls.rtl.reconfig import WEIGHT_MODES, ParamBlock, param_layout, worst_case_bounds, worst_case_network
 from hls.rtl.text import ModuleText, Sig, const
 
-WIRING_OPS = {"reshape", "concat"}
+EMITTERS = EmitterRegistry("Verilog")  # op kind -> OpModule method building its elements
 PIPELINE_MODES = ("layer", "none", "depth:N")
 GENERATOR = "qrtl hls.verilog 1"
 
@@ -254,11 +255,12 @@ class OpModule:
 
     # -- ops --
     def gen(self) -> list:
-        fn = getattr(self, f"g_{self.op.kind}", None)
+        fn = EMITTERS.get(self.op.kind)
         if fn is None:
             raise RTLError(f"{self.op.where()}: no RTL for this op kind yet")
-        return fn()
+        return fn(self)
 
+    @EMITTERS.register("dense")
     def g_dense(self) -> list:
         w = self.op.arrays["weight"]
         b = self.op.arrays["bias"]
@@ -314,39 +316,20 @@ class OpModule:
     def _conv_taps(self):
         """For each output element: (output channel, [(input flat index, weight, weight flat index)])."""
         op = self.op
+        g = op_window(op, self.ins[0].shape)
         w = op.arrays["weight"]
-        in_shape = self.ins[0].shape
-        if op.kind == "conv1d" or op.kind == "bconv1d":
-            h, wd, ci = 1, in_shape[0], in_shape[1]
-            kh, kw = 1, w.shape[0]
-            sh, sw = 1, int(op.attrs["strides"][0])
-            wk = w.reshape((1,) + w.shape)
-        else:
-            h, wd, ci = in_shape
-            kh, kw = w.shape[0], w.shape[1]
-            sh, sw = (int(s) for s in op.attrs["strides"])
-            wk = w
-        pt, _, oh, pl, _, ow = pad_2d(h, wd, (kh, kw), (sh, sw), op.attrs.get("padding", "valid"))
-        co = w.shape[-1]
+        wk = w.reshape((g.kh, g.kw) + w.shape[-2:])
+        ci, co = w.shape[-2], w.shape[-1]
         outs = []
-        for y in range(oh):
-            for xx in range(ow):
+        for y in range(g.oh):
+            for xx in range(g.ow):
+                taps = list(g.taps(y, xx))
                 for o in range(co):
-                    taps = []
-                    for a in range(kh):
-                        iy = y * sh + a - pt
-                        if not 0 <= iy < h:
-                            continue
-                        for bb in range(kw):
-                            ix = xx * sw + bb - pl
-                            if not 0 <= ix < wd:
-                                continue
-                            for c in range(ci):
-                                taps.append(((iy * wd + ix) * ci + c, int(wk[a, bb, c, o]),
-                                             ((a * kw + bb) * ci + c) * co + o))
-                    outs.append((o, taps))
+                    outs.append((o, [(pos * ci + c, int(wk[a, bb, c, o]), ((a * g.kw + bb) * ci + c) * co + o)
+                                     for a, bb, pos in taps for c in range(ci)]))
         return outs
 
+    @EMITTERS.register("conv1d", "conv2d")
     def g_conv2d(self) -> list:
         b = self.op.arrays["bias"]
         taps = self._conv_taps()
@@ -357,7 +340,6 @@ class OpModule:
         rows = [[(self.x(0, i), wv) for i, wv, _ in t if wv] for _, t in taps]
         return self.m.linear_layer(rows, [int(b[o]) for o, _ in taps])
 
-    g_conv1d = g_conv2d
 
     def _popcount_out(self, o: int, bits: list[str]) -> object:
         n = len(bits)
@@ -387,6 +369,7 @@ class OpModule:
         y = self.m.shl(pc, 1)
         return self.m.add(y, self.m.const_sig(-n))
 
+    @EMITTERS.register("bdense")
     def g_bdense(self) -> list:
         w = self.op.arrays["weight"]
         ci, co = w.shape
@@ -396,6 +379,7 @@ class OpModule:
             outs.append(self._popcount_out(o, bits))
         return outs
 
+    @EMITTERS.register("bconv2d")
     def g_bconv2d(self) -> list:
         outs = []
         for o, taps in self._conv_taps():
@@ -412,22 +396,13 @@ class OpModule:
         return e
 
     def _windows(self):
-        op = self.op
-        dims, pool, strides = pool_geometry(op)
-        shape = self.ins[0].shape
-        h, wd, c = (1,) + tuple(shape) if dims == 1 else shape
-        pt, _, oh, pl, _, ow = pad_2d(h, wd, pool, strides, op.attrs["padding"])
-        for y in range(oh):
-            for xx in range(ow):
-                for ch in range(c):
-                    idx = []
-                    for a in range(pool[0]):
-                        iy = y * strides[0] + a - pt
-                        for bb in range(pool[1]):
-                            ix = xx * strides[1] + bb - pl
-                            if 0 <= iy < h and 0 <= ix < wd:
-                                idx.append((iy * wd + ix) * c + ch)
-                    yield idx
+        """Flat input indices of each pooling window, per output element (channels last)."""
+        g = op_window(self.op, self.ins[0].shape)
+        for y in range(g.oh):
+            for xx in range(g.ow):
+                taps = [pos for _, _, pos in g.taps(y, xx)]
+                for ch in range(g.c):
+                    yield [pos * g.c + ch for pos in taps]
 
     def _max2(self, a: Sig, b: Sig) -> Sig:
         w = max(a.width, b.width)
@@ -438,18 +413,22 @@ class OpModule:
     def _max2_code(self, a: Sig, b: Sig) -> Sig:
         return self.m.wire("mx", a.width, 0, 0, f"{vmf.code_ge(a.name, b.name, a.width)} ? {a.name} : {b.name}")
 
+    @EMITTERS.register("maxpool")
     def g_maxpool(self) -> list:
         if self.out.mf:  # compare the codes as values, pass the winner's code on
             return [vmf.plus_zero(self.m, _tree_reduce([self.code(0, i) for i in idx], self._max2_code))
                     for idx in self._windows()]
         return [_tree_reduce([self.x(0, i) for i in idx], self._max2) for idx in self._windows()]
 
+    @EMITTERS.register("avgpool")
     def g_avgpool(self) -> list:
         return [self.m.tree([self.x(0, i) for i in idx]) for idx in self._windows()]
 
+    @EMITTERS.register("add")
     def g_add(self) -> list:
         return [self.m.tree([self.x(p, i) for p in range(len(self.ins))]) for i in range(self.out.n)]
 
+    @EMITTERS.register("reshape")
     def g_reshape(self) -> list:
         if self.out.mf:
             return [self.code(0, i) for i in range(self.out.n)]
@@ -457,6 +436,7 @@ class OpModule:
             return [self.bit(0, i) for i in range(self.out.n)]
         return [self.x(0, i) for i in range(self.out.n)]
 
+    @EMITTERS.register("concat")
     def g_concat(self) -> list:
         outs = []
         positions = self.out.n // self.out.shape[-1]
@@ -482,8 +462,9 @@ class OpModule:
         r = self.m.wire("sat", w, max(min(s.lo, hi), lo), min(max(s.hi, lo), hi), expr, src=s)
         return self.m.fit(r, r.lo, r.hi)
 
+    @EMITTERS.register("clip")
     def g_clip(self) -> list:
-        lo, hi = int(self.op.attrs["lo"]), int(self.op.attrs["hi"])
+        lo, hi = int(self.op.attr("lo")), int(self.op.attr("hi"))
         if self.out.mf:
             return [self._clamp_code(i, lo, hi) for i in range(self.out.n)]
         return [self._clamp(self.x(0, i), lo, hi) for i in range(self.out.n)]
@@ -532,16 +513,17 @@ class OpModule:
         m.lines.append(f"  wire {incw} = {inc};")
         return m.wire("r", w, lo, hi, f"{m.ext(q, w)} + {{{w - 1}'b0, {incw}}}", src=q)
 
+    @EMITTERS.register("requant")
     def g_requant(self) -> list:
         op = self.op
         mult = np.broadcast_to(op.arrays["mult"], (self.out.shape[-1],))
         shift = np.broadcast_to(op.arrays["shift"], (self.out.shape[-1],))
-        rounding = op.attrs.get("rounding", "half_even")
+        rounding = op.attr("rounding")
         if self.out.mf:
             return self._requant_minifloat(mult, shift, rounding)
-        lo = int(op.attrs.get("lo", op.type.lo))
-        hi = int(op.attrs.get("hi", op.type.hi))
-        wrap = op.attrs.get("overflow", "saturate") == "wrap"
+        lo = int(op.attr("lo"))
+        hi = int(op.attr("hi"))
+        wrap = op.attr("overflow") == "wrap"
         c = self.out.shape[-1]
         outs = []
         for i in range(self.out.n):
@@ -580,12 +562,13 @@ class OpModule:
             outs.append(vmf.round_to_code(self.m, sign, a, int(shift[ch]), rounding, self.out.mf))
         return outs
 
+    @EMITTERS.register("threshold")
     def g_threshold(self) -> list:
         op = self.op
         t = op.arrays["thresholds"]
         base = np.broadcast_to(op.arrays["base"], (self.out.shape[-1],))
         dirs = np.broadcast_to(op.arrays["direction"], (self.out.shape[-1],))
-        step = int(op.attrs.get("step", 1))
+        step = int(op.attr("step"))
         c = self.out.shape[-1]
         outs = []
         for i in range(self.out.n):
@@ -625,10 +608,11 @@ class OpModule:
             outs.append(self.m.add(term, self.m.const_sig(k)) if k else term)
         return outs
 
+    @EMITTERS.register("lut")
     def g_lut(self) -> list:
         op = self.op
         table = op.arrays["table"]
-        in_lo = int(op.attrs["in_lo"])
+        in_lo = int(op.attr("in_lo"))
         outs = []
         for i in range(self.out.n):
             x = self.x(0, i)
@@ -672,6 +656,7 @@ class OpModule:
             outs.append(level[0][1])
         return outs
 
+    @EMITTERS.register("argmax")
     def g_argmax(self) -> list:
         t = self.ins[0]
         c = t.shape[-1]
@@ -722,16 +707,13 @@ def _tensor_infos(net: Network, bounds: dict[str, Bounds]) -> dict[str, TensorIn
     return out
 
 
-MINIFLOAT_OUT_OPS = ("requant", "maxpool", "clip", "reshape", "concat")
-
-
 def _check_minifloat(op: Op, ins: list[TensorInfo], out: TensorInfo) -> None:
     """Raise unless the generator can produce ``op``'s minifloat output exactly:
     requant rounds to the grid; maxpool, clip, reshape and concat pass codes of
     inputs in the same format (exponent, mantissa, bias)."""
     if not out.mf:
         return
-    if op.kind not in MINIFLOAT_OUT_OPS:
+    if not spec_of(op.kind).minifloat_out:
         raise RTLError(f"{op.where()}: a {op.kind} result is not on a minifloat grid, so its type "
                        f"{out.type.describe()} has no RTL; requantize to the minifloat type instead")
     if op.kind == "requant":
@@ -830,7 +812,7 @@ def generate(net: Network, top: str | None = None, pipeline: str = "layer", weig
     for op in net.ops:
         ins = [infos[i] for i in op.inputs]
         out = infos[op.name]
-        registered = op.kind not in WIRING_OPS and (pipeline != "none" or op.name == last)
+        registered = not spec_of(op.kind).wiring and (pipeline != "none" or op.name == last)
         if op.name == last and not registered:
             registered = True
         blk = blocks.get(op.name)

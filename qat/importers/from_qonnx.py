@@ -41,6 +41,7 @@ import numpy as np
 
 from qat.ir import golden
 from qat.ir.builder import Builder
+from qat.ir.geometry import pad_amounts
 from qat.ir.intervals import Bounds, validate
 from qat.ir.network import Input, Network, NetworkError, Op
 from qat.importers.thresholds import check_thresholds, fit_thresholds
@@ -722,7 +723,7 @@ class QONNXImporter:
         before, after = pads[:dims], pads[dims:]
         if not any(pads):
             return "valid"
-        same = [golden.pad_amounts(n, k, s, "same") for n, k, s in zip(sizes, kernel, strides)]
+        same = [pad_amounts(n, k, s, "same") for n, k, s in zip(sizes, kernel, strides)]
         if all((pb, pa) == (b, e) for (pb, pa, _), b, e in zip(same, before, after)):
             return "same"
         for n, k, b, e in zip(sizes, kernel, before, after):

@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from qat.ir.golden import op_threshold
+from qat.ir.ops.tables import golden_threshold
 from qat.ir.network import Op
 from qat.ir.types import TensorType
 
@@ -58,4 +58,4 @@ def check_thresholds(op: Op, f: LevelFn, lo: np.ndarray, hi: np.ndarray, in_type
         t = op.arrays["thresholds"].T
         acc = np.concatenate([t - 1, t, np.random.default_rng(0).integers(lo, hi + 1, size=(4096, lo.size))])
     acc = np.minimum(np.maximum(acc, lo[None, :]), hi[None, :])
-    return bool(np.array_equal(np.asarray(op_threshold(op, [acc], [in_type]), dtype=np.int64), f(acc)))
+    return bool(np.array_equal(np.asarray(golden_threshold(op, [acc], [in_type]), dtype=np.int64), f(acc)))

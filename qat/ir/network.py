@@ -4,34 +4,9 @@ A network is plain data: named inputs with shapes and types, and a list of
 ops in execution order.  Each op's output tensor carries the op's name.
 Shapes exclude the batch axis and are channels-last.
 
-Op kinds and their integer semantics (all arithmetic exact, see golden.py):
-
-==========  ===================================================================
-dense       y[o] = sum_i x[i]*W[i,o] + b[o]            arrays: weight, bias
-conv1d      same per window; attrs: strides (s,), padding  arrays: weight (K,Ci,Co), bias
-conv2d      attrs: strides (sh,sw), padding               arrays: weight (KH,KW,Ci,Co), bias
-            (padding: 'same' | 'valid' as TensorFlow, or explicit [[top, bottom], [left, right]];
-            conv1d / 1-D pools: [[left, right]])
-bdense      binary x, binary W (bits, 1<->+1): y = 2*popcount(xnor) - N;
-            with arrays threshold/direction the output is binary:
-            +1 when y >= T (direction +1) or y <= T (direction -1)
-bconv2d     as bdense per window (padding must be 'valid')
-maxpool     attrs: pool, strides, padding (pads never win), dims 1|2
-avgpool     window *sum* (the 1/count lives in the output scale); valid only
-reshape     attrs: shape (flatten is a reshape)
-add         y = a + b (inputs share one scale)
-concat      along the last axis
-clip        y = min(max(x, lo), hi)                    attrs: lo, hi (ReLU: lo=0)
-requant     y = sat(round(x*mult / 2^shift))           arrays: mult, shift (scalar
-            or per channel; shift < 0 is a left shift); attrs: rounding, overflow,
-            lo, hi (saturate only; wrap wraps to the type's bits).  With a
-            minifloat output type, x*mult/2^shift is in units of the type's
-            scale and is rounded to the minifloat grid (always saturating).
-threshold   y = base + direction*step*count(x >= T[c,:])  arrays: thresholds,
-            base, direction; attrs: step
-lut         y = table[x - attrs.in_lo]                 arrays: table
-argmax      index of the largest real value along the last axis (first wins)
-==========  ===================================================================
+Each op kind's meaning, inputs, arrays, attributes (with defaults), exact
+golden execution, interval bounds, checks and window geometry live in one
+spec per kind: see qat.ir.ops (the table of kinds) and qat.ir.spec.
 """
 from __future__ import annotations
 
@@ -40,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from qat.ir.spec import attr as spec_attr
 from qat.ir.types import TensorType
 
 FORMAT_NAME = "qrtl-integer-network"
@@ -47,9 +23,6 @@ FORMAT_VERSION = 1
 
 ROUNDING_MODES = ("half_even", "half_up", "half_away", "floor", "toward_zero")
 OVERFLOW_MODES = ("saturate", "wrap")
-
-OP_KINDS = ("dense", "conv1d", "conv2d", "bdense", "bconv2d", "maxpool", "avgpool", "reshape", "add",
-            "concat", "clip", "requant", "threshold", "lut", "argmax")
 
 
 @dataclass
@@ -67,6 +40,10 @@ class Op:
 
     def where(self) -> str:
         return f"op '{self.name}' ({self.kind}{', from ' + self.source if self.source else ''})"
+
+    def attr(self, name: str) -> Any:
+        """Attribute ``name``, or the default its op spec declares (qat.ir.spec)."""
+        return spec_attr(self, name)
 
 
 @dataclass

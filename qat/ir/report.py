@@ -6,6 +6,7 @@ import numpy as np
 
 from qat.ir.intervals import accumulator_bits, analyze
 from qat.ir.network import Network
+from qat.ir.spec import spec_of
 from qat.ir.types import BinaryType, signed_bits_for
 
 # TensorFlow/PyTorch accumulate in float32: exact while |value| < 2^24.
@@ -30,12 +31,13 @@ def op_rows(net: Network) -> list[dict]:
     for op in net.ops:
         params = sum(int(a.size) for k, a in op.arrays.items() if k in ("weight", "bias"))
         bops = 0
-        if op.kind in ("dense", "conv1d", "conv2d", "bdense", "bconv2d"):
+        spec = spec_of(op.kind)
+        if "weight" in spec.arrays:
             w = op.arrays["weight"]
             out_elems = int(np.prod(op.shape))
             macs = out_elems * int(np.prod(w.shape[:-1]))
             in_t = types[op.inputs[0]]
-            if op.kind.startswith("b"):
+            if not spec.linear:  # binary XNOR-popcount
                 bops = macs
             else:
                 in_bits = 1 if isinstance(in_t, BinaryType) else in_t.bits
@@ -44,7 +46,7 @@ def op_rows(net: Network) -> list[dict]:
                "type": op.type.describe(), "bits": op.type.bits, "proven_bits": acc[op.name],
                "range": [bounds[op.name].min, bounds[op.name].max], "params": params, "bops": bops,
                "source": op.source}
-        if op.kind in ("dense", "conv1d", "conv2d", "avgpool", "add"):
+        if spec.sums:
             row["float32_exact"] = acc[op.name] <= FLOAT32_EXACT_BITS
         rows.append(row)
     return rows
