@@ -3,7 +3,10 @@
 Sends the vectors as frames of 1-4 beats (one inference per beat) with
 random source pauses, reads them back with random sink back-pressure, and
 checks every beat against the golden model and that frame boundaries
-(tlast) survive.  Job and result files as in tb_network.
+(tlast) survive.  Job and result files as in tb_network.  With ``trace_layers``
+every layer of the core (``u_core``) is compared too: the wrapper never stalls
+the core, so a beat accepted at the rising edge after falling edge t0 shows
+at layer stage s at falling edge t0 + s (a stage-0 layer at t0 itself).
 """
 from __future__ import annotations
 
@@ -15,11 +18,12 @@ from pathlib import Path
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import RisingEdge
+from cocotb.triggers import FallingEdge, RisingEdge
 from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
 
 from hls.rtl.minifloat_code import bus_view, mismatch_entry
 from hls.rtl.verilog import unpack_bus
+from rtl_sim.tb_network import _peek
 
 
 def _pauses(rng: random.Random, p: float):
@@ -61,6 +65,20 @@ async def axis_backpressure(dut):
 
     cocotb.start_soon(count_stalls())
 
+    layer_expect, history, accepted_at = {}, [], []
+    if job.get("trace_layers", False):
+        data = np.load(job_dir / "layers.npz", allow_pickle=False)
+        layer_expect = {k: data[k] for k in data.files}
+
+        async def monitor():  # per falling edge: the accept strobe and every layer's output
+            while True:
+                await FallingEdge(dut.aclk)
+                if int(dut.u_core.in_valid.value):
+                    accepted_at.append(len(history))
+                history.append({k: _peek(getattr(dut.u_core, man["ops"][k]["instance"]).out) for k in layer_expect})
+
+        cocotb.start_soon(monitor())
+
     frames = []
     i = 0
     while i < len(inputs):
@@ -91,5 +109,21 @@ async def axis_backpressure(dut):
         k = int(np.argmax(got_raw[v] != exp[v]))
         result["first_mismatch"] = {"vector": v, "output_index": k,
                                     **mismatch_entry(out, int(exp[v, k]), int(got_raw[v, k]))}
+    for v, t0 in enumerate(accepted_at if layer_expect else []):
+        for k in (k for k in man["ops"] if k in layer_expect):
+            info = man["ops"][k]
+            t = t0 + int(info["stage"])
+            if t >= len(history):
+                continue
+            raw = history[t][k]
+            n = int(np.prod(layer_expect[k].shape[1:]))
+            val = None if raw is None else unpack_bus([raw], n, int(info["element_bits"]), bool(info["signed"]),
+                                                      bool(info["binary"]))[0]
+            if val is None or not np.array_equal(val, bus_view(info, layer_expect[k][v].reshape(-1))):
+                result["first_wrong_layer"] = {"vector": v, "layer": k}
+                break
+        if result["first_wrong_layer"]:
+            break
+    result["traced_vectors"] = len(accepted_at) if layer_expect else 0
     (job_dir / "result.json").write_text(json.dumps(result, indent=1) + "\n")
-    assert result["mismatches"] == 0, result
+    assert result["mismatches"] == 0 and result["first_wrong_layer"] is None, result

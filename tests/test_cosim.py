@@ -22,7 +22,7 @@ import rtl_nets
 from hls.rtl.verilog import generate
 from qat.ir import golden, netfile
 from qat.ir.network import Network
-from qat.ir.types import BinaryType
+from qat.ir.types import BinaryType, IntType
 from qrtl.cli import main, random_vectors
 from rtl_sim.cosim import run_cosim
 
@@ -128,11 +128,12 @@ def test_cosim_awkward_names_and_dead_op(pipeline, tmp_path):
 def test_cosim_axi_stream_backpressure(tmp_path):
     net = rtl_nets.branch()
     x = rtl_nets.vectors(net, 600, seed=8)
-    res = run_cosim(net, x, tmp_path, "verilator", axis=True, seed=9)
+    res = run_cosim(net, x, tmp_path, "verilator", axis=True, seed=9, trace_layers=True)
     assert res.simulator == "verilator axi4-stream"
     assert_exact(res, len(x))
     r = json.loads((tmp_path / "job" / "result.json").read_text())
     assert r["frames_ok"] and r["frames"] > 100 and r["outputs_seen"] == len(x)
+    assert r["traced_vectors"] == len(x)  # every layer of every vector compared
     # the sink really pushed back, and the wrapper really stopped accepting
     assert r["output_stall_cycles"] > 50 and r["input_stall_cycles"] > 50, r
 
@@ -186,13 +187,63 @@ def test_trace_layers_names_a_corrupted_layer(tmp_path, monkeypatch, capsys):
     assert exp[m["vector"], m["output_index"]] == m["expected"]
 
 
+def hidden_net() -> Network:
+    """x int4 (6,) -> dense 'd' (2x + 3 per channel) -> argmax: a uniform change of the
+    biases changes every value of 'd' but no argmax."""
+    nb = rtl_nets.Builder("hidden", (6,), IntType(4, True, (0.25,)), seed=50)
+    nb.add("d", "dense", ["x"], arrays={"weight": 2 * np.eye(6, dtype=np.int64), "bias": np.full(6, 3)})
+    nb.add("cls", "argmax", ["d"], scale=(1.0,))
+    return nb.network("cls")
+
+
+def _hide_bias_change(d):
+    """The hidden network's design with every bias of 'd' 3 -> 2 (3'sd3 -> 3'sd2)."""
+    f = f"{d.top}_d.v"
+    text, n = re.subn(r"= 3'sd3;", "= 3'sd2;", d.files[f])
+    assert n == 6, d.files[f]
+    d.files[f] = text
+    return d
+
+
+def test_cli_cosim_fails_on_a_layer_the_argmax_hides(tmp_path, monkeypatch, capsys):
+    """A wrong internal layer whose error the argmax output hides: every output is exact,
+    yet `qrtl cosim --trace-layers` exits 1 and names the layer, and cosim.json says not ok."""
+    import hls.rtl.verilog
+
+    net = hidden_net()
+    x = random_vectors(net, 150, seed=0)
+    # the change really is hidden: same argmax, different layer values
+    env = golden.run(net, x, keep_all=True)
+    assert np.array_equal(np.argmax(env["d"] - 1, axis=-1)[:, None], env["cls"])
+    netfile.save(net, tmp_path / "net")
+    real = hls.rtl.verilog.generate
+    monkeypatch.setattr(hls.rtl.verilog, "generate", lambda *a, **kw: _hide_bias_change(real(*a, **kw)))
+    rc = main(["cosim", str(tmp_path / "net"), "--random", "150", "--simulator", "icarus", "--trace-layers",
+               "-o", str(tmp_path / "work")])
+    out = capsys.readouterr().out
+    assert rc == 1, out
+    res = json.loads((tmp_path / "work" / "cosim.json").read_text())
+    assert res["mismatches"] == 0 and res["exact_vectors"] == 150  # the output is exact ...
+    assert res["ok"] is False and res["first_wrong_layer"] == {"vector": 0, "layer": "d"}  # ... the layer is not
+    assert "first wrong layer: 'd'" in out
+
+
+def test_axis_trace_finds_a_layer_the_argmax_hides(tmp_path):
+    net = hidden_net()
+    x = random_vectors(net, 100, seed=1)
+    res = run_cosim(net, x, tmp_path, "verilator", design=_hide_bias_change(generate(net)), axis=True,
+                    trace_layers=True, seed=2)
+    assert res.mismatches == 0 and res.exact_vectors == 100, res.describe()
+    assert not res.ok and res.first_wrong_layer == {"vector": 0, "layer": "d"}, res.describe()
+
+
 @pytest.mark.parametrize("simulator", ["verilator", "icarus"])
 def test_cli_cosim_waves(simulator, tmp_path, capsys):
     """`qrtl cosim --waves` writes a waveform with either simulator (Verilator: FST when
     its lz4/zlib headers are installed, else VCD) and exits 0 when bit-exact."""
     netfile.save(rtl_nets.awkward_names(), tmp_path / "net")
     rc = main(["cosim", str(tmp_path / "net"), "--random", "40", "--simulator", simulator, "--waves",
-               "-o", str(tmp_path / "work")])
+               "--trace-layers", "-o", str(tmp_path / "work")])
     out = capsys.readouterr().out
     assert rc == 0, out
     assert f"{simulator}: 40/40 vectors bit-exact" in out
