@@ -8,8 +8,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-qnn = pytest.importorskip("brevitas.nn")
+import brevitas.nn as qnn  # required dependencies: a broken install fails loudly, never skips
+import torch
 import torch.nn as nn  # noqa: E402
 from brevitas.quant import (Int8ActPerTensorFixedPoint, Int8ActPerTensorFloat, Int8WeightPerChannelFloat,  # noqa: E402
                             Int8WeightPerTensorFixedPoint, Int8WeightPerTensorFloat, Int32Bias,
@@ -417,7 +417,8 @@ def test_cli_convert_and_cosim(kind, tmp_path):
     assert main(["convert", str(onnx_path), "-o", str(tmp_path / "net"), *extra]) == 0
     x = (np.random.default_rng(3).normal(size=(300,) + shape) * 2).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
-    assert main(["cosim", str(tmp_path / "net"), "--vectors", str(tmp_path / "x.npy"), "-o", str(tmp_path / "sim")]) == 0
+    assert main(["cosim", str(tmp_path / "net"), "--vectors", str(tmp_path / "x.npy"), "--trace-layers", "-o",
+                 str(tmp_path / "sim")]) == 0
     rep = json.loads((tmp_path / "sim" / "cosim.json").read_text())
     assert rep["vectors"] == 300 and rep["exact_vectors"] == 300 and rep["ok"], rep
 
@@ -637,7 +638,7 @@ def test_explicit_pytorch_padding_golden_rtl_hls(one_d, tmp_path):
     check_exact(m, net, shape)
     netfile.save(net, tmp_path / "net")
     if one_d:  # the 2-D model is co-simulated through the command line in test_cli_convert_and_cosim
-        assert main(["cosim", str(tmp_path / "net"), "--random", "200", "-o", str(tmp_path / "sim")]) == 0
+        assert main(["cosim", str(tmp_path / "net"), "--random", "200", "--trace-layers", "-o", str(tmp_path / "sim")]) == 0
     assert main(["hls", str(tmp_path / "net"), "-o", str(tmp_path / "hls"), "--csim", "--random", "200"]) == 0
 
 
@@ -760,7 +761,7 @@ def test_binary_network_xnor_popcount(conv, tmp_path):
     assert any(op.kind == "threshold" and op.attrs["step"] == 2 for op in net.ops)
     check_exact(m, net, shape)
     netfile.save(net, tmp_path / "net")
-    assert main(["cosim", str(tmp_path / "net"), "--random", "200", "-o", str(tmp_path / "sim")]) == 0
+    assert main(["cosim", str(tmp_path / "net"), "--random", "200", "--trace-layers", "-o", str(tmp_path / "sim")]) == 0
 
 
 def test_binary_default_weight_scale_float32_zero_sums():

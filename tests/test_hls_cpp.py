@@ -10,7 +10,6 @@ and argmax (per-tensor and non-power-of-two per-channel scales).
 """
 from __future__ import annotations
 
-import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,8 +24,6 @@ from qat.ir.types import BinaryType, IntType, MinifloatType, signed_bits_for, ty
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "jet_tagger"
 N_VECTORS = 1500
-
-pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is needed for the C-simulation")
 
 
 class NB:

@@ -32,8 +32,8 @@ from qat.ir.ops.binary import golden as binary_golden
 from qat.importers.from_qkeras import ImportError_, SUPPORTED_LAYERS, convert_file, import_qkeras, load_model
 from qat.ir.types import BinaryType, parse_fixed, unit_scale
 
-tf = pytest.importorskip("tensorflow")
-qk = pytest.importorskip("qkeras")
+import qkeras as qk  # noqa: E402  (required dependencies: a broken install fails loudly, never skips)
+import tensorflow as tf  # noqa: E402
 L = tf.keras.layers
 
 BATCH = 4096

@@ -8,9 +8,9 @@ import warnings
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("brevitas")
-pytest.importorskip("sklearn")
+import brevitas  # noqa: F401  (required dependencies: a broken install fails loudly, never skips)
+import sklearn  # noqa: F401
+import torch
 
 from qat.recipes import brevitas_recipes as R  # noqa: E402
 

@@ -18,9 +18,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import pytest
 
-tf = pytest.importorskip("tensorflow")
-pytest.importorskip("qkeras")
-pytest.importorskip("sklearn")
+import qkeras  # noqa: F401  (required dependencies: a broken install fails loudly, never skips)
+import sklearn  # noqa: F401
+import tensorflow as tf
 
 import qkeras_models as M  # noqa: E402
 from qat.ir import golden  # noqa: E402
