@@ -1,7 +1,6 @@
 """Quick look at the synthetic HGCAL-like modules: a PNG of example modules.
 
 Run: .venv/bin/python examples/econ_autoencoder/plot_modules.py [-o modules.png] [--seed 3] [--n 8]
-Uses matplotlib when it is installed, otherwise qrtl's built-in PNG renderer.
 """
 import argparse
 import sys
@@ -24,8 +23,8 @@ def main(argv=None) -> int:
     batch = D.generate(max(200, args.n * 10), seed=args.seed)
     kinds = [list(np.flatnonzero(batch.kind == k)) for k in (1, 2, 0)]
     idx = [int(kinds[i % 3][i // 3]) for i in range(args.n)]
-    used = D.plot_modules(args.output, batch, idx)
-    print(f"{args.output}: {args.n} modules ({used} renderer)")
+    D.plot_modules(args.output, batch, idx)
+    print(f"{args.output}: {args.n} modules")
     return 0
 
 

@@ -10,7 +10,7 @@ the II = 1 core never needs to stall.
 """
 from __future__ import annotations
 
-from hls.rtl.verilog import GENERATOR
+from hls.rtl.text import GENERATOR
 
 
 def _bytes(bits: int) -> int:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 from qat.ir.types import signed_bits_for
 
+GENERATOR = "qrtl hls.verilog 1"  # named in every generated file
+
 
 @dataclass(frozen=True)
 class Sig:

@@ -41,11 +41,11 @@ from qat.ir.types import BinaryType, MinifloatType, TensorType, is_po2, log2_exa
 from hls.rtl import minifloat as vmf
 from hls.rtl.minifloat_code import MinifloatCodeError, encode_one, type_to_manifest
 from hls.rtl.reconfig import WEIGHT_MODES, ParamBlock, param_layout, worst_case_bounds, worst_case_network
-from hls.rtl.text import ModuleText, Sig, const
+from hls.rtl.axis import axis_wrapper
+from hls.rtl.text import GENERATOR, ModuleText, Sig, const
 
 EMITTERS = EmitterRegistry("Verilog")  # op kind -> OpModule method building its elements
 PIPELINE_MODES = ("layer", "none", "depth:N")
-GENERATOR = "qrtl hls.verilog 1"
 
 
 class RTLError(NetworkError):
@@ -895,7 +895,6 @@ def generate(net: Network, top: str | None = None, pipeline: str = "layer", weig
         top_lines.append("  wire unused_ok = ^{1'b0, clk, rst};")
     top_lines += ["endmodule", "`default_nettype wire", ""]
     files[f"{top}.v"] = "\n".join(top_lines)
-    from hls.rtl.axis import axis_wrapper
 
     axis_name, axis_text = axis_wrapper(top, iw, ow, latency, cfg=bool(layout))
     files[f"{axis_name}.v"] = axis_text

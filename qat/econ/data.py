@@ -493,12 +493,10 @@ def generate(n: int, seed: int = 0, params: EconDataParams = DEFAULT_PARAMS) -> 
 # ---- plots -------------------------------------------------------------------------------------
 
 def plot_modules(path: str | Path, batch: ModuleBatch, indices=None, recon: np.ndarray | None = None,
-                 title: str | None = None) -> str:
+                 title: str | None = None) -> Path:
     """PNG of example modules on the hexagon (normalised codes u / sum u); with
-    ``recon`` (N, 48) a second row shows the reconstructions.  Uses matplotlib
-    when it is importable, otherwise qat.econ.pngplot's dependency-free renderer
-    (no text).  Returns the backend used ("matplotlib" or "builtin")."""
-    from qat.econ import pngplot
+    ``recon`` (N, 48) a second row shows the reconstructions.  Returns the path."""
+    from qat.econ import plots
 
     if indices is None:
         indices = list(range(min(6, len(batch))))
@@ -506,6 +504,6 @@ def plot_modules(path: str | Path, batch: ModuleBatch, indices=None, recon: np.n
     rows = [y] if recon is None else [y, np.asarray(recon)[indices]]
     labels = [f"{KIND_NAMES[batch.kind[i]]}, sum q={int(batch.charge[i].sum())}, k={int(batch.shift[i])}"
               for i in indices]
-    return pngplot.hex_modules(path, cell_polygons(batch.params), rows, labels,
+    return plots.hex_modules(path, cell_polygons(batch.params), rows, labels,
                                row_names=["input" if recon is not None else "module", "reconstruction"],
                                title=title or "synthetic HGCAL-like modules (u / sum u)")

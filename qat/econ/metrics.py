@@ -157,7 +157,7 @@ def evaluate(batch: D.ModuleBatch, quantized: tuple | None = None, float_model: 
                 notes.append(f"{k[:5]}: {s['median']:.2f} [{s['lo68']:.2f}, {s['hi68']:.2f}]")
         hi = max(np.nanpercentile(v, 99) for v in series.values())
         bins = np.linspace(0.0, max(1.0, float(np.ceil(hi))), 41)
-        res["hist_backend"] = _plot_hist(hist_png, series, bins, notes, len(batch))
+        _plot_hist(hist_png, series, bins, notes, len(batch))
     if modules_png and recon_q is not None:
         kinds = [np.flatnonzero(batch.kind == k) for k in (1, 2, 0)]
         idx = [int(k[j]) for k in kinds for j in range(2) if len(k) > j]
@@ -165,11 +165,11 @@ def evaluate(batch: D.ModuleBatch, quantized: tuple | None = None, float_model: 
     return res
 
 
-def _plot_hist(path, series, bins, notes, n) -> str:
-    from qat.econ import pngplot
+def _plot_hist(path, series, bins, notes, n) -> None:
+    from qat.econ import plots
 
-    return pngplot.histogram(path, series, bins, "EMD (cm)", f"EMD input vs reconstruction, {n} modules",
-                             ["median [68% interval]:"] + notes + ["last bin: overflow"])
+    plots.histogram(path, series, bins, "EMD (cm)", f"EMD input vs reconstruction, {n} modules",
+                    ["median [68% interval]:"] + notes + ["last bin: overflow"])
 
 
 def public(res: dict) -> dict:
