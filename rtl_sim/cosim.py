@@ -123,7 +123,9 @@ def run_cosim(net: Network, raw_inputs: np.ndarray, work_dir: str | Path, simula
     ``phases`` (reconfigurable-weight designs): a list of ``{"name", "net",
     "faults", "expect_mismatch"}``; each phase loads ``net``'s weights through
     the serial port, applies the faults (``{"op", "copy", "bit"}``: flip bit
-    ``bit`` of register copy a/b/c of that op), and streams the vectors
+    ``bit`` of register copy a/b/c of that op, or of its ``shadow`` shift
+    register -- after the commit, or before it with ``"before_commit": True``,
+    so that the commit copies the upset), and streams the vectors
     against ``net``'s golden outputs.
 
     ``cxx_opt`` is the g++ optimisation level of the Verilator model.  A
@@ -241,7 +243,8 @@ def _write_phases(phases: list[dict], man: dict, raw_inputs: np.ndarray, job_dir
         exp = np.asarray(golden.run(net, raw_inputs)[net.outputs[0]]).astype(np.int64)
         np.save(job_dir / f"expected_{k}.npy", exp, allow_pickle=False)
         value, n = config_bitstream(net, layout)
-        faults = [{"instance": inst[f["op"]], "register": f"w_active_{f.get('copy', 'a')}", "bit": int(f["bit"])}
+        faults = [{"instance": inst[f["op"]], "bit": int(f["bit"]), "before_commit": bool(f.get("before_commit")),
+                   "register": "w_shadow" if f.get("copy") == "shadow" else f"w_active_{f.get('copy', 'a')}"}
                   for f in ph.get("faults", [])]
         out.append({"name": ph.get("name", f"phase{k}"), "expected": f"expected_{k}.npy", "config": format(value, "x"),
                     "faults": faults, "expect_mismatch": bool(ph.get("expect_mismatch", False))})

@@ -45,8 +45,9 @@ def _peek(handle) -> int | None:
     return _read(handle)
 
 
-async def load_config(dut, bits_hex: str, n_bits: int) -> None:
-    """Shift a weight bitstream in (first bit = most significant of the hex word)."""
+async def load_config(dut, bits_hex: str, n_bits: int, before_commit: list | None = None) -> None:
+    """Shift a weight bitstream in (first bit = most significant of the hex word); the
+    ``before_commit`` faults hit the shadow registers between the last bit and the commit."""
     value = int(bits_hex, 16) if n_bits else 0
     dut.cfg_en.value = 1
     for k in range(n_bits - 1, -1, -1):
@@ -54,15 +55,26 @@ async def load_config(dut, bits_hex: str, n_bits: int) -> None:
         await FallingEdge(dut.clk)
     dut.cfg_en.value = 0
     dut.cfg_sdi.value = 0
+    inject(dut, before_commit or [])
     dut.cfg_commit.value = 1
     await FallingEdge(dut.clk)
     dut.cfg_commit.value = 0
 
 
-def inject(dut, fault: dict) -> None:
-    """Flip one bit of one weight-register copy inside an op instance."""
-    reg = getattr(getattr(dut, fault["instance"]), fault["register"])
-    reg.value = _read(reg) ^ (1 << int(fault["bit"]))
+def inject(dut, faults: list[dict]) -> dict:
+    """Flip bits of weight registers inside op instances: one write per register (writes
+    are applied later in the time step, so a second read-modify-write would undo the first).
+    Returns {(instance, register): (handle, value before)}."""
+    masks: dict[tuple[str, str], int] = {}
+    before = {}
+    for f in faults:
+        key = (f["instance"], f["register"])
+        masks[key] = masks.get(key, 0) ^ (1 << int(f["bit"]))
+    for (inst, name), mask in masks.items():
+        reg = getattr(getattr(dut, inst), name)
+        before[(inst, name)] = (reg, _read(reg))
+        reg.value = before[(inst, name)][1] ^ mask
+    return before
 
 
 async def stream_phase(dut, inputs: list[int], expected: np.ndarray, man: dict, rng: random.Random,
@@ -189,11 +201,12 @@ async def stream_vectors(dut):
     results = []
     for ph in phases:
         if "config" in ph:
-            await load_config(dut, ph["config"], int(man["cfg"]["bits"]))
-        for f in ph.get("faults", []):
-            inject(dut, f)
+            await load_config(dut, ph["config"], int(man["cfg"]["bits"]),
+                              [f for f in ph.get("faults", []) if f.get("before_commit")])
+        before = inject(dut, [f for f in ph.get("faults", []) if not f.get("before_commit")])
         expected = np.load(job_dir / ph["expected"], allow_pickle=False)
         r = await stream_phase(dut, inputs, expected, man, rng, gap_prob, layer_expect if len(phases) == 1 else {})
+        r["fault_bits_flipped"] = sum(bin(_read(reg) ^ v).count("1") for reg, v in before.values())
         r["name"] = ph.get("name", "vectors")
         r["expect_mismatch"] = bool(ph.get("expect_mismatch", False))
         results.append(r)

@@ -31,6 +31,7 @@ from qat.ir.network import Network, NetworkError
 from qat.ir.types import IntType, signed_bits_for
 
 WEIGHT_MODES = ("fixed", "registers", "tmr")
+EXACT_OPS = ("reshape", "concat", "maxpool", "add")  # values passed on (or summed) unclipped
 
 
 @dataclass(frozen=True)
@@ -106,10 +107,13 @@ def worst_case_network(net: Network, layout: list[ParamBlock]) -> Network:
     by_op = {b.op: b for b in layout}
     bounds = worst_case_bounds(net, layout)
     for op in wide.ops:
+        b = bounds[op.name]
         if op.name in by_op:
-            b = bounds[op.name]
             op.type = IntType(max(signed_bits_for(b.min, b.max), op.type.bits), True, op.type.scale)
             op.attrs["acc_bits"] = op.type.bits
+        elif op.kind in EXACT_OPS and isinstance(op.type, IntType) and (b.min < op.type.lo or b.max > op.type.hi):
+            # ops that pass values on exactly (no saturation, wrap or table) widen with them
+            op.type = IntType(max(signed_bits_for(b.min, b.max), op.type.bits), True, op.type.scale)
     analyze(wide)
     return wide
 
