@@ -74,3 +74,11 @@ bench: install
 .PHONY: bench-digits
 bench-digits: install
 	$(BIN)/python bench/digits/run_digits.py
+
+# Mutation check (bench/mutants.py): a fixed list of semantic mutations (rounding, saturation, CSE sign,
+# argmax tie order, threshold direction, minifloat carry, TMR voter, cosim `ok`) applied one at a time to a
+# scratch copy of HEAD (never this tree); each runs its relevant tests with -x.  Table + bench/results/mutants.json;
+# exits 1 if a mutant survives.  MUTANTS_ARGS="--only argmax" or "--worktree".
+.PHONY: mutants
+mutants: install
+	$(BIN)/python bench/mutants.py $(MUTANTS_ARGS)
