@@ -40,6 +40,13 @@ flags):
   ``import_qkeras(..., mult_bits=W)`` declares the multiplier width for every
   non-power-of-two requantization (alpha='auto' layers then fail unless their float32
   scales happen to fit).
+* ``quantized_po2`` weights (kernel, bias): the quantizer's outputs +-2^e become integers
+  +-2^(e - e_min) on the grid 2^e_min, so in RTL each product is a single shift.
+  ``quantized_po2`` / ``quantized_relu_po2`` activations (levels +-2^e, never 0: QKeras maps
+  0 to 2^min_exp): the float segment is evaluated in TensorFlow and becomes a ``threshold``
+  (level index, exact switching points) plus a ``lut`` (index -> integer level), or one ``lut``
+  over a narrow (<= 8-bit) input.  Refused: stochastic rounding, qnoise_factor != 1, a po2
+  input quantizer, ranges wider than 2^30 (see :func:`check_po2_quantizer`).
 * MaxPooling1D/2D, AveragePooling1D/2D (power-of-two windows, valid),
   Flatten, Reshape, Dropout (no-op), Add, Concatenate.
 * A final softmax is dropped with a notice: the outputs are the logits.
@@ -72,13 +79,17 @@ from qat.ir.builder import Builder
 from qat.ir.network import Input, Network, Op
 from qat.importers.thresholds import check_thresholds, fit_thresholds
 from qat.ir.types import (BinaryType, IntType, TensorType, is_po2, log2_exact, parse_fixed, signed_bits_for,
-                    type_for_range, unit_scale)
+                    type_for_range, unit_scale, unsigned_bits_for)
 
 SUPPORTED_LAYERS = ("InputLayer", "QDense", "QConv1D", "QConv2D", "Dense", "Conv1D", "Conv2D", "QActivation",
                     "Activation", "ReLU", "BatchNormalization", "QBatchNormalization", "MaxPooling1D",
                     "MaxPooling2D", "AveragePooling1D", "AveragePooling2D", "Flatten", "Reshape", "Dropout",
                     "Add", "Concatenate", "QDenseDyadic", "QConv2DDyadic")
-SUPPORTED_QUANTIZERS = ("quantized_bits", "quantized_relu", "binary", "ternary")
+SUPPORTED_QUANTIZERS = ("quantized_bits", "quantized_relu", "binary", "ternary", "quantized_po2",
+                        "quantized_relu_po2")
+PO2_QUANTIZERS = ("quantized_po2", "quantized_relu_po2")
+PO2_MAX_SPAN = 30  # widest power-of-two range (bits of the integer grid) of po2 weights/activations
+PO2_LUT_INPUT_BITS = 8  # po2 activation of an input this narrow: one table over its whole range
 MAX_THRESHOLD_LEVELS = 4096
 DYADIC_MULT_BITS = 31
 AUTO_BIAS_EXTRA_BITS = 16
@@ -201,6 +212,9 @@ def _int_attr(v) -> int:
 def quantizer_spec(q, where: str) -> QSpec:
     """Integer grid of a QKeras activation quantizer (raises if unsupported)."""
     name = _qname(q)
+    if name in PO2_QUANTIZERS:
+        raise ImportError_(f"{where}: {q}: a power-of-two quantizer has non-uniform levels and cannot be the "
+                           f"input quantizer (quantize the input with quantized_bits, or pass --input-type)")
     if name == "quantized_bits":
         alpha = q.alpha
         if isinstance(alpha, str) or (alpha is not None and float(alpha) != 1.0):
@@ -281,9 +295,11 @@ def quantize_weights(values: np.ndarray, q, where: str, what: str,
                      f"not bit-exact with the float model")
         return ints, np.array([s]), notes
     name = _qname(q)
+    if name in PO2_QUANTIZERS:
+        return _po2_weights(values, q, where, what)
     if name not in ("quantized_bits", "binary", "ternary"):
         raise ImportError_(f"{where}: {what} quantizer {name} is not supported (supported: quantized_bits, "
-                           f"binary, ternary)")
+                           f"binary, ternary, quantized_po2)")
     if getattr(q, "use_stochastic_rounding", False):
         raise ImportError_(f"{where}: {what} quantizer uses stochastic rounding")
     qv = np.asarray(q(tf.constant(values)).numpy(), dtype=np.float64)
@@ -317,6 +333,71 @@ def quantize_weights(values: np.ndarray, q, where: str, what: str,
         notes.append(f"{where}: {what} with alpha={alpha!r}: TF multiplies with float32-rounded scaled values; "
                      f"qrtl uses exact integers x scale (small mismatches expected)")
     return ints.astype(np.int64), np.asarray(step, dtype=np.float64), notes
+
+
+def check_po2_quantizer(q, where: str) -> None:
+    """The quantized_po2 / quantized_relu_po2 settings qrtl reproduces exactly (one-line refusal otherwise).
+
+    QKeras (0.9): s = sign(x) (+1 at 0); e = round(log2|x|) (tf.round, half to even, on float32
+    log(x)/log(2); 'floor' with log2_rounding='floor'), or 2*round(log2(sqrt|x|)) with
+    quadratic_approximation; |x| < 1e-7 (Keras epsilon, zero included) gives e = min_exp, so the output
+    is never 0; |x| is first clipped to max_value; e is clipped to [min_exp, max_exp]; y = s * 2^e
+    (quantized_relu_po2: relu first, negatives -2^e only with negative_slope).  qrtl evaluates that
+    function itself in TensorFlow, so every deterministic setting is matched; refused: stochastic
+    rounding (random), qnoise_factor != 1 (outputs mix x and q: not powers of two)."""
+    if getattr(q, "use_stochastic_rounding", False):
+        raise ImportError_(f"{where}: {q}: use_stochastic_rounding=True is random, not deterministic hardware")
+    if getattr(q, "log2_rounding", "rnd") not in ("rnd", "floor"):
+        raise ImportError_(f"{where}: {q}: log2_rounding={q.log2_rounding!r} is not supported (rnd, floor)")
+    qn = q.qnoise_factor
+    qn = float(qn.numpy()) if hasattr(qn, "numpy") else float(qn)
+    if qn != 1.0:
+        raise ImportError_(f"{where}: {q}: qnoise_factor={qn:g} mixes unquantized values into the output; only "
+                           f"qnoise_factor=1 (fully quantized) is exact")
+
+
+def _po2_exponents(v: np.ndarray) -> np.ndarray | None:
+    """Exponents e with |v| = 2^e (v nonzero), or None when some value is not a power of two."""
+    m, e = np.frexp(np.abs(v))
+    return (e - 1).astype(np.int64) if np.all(m == 0.5) else None
+
+
+def _po2_weights(values: np.ndarray, q, where: str, what: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """quantized_po2 weights: the quantizer's own outputs +-2^e as integers +-2^(e - e_min) x 2^e_min."""
+    import tensorflow as tf
+
+    check_po2_quantizer(q, where)
+    qv = np.asarray(q(tf.constant(np.asarray(values, np.float32))).numpy(), dtype=np.float64)
+    nz = qv[qv != 0]
+    if nz.size == 0:
+        return np.zeros(qv.shape, np.int64), np.array([1.0]), []
+    e = _po2_exponents(nz)
+    if e is None or not np.all(np.isfinite(nz)):
+        bad = nz[np.argmax(np.frexp(np.abs(nz))[0] != 0.5)]
+        raise ImportError_(f"{where}: {what} quantized by {q} gives {bad!r}, not a power of two (QKeras's "
+                           f"float32 straight-through output x + (q - x) left the grid); cannot be exact")
+    lo, hi = int(e.min()), int(e.max())
+    if hi - lo > PO2_MAX_SPAN:
+        raise ImportError_(f"{where}: {what} quantized by {q} spans 2^{lo}..2^{hi} ({hi - lo + 1} exponents, "
+                           f"more than {PO2_MAX_SPAN + 1}); set max_value or fewer bits")
+    step = math.ldexp(1.0, lo)
+    ints = np.round(qv / step)
+    assert np.array_equal(ints * step, qv)
+    notes = [f"{where}: {what} {q}: powers of two 2^{lo}..2^{hi} as integers +-2^k x 2^{lo}"
+             + (" (each product is one shift, no adder)" if what == "kernel" else "")]
+    return ints.astype(np.int64), np.array([step]), notes
+
+
+def po2_levels(q) -> np.ndarray:
+    """Every value a quantized_po2 / quantized_relu_po2 can output, ascending (float64; 0 for float32
+    underflow of 2^e)."""
+    exps = np.arange(int(q._min_exp), int(q._max_exp) + 1)
+    if q.quadratic_approximation:  # 2*clip(round(log2 sqrt|x|)); but |x| < 1e-7 gives 2^min_exp itself
+        exps = np.append(2 * exps, int(q._min_exp))
+    pos = np.ldexp(1.0, exps)
+    signed = _qname(q) == "quantized_po2" or float(getattr(q, "negative_slope", 0) or 0) != 0
+    vals = np.concatenate([-pos if signed else [], [0.0], pos])
+    return np.unique(vals)
 
 
 def _exact_po2_step(values: np.ndarray) -> float | None:
@@ -834,6 +915,8 @@ class QKerasImporter:
     # -- closing a segment with its quantizer --
     def _close(self, pend: Pending, q, layer) -> IntT:
         where = self.where(layer)
+        if _qname(q) in PO2_QUANTIZERS:
+            return IntT(self._po2_close(pend, q, layer))
         spec = quantizer_spec(q, where)
         src = pend.src
         in_t = self.b.types[src]
@@ -878,6 +961,103 @@ class QKerasImporter:
             return IntT(self.b.add(Op(name, "requant", [src], (), spec.type, attrs,
                                       {"mult": mult, "shift": shift}, source=source)))
         raise ImportError_(f"{where}: cannot express {source} on a non-power-of-two scaled input exactly")
+
+    def _segment_outputs(self, pend: Pending, acc: np.ndarray) -> np.ndarray:
+        """The float segment (Keras layers and quantizer, run in TensorFlow) on integer values (K, C) of
+        ``pend.src``: float64 copies of TF's float32 outputs, shape (K, C)."""
+        import tensorflow as tf
+
+        shape = self.b.shapes[pend.src]
+        c = shape[-1]
+        in_scale = np.broadcast_to(unit_scale(self.b.types[pend.src]), (c,)).astype(np.float32)
+        x = (acc.astype(np.float32) * in_scale).reshape((acc.shape[0],) + (1,) * (len(shape) - 1) + (c,))
+        y = tf.constant(x)
+        for fn in pend.layers:
+            y = fn(y, training=False) if isinstance(fn, tf.keras.layers.Layer) else fn(y)
+        return np.asarray(y.numpy(), dtype=np.float64).reshape(acc.shape)
+
+    def _po2_close(self, pend: Pending, q, layer) -> str:
+        """A quantized_po2 / quantized_relu_po2 activation: its output levels +-2^e are not uniform, so the
+        segment becomes integer ops that reproduce TensorFlow's float32 function exactly:
+
+        * input of at most PO2_LUT_INPUT_BITS bits and the same function in every channel: one ``lut``
+          over the input type's whole range (every entry evaluated in TF);
+        * otherwise a ``threshold`` op giving the level index (switching points found by bisection on the
+          TF function, verified on every accumulator value or both sides of every threshold), then a
+          ``lut`` from level index to the integer 2^(e - e_min) (scale 2^e_min).
+        The output never is 0 unless 2^min_exp underflows float32 (QKeras maps 0 to 2^min_exp)."""
+        where = self.where(layer)
+        check_po2_quantizer(q, where)
+        src = pend.src
+        in_t = self.b.types[src]
+        source = ", ".join(pend.names)
+        if isinstance(in_t, BinaryType) or not is_po2(unit_scale(in_t)):
+            raise ImportError_(f"{where}: {q} after an input with non-power-of-two or binary scale cannot be "
+                               f"matched exactly (TensorFlow's float32 input is not the integer times a power of two)")
+        b = self.b.bounds[src]
+        c = self.b.shapes[src][-1]
+        flat_lo = b.lo.reshape(-1, c).min(axis=0).astype(np.int64)
+        flat_hi = b.hi.reshape(-1, c).max(axis=0).astype(np.int64)
+        if max(abs(int(flat_lo.min())), abs(int(flat_hi.max()))) >= 1 << F32_EXACT_BITS:
+            raise ImportError_(f"{where}: accumulator range exceeds 24 bits: TensorFlow's float32 input to "
+                               f"{source} is not exact, so no integer function can match it")
+        vals = po2_levels(q)
+
+        def level(acc: np.ndarray) -> np.ndarray:
+            y = self._segment_outputs(pend, acc)
+            k = np.clip(np.searchsorted(vals, y), 0, vals.size - 1)
+            off = vals[k] != y
+            if np.any(off):
+                i = np.argwhere(off)[0]
+                raise ImportError_(f"{where}: {source} outputs {y[tuple(i)]!r} for accumulator {int(acc[tuple(i)])} "
+                                   f"(channel {int(i[-1])}), not a level of {q} (float32 straight-through "
+                                   f"x + (q - x) off the grid); cannot be matched exactly")
+            return k.astype(np.int64)
+
+        small = in_t.bits <= PO2_LUT_INPUT_BITS
+        if small:
+            grid = np.arange(in_t.lo, in_t.hi + 1, dtype=np.int64)
+            direct = level(np.repeat(grid[:, None], c, axis=1))
+            small = bool(np.all(direct == direct[:, :1]))
+        if small:
+            kidx = direct[:, 0]
+            reach = kidx[(grid >= int(flat_lo.min())) & (grid <= int(flat_hi.max()))]
+        else:
+            k_lo, k_hi = level(flat_lo[None])[0], level(flat_hi[None])[0]
+            reach = np.concatenate([k_lo, k_hi])
+        kmin, kmax = int(reach.min()), int(reach.max())
+        rv = vals[kmin:kmax + 1]
+        nz = rv[rv != 0]
+        emin = int(_po2_exponents(nz).min()) if nz.size else 0
+        emax = int(_po2_exponents(nz).max()) if nz.size else 0
+        if emax - emin > PO2_MAX_SPAN:
+            raise ImportError_(f"{where}: {source} reaches 2^{emin}..2^{emax} ({emax - emin + 1} exponents, more "
+                               f"than {PO2_MAX_SPAN + 1}); set max_value or fewer bits")
+        step = math.ldexp(1.0, emin)
+        ints = np.round(vals / step)  # levels outside the reachable range only fill unreachable entries
+        ints = np.clip(ints, ints[kmin], ints[kmax]).astype(np.int64)
+        out_t = type_for_range(int(ints[kmin]), int(ints[kmax]), (step,))
+        self.notes.append(f"{where}: {q} levels 2^{emin}..2^{emax} as integers x 2^{emin} "
+                          f"({'one table over the input' if small else 'threshold on the accumulator, then a table'}; "
+                          f"reproduces TensorFlow's float32 function exactly, 0 maps to 2^min_exp as in QKeras)")
+        if small:
+            table = ints[np.clip(kidx, kmin, kmax)]
+            return self.b.add(Op(self.b.unique(layer.name), "lut", [src], (), out_t, {"in_lo": int(in_t.lo)},
+                                 {"table": table.astype(np.int64)}, source=source))
+        levels = int(np.max(np.abs(k_hi - k_lo)))
+        arrays = fit_thresholds(level, flat_lo, flat_hi, max(levels, 1), 1)
+        idx_t = IntType(unsigned_bits_for(kmax), False, (1.0,))
+        th = Op(self.b.unique(f"{layer.name}_level"), "threshold", [src], (), idx_t, {"step": 1}, arrays,
+                source=source)
+        if not check_thresholds(th, level, flat_lo, flat_hi, in_t):
+            why = (f"{q} with quadratic_approximation maps 0 to 2^min_exp but small nonzero inputs to lower "
+                   f"levels 2^(2k), " if q.quadratic_approximation else "")
+            raise ImportError_(f"{where}: {source} is not monotonic in its input ({why}no threshold form exists; "
+                               f"exact only on an input of <= {PO2_LUT_INPUT_BITS} bits, as one table)")
+        idx = self.b.add(th)
+        table = ints[np.clip(np.arange(0, 1 << idx_t.bits), kmin, kmax)]
+        return self.b.add(Op(self.b.unique(layer.name), "lut", [idx], (), out_t, {"in_lo": 0},
+                             {"table": table.astype(np.int64)}, source=source))
 
     def _note_straight_through(self, src: str, shift: np.ndarray, where: str) -> None:
         """quantized_bits returns x + (q - x) in float32.  When its grid is finer than its input's (a left
