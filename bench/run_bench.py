@@ -163,7 +163,7 @@ def run_qrtl(name: str, model, n_vectors: int, res: dict) -> dict:
     from qat.ir import golden, netfile
     from qat.importers.input_quant import quantize_real
     from qat.importers.from_qkeras import import_qkeras
-    from qrtl.cli import random_vectors
+    from rtl_sim.vectors import random_vectors
     from rtl_sim.cosim import run_cosim
 
     work = BUILD / name
@@ -203,7 +203,7 @@ def run_qrtl(name: str, model, n_vectors: int, res: dict) -> dict:
                   "mismatches": cos.mismatches, "build_seconds": rnd(cos.build_seconds),
                   "sim_seconds": rnd(cos.sim_seconds),
                   "inferences_per_second": rnd(cos.vectors / cos.sim_seconds, 1) if cos.sim_seconds else None,
-                  "gap_probability": 0.0, "load_avg_1min_after": load(), "vectors_source": "qrtl.cli.random_vectors: edge vectors + uniform over "
+                  "gap_probability": 0.0, "load_avg_1min_after": load(), "vectors_source": "rtl_sim.vectors.random_vectors: edge vectors + uniform over "
                                                              "the whole input range"}
     log(f"{name}: {cos.describe()}; build {cos.build_seconds:.1f} s, simulation {cos.sim_seconds:.1f} s "
         f"({r['cosim']['inferences_per_second']} inferences/s)")

@@ -240,30 +240,6 @@ def _print_table(rep: dict) -> None:
     Console(width=160).print(t)
 
 
-def random_vectors(net, n: int, seed: int) -> np.ndarray:
-    """Edge vectors (all min, all max, zero, alternating) then uniform over the input range."""
-    from qat.ir.types import BinaryType, MinifloatType, minifloat_magnitudes
-
-    inp = net.inputs[0]
-    t = inp.type
-    shape = tuple(inp.shape)
-    rng = np.random.default_rng(seed)
-    if isinstance(t, BinaryType):
-        body = rng.choice(np.array([-1, 1]), size=(max(n, 0),) + shape)
-        edges = [np.full(shape, -1), np.full(shape, 1), np.resize([-1, 1], shape)]
-    elif isinstance(t, MinifloatType):  # uniform over the format's values (codes), both signs
-        mags = minifloat_magnitudes(t)
-        body = rng.choice(mags, size=(max(n, 0),) + shape) * rng.choice(np.array([-1, 1]), size=(max(n, 0),) + shape)
-        edges = [np.full(shape, t.lo), np.full(shape, t.hi), np.zeros(shape, np.int64),
-                 np.resize([t.lo, t.hi], shape), np.resize([1, -1], shape)]
-    else:
-        body = rng.integers(t.lo, t.hi + 1, size=(max(n, 0),) + shape)
-        edges = [np.full(shape, t.lo), np.full(shape, t.hi), np.zeros(shape, np.int64),
-                 np.resize([t.lo, t.hi], shape)]
-    edges = np.stack(edges).astype(np.int64)
-    return np.concatenate([edges, body.astype(np.int64)])[:n]
-
-
 def _cosim_inputs(args, net) -> np.ndarray:
     from qat.importers.input_quant import check_raw, framework_to_network_layout, quantize_real
 
@@ -277,6 +253,8 @@ def _cosim_inputs(args, net) -> np.ndarray:
     n = args.random if args.random is not None else 1000
     if n < 1:
         raise ValueError("--random must be at least 1")
+    from rtl_sim.vectors import random_vectors
+
     return random_vectors(net, n, args.seed)
 
 
@@ -368,6 +346,8 @@ def cmd_synth(args) -> int:
         design.write(out / "rtl")
         rtl_s = time.perf_counter() - t0
         prog.update(task, advance=1, description=f"co-simulate {args.random} vectors")
+        from rtl_sim.vectors import random_vectors
+
         res = run_cosim(net, random_vectors(net, args.random, args.seed), out / "cosim", "verilator", design,
                         seed=args.seed, phases=_weight_phases(args, net, design))
         prog.update(task, advance=1, description="synthesize (Yosys)")

@@ -123,8 +123,8 @@ def _boards():
 
 
 def _hls_vectors(args, net) -> list[np.ndarray]:
-    from hls.cpp.hls_cpp import random_inputs
     from qat.importers.input_quant import check_raw, quantize_real
+    from rtl_sim.vectors import random_inputs
 
     if args.vectors:
         if len(net.inputs) != 1:
@@ -144,6 +144,7 @@ def _hls_vectors(args, net) -> list[np.ndarray]:
 
 def cmd_hls(args) -> int:
     from hls.cpp import hls_cpp
+    from rtl_sim import csim
 
     b = _fpga_board(args.board, "Vitis HLS")
     net = _load_net(args)
@@ -151,12 +152,12 @@ def cmd_hls(args) -> int:
     out = Path(args.out)
     proj.write(out)
     vectors = _hls_vectors(args, net)
-    hls_cpp.write_vectors(out, net, vectors)
+    csim.write_vectors(out, net, vectors)
     print(f"wrote HLS project {out} (top {proj.top}, {b.part} at {b.clock_mhz:g} MHz, {len(vectors[0])} test "
           f"vectors); Vitis HLS: cd {out} && vitis_hls -f build.tcl")
     if not args.csim:
         return 0
-    res = hls_cpp.run_csim(net, out, vectors, proj.top)
+    res = csim.run_csim(net, out, vectors, proj.top)
     (out / "csim.json").write_text(json.dumps(res.as_dict(), indent=1, sort_keys=True) + "\n")
     print(res.describe())
     return 0 if res.ok else 1

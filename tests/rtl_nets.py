@@ -322,9 +322,9 @@ ALL = {"cnn2d": cnn2d, "seq1d": seq1d, "requant_bank": requant_bank, "binary": b
 
 def vectors(net: Network, n: int, seed: int = 0) -> np.ndarray:
     """Edge vectors then uniform random vectors over the input type's whole range
-    (qrtl.cli.random_vectors); for narrow inputs also every input value on every
+    (rtl_sim.vectors.random_vectors); for narrow inputs also every input value on every
     element (a sweep), so that ties and saturation limits are all hit."""
-    from qrtl.cli import random_vectors
+    from rtl_sim.vectors import random_vectors
 
     x = random_vectors(net, n, seed)
     t = net.inputs[0].type

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from hls.cpp import hls_cpp
+from rtl_sim.csim import run_csim
 from hls.rtl.minifloat_code import grid
 from hls.rtl.verilog import generate
 from qat.ir import golden
@@ -147,5 +148,5 @@ def test_cpp_argmax_ties(tmp_path):
     assert_first_index_wins(env["r"], env["a_npo2"], NON_PO2)
     assert ties_at_max(env["r"], NON_PO2) > 80
     hls_cpp.generate(net).write(tmp_path)
-    res = hls_cpp.run_csim(net, tmp_path, [x, m])
+    res = run_csim(net, tmp_path, [x, m])
     assert res.ok and res.exact_vectors == 600, res.describe()

@@ -23,8 +23,9 @@ from hls.rtl.verilog import generate
 from qat.ir import golden, netfile
 from qat.ir.network import Network
 from qat.ir.types import BinaryType, IntType
-from qrtl.cli import main, random_vectors
+from qrtl.cli import main
 from rtl_sim.cosim import run_cosim
+from rtl_sim.vectors import random_vectors
 
 ROOT = Path(__file__).resolve().parents[1]
 JET = ROOT / "examples" / "jet_tagger" / "jet_tagger.h5"

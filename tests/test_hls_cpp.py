@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 
 from hls.cpp import hls_cpp
+from rtl_sim.csim import run_csim
+from rtl_sim.vectors import random_inputs
 from qat.ir.intervals import analyze, op_bounds, type_bounds, validate
 from qat.ir.network import Input, Network, Op, ROUNDING_MODES
 from qat.ir.types import BinaryType, IntType, MinifloatType, signed_bits_for, type_for_range, unsigned_bits_for
@@ -210,9 +212,9 @@ def csim_results(tmp_path_factory):
         net = fn(np.random.default_rng(100 + k))
         d = root / name
         hls_cpp.generate(net).write(d)
-        jobs[name] = (net, d, hls_cpp.random_inputs(net, N_VECTORS, seed=k))
+        jobs[name] = (net, d, random_inputs(net, N_VECTORS, seed=k))
     with ThreadPoolExecutor(max_workers=2) as pool:
-        futs = {name: pool.submit(hls_cpp.run_csim, net, d, x) for name, (net, d, x) in jobs.items()}
+        futs = {name: pool.submit(run_csim, net, d, x) for name, (net, d, x) in jobs.items()}
         return {name: (jobs[name], f.result()) for name, f in futs.items()}
 
 

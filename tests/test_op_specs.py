@@ -24,6 +24,7 @@ from qat.ir.network import Input, Network, NetworkError, Op
 from qat.ir.spec import SPECS, OpSpec, op_kinds, register, spec_of, unregister
 from qat.ir.types import IntType
 from rtl_sim.cosim import run_cosim
+from rtl_sim.csim import run_csim
 
 
 def test_every_op_kind_has_an_emitter_per_backend():
@@ -150,7 +151,7 @@ def test_new_op_kind_through_golden_file_rtl_and_cpp(abs_kind, tmp_path):
     if shutil.which("g++"):
         proj = hls_cpp.generate(net)
         proj.write(tmp_path / "hls")
-        cs = hls_cpp.run_csim(net, tmp_path / "hls", [x])
+        cs = run_csim(net, tmp_path / "hls", [x])
         assert cs.ok and cs.vectors == len(x), cs.describe()
 
 

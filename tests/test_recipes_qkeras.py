@@ -337,7 +337,7 @@ def test_training_is_deterministic():
 
 def test_cosim_dyadic_mlp(mlp_net, tmp_path):
     """The imported dyadic MLP as Verilog, Verilator, 200 vectors (edges first), every layer traced."""
-    from qrtl.cli import random_vectors
+    from rtl_sim.vectors import random_vectors
     from rtl_sim.cosim import run_cosim
 
     x = random_vectors(mlp_net, 200, seed=3)

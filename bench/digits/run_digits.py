@@ -153,7 +153,7 @@ def run_variant(name: str, work: Path, hidden=HIDDEN, epochs: int = EPOCHS, seed
     from qat.importers.from_brevitas import agreement, brevitas_outputs, import_brevitas
     from qat.importers.input_quant import quantize_real
     from qat.ir.types import unit_scale
-    from qrtl.cli import random_vectors
+    from rtl_sim.vectors import random_vectors
     from rtl_sim.cosim import run_cosim
 
     work = Path(work).resolve() / name
@@ -334,7 +334,7 @@ def write_results(out: Path, results: list[dict], config: dict) -> list[str]:
            "says nothing there; the argmax agreement and the relative difference are the meaningful measures.",
            f"* RTL: hls.rtl.verilog.generate(net, pipeline='layer') (fixed weights), Verilator co-simulation via "
            f"rtl_sim.cosim.run_cosim: the quantized test inputs + {config['cosim_random']} random/edge vectors "
-           "(qrtl.cli.random_vectors), with random valid gaps and a reset in flight; 0 mismatches required.",
+           "(rtl_sim.vectors.random_vectors), with random valid gaps and a reset in flight; 0 mismatches required.",
            f"* Synthesis: boards.yosys_report.synthesize(asic=False) for {config['board']} (Yosys synth_xilinx "
            "-family xc7), two Yosys processes at a time. LUT = LUT1-6 cells; logic depth = cells on the longest "
            "register-to-register path; fmax estimate = boards.yosys_report.timing (0.6 ns per LUT/mux level, "

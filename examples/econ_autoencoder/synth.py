@@ -51,7 +51,7 @@ from hls.rtl.verilog import generate  # noqa: E402
 from qat.ir import netfile  # noqa: E402
 from qat.importers.input_quant import quantize_real  # noqa: E402
 from qat.ir.intervals import analyze  # noqa: E402
-from qrtl.cli import random_vectors  # noqa: E402
+from rtl_sim.vectors import random_vectors  # noqa: E402
 from rtl_sim.cosim import run_cosim  # noqa: E402
 
 ECON_CLOCK_MHZ = 40.0  # one inference per bunch crossing (25 ns)
