@@ -194,12 +194,20 @@ def cmd_predict(args) -> int:
     except (OSError, ValueError) as exc:
         return _fail(f"{args.input}: cannot read a .npy array ({exc})")
     inp = net.inputs[0]
-    x = framework_to_network_layout(net, x)
+    x = framework_to_network_layout(net, x, real=not args.raw_input)
     raw = check_raw(inp, x) if args.raw_input else quantize_real(inp, x)
     out = golden.run(net, raw)[net.outputs[0]]
+    conv = net.meta.get("output_conversion")
     if not args.integers:
+        from qat.importers.float_steps import apply_output_conversion, describe
+
         out = golden.dequantize(net.tensor_types()[net.outputs[0]], out)
-    else:
+        if conv:
+            out = apply_output_conversion(net, out).astype(np.float64)
+            print(f"note: output conversion applied in float32 (not in hardware): {describe(conv['steps'])}")
+    elif conv:
+        print("note: raw integers are the hardware outputs, before the network's float output conversion")
+    if args.integers:
         out = np.asarray(out).astype(np.int64) if np.asarray(out).dtype != object else out
     np.save(args.out, out, allow_pickle=False)
     print(f"wrote {args.out}: shape {tuple(out.shape)}, {'raw integers' if args.integers else 'float64 reals'}")
@@ -248,7 +256,7 @@ def _cosim_inputs(args, net) -> np.ndarray:
             x = np.load(args.vectors, allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise ValueError(f"{args.vectors}: cannot read a .npy array ({exc})") from None
-        x = framework_to_network_layout(net, x)
+        x = framework_to_network_layout(net, x, real=not args.raw_input)
         return check_raw(net.inputs[0], x) if args.raw_input else quantize_real(net.inputs[0], x)
     n = args.random if args.random is not None else 1000
     if n < 1:

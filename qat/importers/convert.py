@@ -66,11 +66,14 @@ def convert_model(path: str | Path, weights: str | None = None, input_type: str 
     if p.suffix.lower() == ".onnx":
         from qat.importers.from_qonnx import DEFAULT_MULT_BITS, import_qonnx
 
-        for opt, val in (("--weights", weights), ("--input-type", input_type), ("--default-type", default_type)):
+        from qat.ir.types import parse_fixed
+
+        for opt, val in (("--weights", weights), ("--default-type", default_type)):
             if val:
                 raise NetworkError(f"{p}: {opt} applies to QKeras models only; a QONNX graph carries its "
                                    f"own quantizers")
-        return import_qonnx(p, p.stem, mult_bits or DEFAULT_MULT_BITS, exact_scales, output)
+        return import_qonnx(p, p.stem, mult_bits or DEFAULT_MULT_BITS, exact_scales, output,
+                            parse_fixed(input_type) if input_type else None)
     if exact_scales:
         raise NetworkError(f"{p}: --exact-scales applies to QONNX and PyTorch models (QKeras: --mult-bits declares "
                            f"the dyadic multiplier width and refuses wider scales)")

@@ -44,6 +44,7 @@ from qat.ir.builder import Builder
 from qat.ir.geometry import pad_amounts
 from qat.ir.intervals import Bounds, validate
 from qat.ir.network import Input, Network, NetworkError, Op
+from qat.importers.float_steps import ARITH, apply_steps, bn_step, const_step, describe
 from qat.importers.thresholds import check_thresholds, fit_thresholds
 from qat.ir.types import BinaryType, IntType, MinifloatType, TensorType, signed_bits_for, unit_scale
 
@@ -55,6 +56,11 @@ ROUNDING = {"ROUND": "half_even", "HALF_EVEN": "half_even", "FLOOR": "floor", "R
             "HALF_UP": "half_up"}  # QONNX rounding_mode (any case) -> qrtl rounding
 PASS_THROUGH = ("Identity", "Dropout")
 QUANTIZERS = ("Quant", "FloatQuant", "BipolarQuant", "Trunc")
+# ops that may take the unquantized graph input: float steps of the input conversion, then a quantizer
+# (or, with --input-type, a layer)
+FLOAT_IN_OPS = ("Reshape", "Flatten", "Add", "Sub", "Mul", "Div", "Quant", "FloatQuant", "BipolarQuant",
+                "MatMul", "Gemm", "Conv")
+MAX_RANK_LEVELS = 4096  # most distinct output values an exact argmax after a float output conversion may rank
 
 
 class QONNXImportError(NetworkError):
@@ -85,14 +91,80 @@ class Tensor:
 class Pending:
     """An integer tensor with float elementwise ops applied, awaiting a quantizer.
 
-    ``chain``: ("relu",) and ("bn", gamma, beta, mean, var, eps) steps in order."""
+    ``chain``: ("relu",), ("bn", gamma, beta, mean, var, eps, where) and
+    ("arith", op, c, reversed, where) steps in order (c: float32 per channel, network order)."""
 
     src: Tensor
     chain: tuple = (("relu",),)
+    onnx_name: str = ""  # the ONNX tensor that ``src`` holds
 
     @property
     def relu_only(self) -> bool:
         return all(step[0] == "relu" for step in self.chain)
+
+    def steps(self) -> list[dict]:
+        """The chain as float conversion steps (qat.importers.float_steps)."""
+        out = []
+        for st in self.chain:
+            if st[0] == "relu":
+                out.append({"op": "relu"})
+            elif st[0] == "bn":
+                out.append(bn_step(*st[1:6]))
+            else:
+                out.append(const_step(st[1], st[2], st[3]))
+        return out
+
+    def first_float(self) -> str:
+        """Where the first non-ReLU float step came from."""
+        return next(st[-1] for st in self.chain if st[0] != "relu")
+
+
+@dataclass
+class FloatIn:
+    """The unquantized graph input with float steps applied (the future input conversion).
+    ``shape``: ONNX layout without the batch axis."""
+
+    name: str
+    real_shape: tuple[int, ...]
+    shape: tuple[int, ...]
+    steps: list
+
+
+def qonnx_clean(model):
+    """qonnx's own clean-up (cleanup_model's transformations, names kept): shape inference, constant
+    folding (Shape of a static tensor included, quantizers kept), Transpose folded into quantized
+    initializers, unused tensors and static graph inputs removed.  Skipped (the importer folds
+    constant subgraphs itself) when the graph holds custom ops qonnx 0.4 does not know (FloatQuant)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
+    from qonnx.transformation.fold_constants import FoldConstants
+    from qonnx.transformation.general import (GiveUniqueParameterTensors, RemoveStaticGraphInputs,
+                                              RemoveUnusedTensors)
+    from qonnx.transformation.infer_shapes import InferShapes
+    from qonnx.transformation.quant_constant_folding import FoldTransposeIntoQuantInit
+    from qonnx.util.basic import is_finn_op
+
+    import copy
+
+    model = copy.deepcopy(model)
+    for node in model.graph.node:
+        if node.op_type in ("Quant", "BipolarQuant", "Trunc"):
+            node.domain = "qonnx.custom_op.general"  # as cleanup_model does, so qonnx finds its ops
+        elif is_finn_op(node.domain) or node.op_type == "FloatQuant":
+            try:
+                getCustomOp(node)
+            except Exception:  # noqa: BLE001 - an op qonnx cannot run or infer
+                return model
+    m = ModelWrapper(model)
+    try:
+        for t in (InferShapes(), GiveUniqueParameterTensors(),
+                  FoldConstants(exclude_op_types=list(QUANTIZERS) + ["QuantizeLinear", "DequantizeLinear"]),
+                  FoldTransposeIntoQuantInit(), RemoveUnusedTensors(), RemoveStaticGraphInputs()):
+            m = m.transform(t)
+    except Exception as exc:  # noqa: BLE001 - qonnx's own error, one line
+        raise QONNXImportError(f"qonnx clean-up failed: {type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0][:160] if str(exc) else ''}") from None
+    return m.model
 
 
 # ---- quantizer attributes ---------------------------------------------------------
@@ -210,8 +282,9 @@ def dyadic_ratio(num: np.ndarray, den: np.ndarray, mult_bits: int, exact: bool, 
 # ---- the importer -----------------------------------------------------------------
 
 class QONNXImporter:
-    def __init__(self, model, name: str, mult_bits: int, exact_scales: bool):
+    def __init__(self, model, name: str, mult_bits: int, exact_scales: bool, input_type: IntType | None = None):
         self.model = model
+        self.input_type = input_type
         self.graph = model.graph
         self.mult_bits = int(mult_bits)
         self.exact_scales = exact_scales
@@ -255,13 +328,15 @@ class QONNXImporter:
             return self.close_relu(v, node)
         if isinstance(v, Tensor):
             return v
+        if isinstance(v, FloatIn):
+            return self._typed_input(v, node)
         raise QONNXImportError(f"{self.where(node)}: input '{name}' is not a quantized tensor "
                                f"(put a QuantIdentity/quantizer before this layer)")
 
     def close_relu(self, p: Pending, node) -> Tensor:
         if not p.relu_only:
-            raise QONNXImportError(f"{self.where(node)}: the output of BatchNormalization must be quantized "
-                                   f"(QuantReLU/QuantIdentity) before this op")
+            raise QONNXImportError(f"{p.first_float()}: float op between quantized layers: its result reaches "
+                                   f"{self.where(node)} unquantized (quantize it first: QuantReLU/QuantIdentity)")
         t = self.types[p.src.name]
         return Tensor(self.add(Op(f"{p.src.name}_relu", "clip", [p.src.name], (), t,
                                   {"lo": 0, "hi": int(t.hi)}, source=self.src(node))).name, p.src.perm)
@@ -272,6 +347,12 @@ class QONNXImporter:
 
         for init in self.graph.initializer:
             self.values[init.name] = onnx.numpy_helper.to_array(init)
+        for gi in self.graph.input:
+            if gi.name not in self.values:
+                dims = [d.dim_value for d in gi.type.tensor_type.shape.dim]
+                if len(dims) < 2 or any(d <= 0 for d in dims[1:]):
+                    raise QONNXImportError(f"graph input '{gi.name}': needs a static shape (batch, ...), got {dims}")
+                self.values[gi.name] = FloatIn(gi.name, tuple(dims[1:]), tuple(dims[1:]), [])
         for node in self.graph.node:
             handler = getattr(self, f"_n_{node.op_type}", None)
             ins = [self.values.get(i) if i else None for i in node.input]
@@ -282,6 +363,10 @@ class QONNXImporter:
             if node.op_type in PASS_THROUGH:
                 self.values[node.output[0]] = ins[0]
                 continue
+            if any(isinstance(v, FloatIn) for v in ins) and node.op_type not in FLOAT_IN_OPS:
+                raise QONNXImportError(f"{self.where(node)}: op {node.op_type} on the unquantized input is not part "
+                                       f"of an input conversion (supported before the first quantizer: "
+                                       f"{', '.join(FLOAT_IN_OPS)})")
             if handler is None:
                 raise QONNXImportError(f"{self.where(node)}: op {node.op_type} is not supported by qrtl "
                                        f"(supported: {', '.join(supported_ops())})")
@@ -289,6 +374,8 @@ class QONNXImporter:
         outs = []
         for o in self.graph.output:
             v = self.values.get(o.name)
+            if isinstance(v, Pending) and not v.relu_only:
+                v = self._output_conversion(o.name, v)
             if isinstance(v, Pending):
                 v = self.close_relu(v, self.graph.node[-1])
             if not isinstance(v, Tensor):
@@ -301,6 +388,9 @@ class QONNXImporter:
         if not self.net.inputs:
             raise QONNXImportError("the graph input is not quantized: start the model with a QuantIdentity "
                                    "(QONNX Quant) so real inputs are quantized as in Brevitas")
+        if self.input_type is not None and self.net.inputs[0].type is not self.input_type:
+            raise QONNXImportError(f"--input-type applies to QONNX graphs whose input is unquantized; this graph "
+                                   f"quantizes input '{self.net.inputs[0].name}' itself")
         if self.inexact:
             self.net.notes.append(f"rescale ratios that are not b/2^c with b < 2^{self.mult_bits} were rounded "
                                   f"to the nearest such dyadic number in: {', '.join(self.inexact)}; PyTorch's "
@@ -439,7 +529,7 @@ class QONNXImporter:
         if any(v.size != c for v in params):
             raise QONNXImportError(f"{self.where(node)}: BatchNormalization parameters do not match {c} channels")
         eps = float(_attrs(node).get("epsilon", 1e-5))
-        return self._elementwise(node, ins[0], ("bn", *params, eps))
+        return self._elementwise(node, ins[0], ("bn", *params, eps, self.where(node)))
 
     def _n_BipolarQuant(self, node, ins):
         """Binary quantizer: +scale where x >= 0, else -scale (Brevitas binary_sign)."""
@@ -449,10 +539,10 @@ class QONNXImporter:
         if isinstance(x, np.ndarray):  # binary weights
             q = np.where(x.astype(np.float32) >= 0, 1, -1).astype(np.int64)
             return QConst(q, np.broadcast_to(scale, x.shape), t)
-        if x is None and node.input[0] in self.graph_inputs:
+        if isinstance(x, FloatIn):
             if scale.size != 1:
                 raise QONNXImportError(f"{self.where(node)}: per-channel scales on the input quantizer")
-            return self._add_graph_input(node, t, {"kind": "binary"}, None)
+            return self._add_graph_input(node, x, t, {"kind": "binary"}, None)
         if scale.size != 1:
             raise QONNXImportError(f"{self.where(node)}: per-channel activation scales are not supported")
         p = x if isinstance(x, Pending) else Pending(x, ()) if isinstance(x, Tensor) else None
@@ -465,8 +555,8 @@ class QONNXImporter:
         x = ins[0]
         if isinstance(x, np.ndarray):
             return self._quantize_const(node, x, t, scale, narrow, rounding)
-        if x is None and node.input[0] in self.graph_inputs:
-            return self._graph_input(node, t, narrow, rounding)
+        if isinstance(x, FloatIn):
+            return self._graph_input(node, x, t, narrow, rounding)
         src = x.src if isinstance(x, Pending) else x
         if not isinstance(src, Tensor):
             raise QONNXImportError(f"{self.where(node)}: quantizer input '{node.input[0]}' is not supported")
@@ -509,17 +599,11 @@ class QONNXImporter:
                                    f"input is not exact and no integer threshold can match it; fold the BatchNorm")
         s_in = np.broadcast_to(unit_scale(self.types[src]), (c,)).astype(np.float32)
         s_out = np.float32(t.scale[0])
-        chain = p.chain
+        steps = p.steps()
 
         def f(acc: np.ndarray) -> np.ndarray:
             """Output levels, computed as ONNX defines the chain, in float32."""
-            y = acc.astype(np.float32) * s_in
-            for step in chain:
-                if step[0] == "relu":
-                    y = np.maximum(y, np.float32(0))
-                else:
-                    _, gamma, beta, mean, var, eps = step
-                    y = (y - mean) / np.sqrt(var + np.float32(eps)) * gamma + beta
+            y = apply_steps(acc.astype(np.float32) * s_in, steps)
             if binary:  # Brevitas binary_sign: +1 where y >= 0
                 return np.where(y.astype(np.float32) >= 0, 1, -1).astype(np.int64)
             v = (y.astype(np.float32) / s_out).astype(np.float64)
@@ -532,9 +616,9 @@ class QONNXImporter:
             raise QONNXImportError(f"{where}: BatchNormalization followed by this quantizer is not monotonic per "
                                    f"channel; no threshold form exists")
         if p.chain:
-            self.net.notes.append(f"{where}: BatchNormalization + quantizer as per-channel integer thresholds, found "
-                                  f"on float32 arithmetic as ONNX defines it (PyTorch's kernel may round ties "
-                                  f"differently)")
+            self.net.notes.append(f"{where}: float ops ({describe(steps)}) + quantizer as per-channel integer "
+                                  f"thresholds, found on float32 arithmetic as ONNX defines it (PyTorch's kernel "
+                                  f"may round ties differently)")
         return Tensor(self.add(op).name, p.src.perm)
 
     def _quantize_const(self, node, x, t, scale, narrow, rounding) -> QConst:
@@ -548,32 +632,46 @@ class QONNXImporter:
         lo, hi = int_quant_range(t, narrow)
         return QConst(np.clip(q, lo, hi).astype(np.int64), np.broadcast_to(scale, x.shape), t)
 
-    def _input_shape(self, gi) -> tuple[int, ...]:
-        """The graph input's shape in the network's channels-last layout (batch axis dropped)."""
-        dims = [d.dim_value for d in gi.type.tensor_type.shape.dim]
-        if len(dims) < 2 or any(d <= 0 for d in dims[1:]):
-            raise QONNXImportError(f"graph input '{gi.name}': needs a static shape (batch, ...), got {dims}")
-        shape = tuple(dims[1:])
+    def _input_shape(self, x: FloatIn) -> tuple[int, ...]:
+        """The network input's shape (``x`` after its input conversion) channels-last, batch axis dropped."""
+        shape = tuple(x.shape)
         if len(shape) >= 2:
             shape = shape[1:] + shape[:1]  # channels-first -> channels-last
-            self.net.meta["onnx_input_layout"] = "NCHW" if len(dims) == 4 else "NCL"
+            self.net.meta["onnx_input_layout"] = "NCHW" if len(shape) == 3 else "NCL"
         return shape
 
-    def _graph_input(self, node, t, narrow, rounding) -> Tensor:
-        shape = self._input_shape(self.graph_inputs[node.input[0]])
+    def _graph_input(self, node, x: FloatIn, t, narrow, rounding) -> Tensor:
         zp = float(self.const(node.input[2], node).reshape(-1)[0]) if node.op_type == "Quant" else 0.0
-        bounds = None
-        if isinstance(t, IntType):
-            lo, hi = int_quant_range(t, narrow)
-            bounds = Bounds(np.full(shape, lo, dtype=object), np.full(shape, hi, dtype=object))
-        return self._add_graph_input(node, t, real_input_spec(node, t, zp, narrow, rounding), bounds, shape)
+        # bounds: the input type's whole range (not the narrow range), as validate() and the hardware assume
+        return self._add_graph_input(node, x, t, real_input_spec(node, t, zp, narrow, rounding), None)
 
-    def _add_graph_input(self, node, t: TensorType, spec: dict, bounds: Bounds | None,
-                         shape: tuple[int, ...] | None = None) -> Tensor:
-        gi = self.graph_inputs[node.input[0]]
-        shape = shape or self._input_shape(gi)
-        inp = Input(self.b.unique(gi.name.replace(".", "_") or "input"), shape, t, spec)
+    def _add_graph_input(self, node, x: FloatIn, t: TensorType, spec: dict | None,
+                         bounds: Bounds | None) -> Tensor:
+        """The network's input: ``x`` after its float steps (the input conversion), quantized by ``spec``."""
+        if self.net.inputs:
+            raise QONNXImportError(f"{self.where(node)}: the graph input is used a second time; qrtl networks "
+                                   f"quantize their input once (share one input quantizer)")
+        shape = self._input_shape(x)
+        if x.steps:
+            spec = dict(spec or {"kind": "exact"}, pre={"shape": list(x.real_shape), "steps": list(x.steps)})
+            self.net.notes.append(f"input '{x.name}': input conversion {describe(x.steps)} in float32 as ONNX "
+                                  f"computes it, then quantized by {self.where(node)}; predict/cosim apply it to "
+                                  f"real inputs of shape {tuple(x.real_shape)}, the hardware takes the quantized "
+                                  f"integers {shape}")
+        inp = Input(self.b.unique(x.name.replace(".", "_") or "input"), shape, t, spec)
         return Tensor(self.b.add_input(inp, bounds))
+
+    def _typed_input(self, x: FloatIn, node) -> Tensor:
+        """An unquantized graph input read by a layer: the --input-type declares its integer format
+        (real inputs, after any input conversion, must then be exact values of it, as for QKeras)."""
+        if self.input_type is None:
+            raise QONNXImportError(f"input '{x.name}' is not a quantized tensor ({self.where(node)} reads it "
+                                   f"unquantized): pass --input-type fixed<W,I> or ufixed<W,I> for its format")
+        t = self.input_type
+        out = self._add_graph_input(node, x, t, None, None)
+        self.net.notes.append(f"input '{x.name}': unquantized in the graph; --input-type {t.describe()}: real "
+                              f"inputs must be exact values of it (as for QKeras models)")
+        return out
 
     # ---- linear layers
     def _bias(self, node) -> QConst | np.ndarray | None:
@@ -627,13 +725,20 @@ class QONNXImporter:
             if bq.size != cout:
                 raise QONNXImportError(f"{where}: bias has {bq.size} values for {cout} channels")
             # Brevitas's Int32Bias uses scale fl32(s_x * s_w): equal to the accumulator step up to float32 rounding
-            rel = np.abs(bs / acc_scale - 1.0)
-            if np.any(rel > 2.0 ** -22):
-                raise QONNXImportError(f"{where}: bias scale is not the accumulator scale s_x*s_w "
-                                       f"(use bias_quant=Int32Bias)")
             if not isinstance(bias.type, IntType):
                 raise QONNXImportError(f"{where}: minifloat biases are not supported; use Int32Bias")
-            b_acc = bq.astype(np.int64)
+            rel = np.abs(bs / np.broadcast_to(acc_scale, (cout,)) - 1.0)
+            if np.all(rel <= 2.0 ** -22):
+                b_acc = bq.astype(np.int64)
+            else:  # a coarser bias grid (QKeras-converted graphs): an exact integer multiple of the step
+                ratio = [Fraction(float(x)) / Fraction(float(y)) for x, y in zip(bs, np.broadcast_to(acc_scale, (cout,)))]
+                if any(r.denominator != 1 for r in ratio):
+                    raise QONNXImportError(f"{where}: bias scale is neither the accumulator scale s_x*s_w nor an "
+                                           f"integer multiple of it (use bias_quant=Int32Bias)")
+                b_acc = np.array([int(q) * int(r) for q, r in zip(bq.tolist(), ratio)], dtype=object)
+                if max(abs(int(v)) for v in b_acc) >= 1 << 62:
+                    raise QONNXImportError(f"{where}: bias does not fit 62 bits on the accumulator grid")
+                b_acc = b_acc.astype(np.int64)
         if np.all(acc_scale == acc_scale[0]):
             acc_scale = acc_scale[:1]
         if isinstance(in_t, BinaryType) and isinstance(wq.type, BinaryType) and bias is None \
@@ -740,13 +845,18 @@ class QONNXImporter:
         if isinstance(x, Pending):
             if step[0] == "relu" and x.chain[-1][0] == "relu":
                 return x
-            return Pending(x.src, x.chain + (step,))
+            return Pending(x.src, x.chain + (step,), x.onnx_name)
         if not isinstance(x, Tensor):
             raise QONNXImportError(f"{self.where(node)}: {node.op_type} input is not an integer tensor")
-        return Pending(x, (step,))
+        return Pending(x, (step,), next((i for i in node.input if self.values.get(i) is x), ""))
 
     def _n_Add(self, node, ins):
         a, b = ins
+        if isinstance(a, (QConst, np.ndarray)) and not isinstance(b, (QConst, np.ndarray)):
+            a, b = b, a  # c + x
+        if isinstance(b, np.ndarray) and (isinstance(a, (FloatIn, Pending))
+                                          or (isinstance(a, Tensor) and not self._is_bias_of(a))):
+            return self._arith(node, ins)
         if isinstance(b, (QConst, np.ndarray)) and isinstance(a, Tensor):
             op = self.net.ops[-1] if self.net.ops else None
             if op is not None and op.name == a.name and op.kind in ("dense", "conv1d", "conv2d") \
@@ -759,7 +869,8 @@ class QONNXImporter:
                 wq = QConst(w, sc, IntType(op.attrs.get("weight_bits", 32), True))
                 return self._linear(node, src, w, sc, wq, b, op.kind,
                                     {k: v for k, v in op.attrs.items() if k in ("strides", "padding")})
-            raise QONNXImportError(f"{self.where(node)}: adding a constant is only supported as a layer bias")
+            raise QONNXImportError(f"{self.where(node)}: adding a quantized constant is only supported as a "
+                                   f"layer bias")
         ta, tb = self.tensor(node.input[0], node), self.tensor(node.input[1], node)
         sa, sb = self.types[ta.name].scale, self.types[tb.name].scale
         if tuple(sa) != tuple(sb):
@@ -769,6 +880,91 @@ class QONNXImporter:
             raise QONNXImportError(f"{self.where(node)}: adding minifloat tensors is not supported")
         return self.add(Op(self.label(node, "add"), "add", [ta.name, tb.name], (), None, {}, source=self.src(node)),
                         acc_scale=np.asarray(sa))
+
+    def _is_bias_of(self, a: Tensor) -> bool:
+        """``a`` is the output of the last op, a linear layer without bias (MatMul/Conv + Add(bias))."""
+        op = self.net.ops[-1] if self.net.ops else None
+        return op is not None and op.name == a.name and op.kind in ("dense", "conv1d", "conv2d") \
+            and not np.any(op.arrays["bias"])
+
+    def _n_Sub(self, node, ins):
+        return self._arith(node, ins)
+
+    def _n_Mul(self, node, ins):
+        return self._arith(node, ins)
+
+    def _n_Div(self, node, ins):
+        return self._arith(node, ins)
+
+    def _arith(self, node, ins):
+        """x op c (or c op x) with a float constant c: a step of the input conversion (on the unquantized
+        input), or a float step after an integer tensor (per tensor or per channel) that a quantizer turns
+        into thresholds or that ends the graph (output conversion)."""
+        where = self.where(node)
+        op = ARITH[node.op_type]
+        a, b = ins
+        rev = isinstance(a, np.ndarray) and not isinstance(b, np.ndarray)
+        x, c = (b, a) if rev else (a, b)
+        if isinstance(c, QConst) or not isinstance(c, np.ndarray) or c.dtype.kind != "f":
+            raise QONNXImportError(f"{where}: {node.op_type} of two tensors (or of a quantized/integer constant) "
+                                   f"has no integer meaning here (supported: a float constant)")
+        if rev and op == "div":
+            raise QONNXImportError(f"{where}: dividing a constant by a tensor has no integer meaning")
+        if op == "div" and np.any(c == 0):
+            raise QONNXImportError(f"{where}: division by zero")
+        if not np.all(np.isfinite(c)):
+            raise QONNXImportError(f"{where}: constant is not finite")
+        c32 = c.astype(np.float32)
+        if isinstance(x, FloatIn):
+            full = (1,) + tuple(x.shape)
+            try:
+                if np.broadcast_shapes(c32.shape, full) != full:
+                    raise ValueError
+            except ValueError:
+                raise QONNXImportError(f"{where}: constant of shape {c32.shape} does not broadcast to the input "
+                                       f"{full}") from None
+            return FloatIn(x.name, x.real_shape, x.shape, x.steps + [const_step(op, c32, rev)])
+        src = x.src if isinstance(x, Pending) else x
+        if not isinstance(src, Tensor):
+            raise QONNXImportError(f"{where}: {node.op_type} input is not an integer tensor")
+        vec = self._per_channel_const(node, src, c32)
+        return self._elementwise(node, x, ("arith", op, vec, rev, where))
+
+    def _per_channel_const(self, node, src: Tensor, c: np.ndarray) -> np.ndarray:
+        """A float constant applied to the ONNX tensor of ``src`` as a (C,) vector in network order
+        (per element for flattened tensors); refused when it varies other than per channel."""
+        shape = self.shapes[src.name]
+        onnx_shape = (1,) + ((shape[-1],) + tuple(shape[:-1]) if len(shape) >= 2 else tuple(shape))
+        try:
+            full = np.broadcast_to(c, onnx_shape) if np.broadcast_shapes(c.shape, onnx_shape) == onnx_shape \
+                else None
+        except ValueError:
+            full = None
+        if full is None:
+            raise QONNXImportError(f"{self.where(node)}: constant of shape {c.shape} does not broadcast to the "
+                                   f"tensor {onnx_shape}")
+        if len(shape) >= 2:
+            per = full.reshape(full.shape[1], -1)
+            if not np.all(per == per[:, :1]):
+                raise QONNXImportError(f"{self.where(node)}: constant varies within a channel (only per-tensor "
+                                       f"or per-channel constants)")
+            vec = per[:, 0].astype(np.float32)
+        else:
+            vec = full.reshape(-1).astype(np.float32)
+            if src.perm is not None:
+                vec = vec[src.perm]
+        return vec[:1] if np.all(vec == vec[0]) else vec  # per tensor: one value
+
+    def _output_conversion(self, name: str, p: Pending) -> Tensor:
+        """Float steps that end the graph: the network outputs the integer tensor before them, ``predict``
+        applies them (Network.meta['output_conversion']) with a printed notice."""
+        if "output_conversion" in self.net.meta:
+            raise QONNXImportError(f"graph output '{name}': only one output may end with float ops")
+        steps = p.steps()
+        self.net.meta["output_conversion"] = {"steps": steps, "output": name, "onnx_input": p.onnx_name}
+        self.net.notes.append(f"output conversion (float32, not in hardware): {describe(steps)} from "
+                              f"{p.first_float()} on; predict applies it to the network's outputs")
+        return p.src
 
     def _pool(self, node, ins, kind: str):
         a = _attrs(node)
@@ -831,9 +1027,14 @@ class QONNXImporter:
         out.perm = perm
         return Pending(out) if relu else out
 
+    def _float_reshape(self, x: FloatIn, shape: tuple[int, ...]) -> FloatIn:
+        return FloatIn(x.name, x.real_shape, shape, x.steps + [{"op": "reshape", "shape": list(shape)}])
+
     def _n_Flatten(self, node, ins):
         if _attrs(node).get("axis", 1) != 1:
             raise QONNXImportError(f"{self.where(node)}: only Flatten with axis=1 is supported")
+        if isinstance(ins[0], FloatIn):
+            return self._float_reshape(ins[0], (int(np.prod(ins[0].shape)),))
         src = ins[0].src if isinstance(ins[0], Pending) else ins[0]
         if not isinstance(src, Tensor):
             raise QONNXImportError(f"{self.where(node)}: Flatten input is not an integer tensor")
@@ -841,6 +1042,18 @@ class QONNXImporter:
 
     def _n_Reshape(self, node, ins):
         shape = [int(v) for v in self.const(node.input[1], node).reshape(-1)]
+        if isinstance(ins[0], FloatIn):
+            x = ins[0]
+            if not shape or shape[0] not in (1, -1, 0):
+                raise QONNXImportError(f"{self.where(node)}: reshape to {shape} changes the batch axis")
+            rest = [d if d != 0 else (x.shape[i] if i < len(x.shape) else 0) for i, d in enumerate(shape[1:])]
+            n = int(np.prod(x.shape))
+            if rest.count(-1) == 1:
+                known = int(np.prod([d for d in rest if d != -1]))
+                rest = [n // known if d == -1 else d for d in rest] if known and n % known == 0 else rest
+            if int(np.prod(rest)) != n or min(rest, default=1) < 1:
+                raise QONNXImportError(f"{self.where(node)}: cannot reshape {x.shape} to {shape}")
+            return self._float_reshape(x, tuple(rest))
         src = ins[0].src if isinstance(ins[0], Pending) else ins[0]
         if not isinstance(src, Tensor):
             raise QONNXImportError(f"{self.where(node)}: Reshape input is not an integer tensor")
@@ -849,6 +1062,57 @@ class QONNXImporter:
         if len(rest) == 1 and rest[0] in (-1, n) and shape[0] in (1, -1, 0):
             return self._flatten_to(node, ins[0], (n,))
         raise QONNXImportError(f"{self.where(node)}: reshape to {shape} is not supported (only flatten)")
+
+
+def _rank_for_argmax(imp: QONNXImporter, last: str) -> str:
+    """The argmax of the output conversion's float32 values, exactly, in integers.
+
+    Every reachable integer output value of every channel is converted (float32, as ONNX); when the
+    conversion is the same strictly increasing function for all channels, the integers order as the
+    floats do and ``last`` is returned.  Otherwise (per-channel constants, a negative scale that
+    reverses the order, float32 ties) a threshold op maps each channel's integer to the rank of its
+    float among all reachable floats (equal floats, equal ranks): the argmax of the ranks is the
+    argmax of the floats, first index on ties included.  Needs monotonic per-channel conversions."""
+    steps = imp.net.meta["output_conversion"]["steps"]
+    b = imp.bounds[last]
+    c = imp.shapes[last][-1]
+    lo = b.lo.reshape(-1, c).min(axis=0).astype(np.int64)
+    hi = b.hi.reshape(-1, c).max(axis=0).astype(np.int64)
+    span = int((hi - lo).max()) + 1
+    where = f"--output argmax after the output conversion ({describe(steps)})"
+    if span * c > 1 << 22:
+        raise QONNXImportError(f"{where}: {span} integer values per channel are too many to rank exactly")
+    t = imp.types[last]
+    s = np.broadcast_to(unit_scale(t), (c,)).astype(np.float64)
+    ks = lo[None, :] + np.arange(span)[:, None]  # (span, C), clipped per channel below
+    ks = np.minimum(ks, hi[None, :])
+
+    def conv(k: np.ndarray) -> np.ndarray:
+        return apply_steps((k.astype(np.float64) * s).astype(np.float32), steps)
+
+    vals = conv(ks)
+    same = np.all(lo == lo[0]) and np.all(hi == hi[0]) and np.all(vals == vals[:, :1])
+    if same and np.all(np.diff(vals[:, 0]) > 0) and len(set(t.scale)) == 1:
+        imp.net.notes.append(f"{where}: strictly increasing and the same for every channel on the reachable "
+                             f"outputs; the argmax of the integers is the argmax of the converted values")
+        return last
+    levels = np.unique(vals)
+    if levels.size > MAX_RANK_LEVELS:
+        raise QONNXImportError(f"{where}: {levels.size} distinct values are too many to rank exactly "
+                               f"(max {MAX_RANK_LEVELS})")
+
+    def f(acc: np.ndarray) -> np.ndarray:
+        return np.searchsorted(levels, conv(acc)).astype(np.int64)
+
+    rank_t = IntType(max(1, int(levels.size - 1).bit_length()), False)
+    arrays = fit_thresholds(f, lo, hi, int(levels.size) - 1, 1)
+    op = Op("rank", "threshold", [last], (), rank_t, {"step": 1}, arrays, source="--output argmax")
+    if not check_thresholds(op, f, lo, hi, t):
+        raise QONNXImportError(f"{where}: the conversion is not monotonic per channel; no exact integer argmax")
+    imp.net.notes.append(f"{where}: each channel's integer output mapped to the rank of its converted float32 "
+                         f"value among all {levels.size} reachable values (threshold op 'rank'); the argmax of "
+                         f"the ranks is the argmax of the converted outputs, ties included")
+    return imp.add(op).name
 
 
 def _round(v: np.ndarray, rounding: str) -> np.ndarray:
@@ -897,10 +1161,12 @@ def minifloat_from_real(x32: np.ndarray, t: MinifloatType, rounding: str) -> np.
 
 
 def import_qonnx(model_or_path, name: str | None = None, mult_bits: int = DEFAULT_MULT_BITS,
-                 exact_scales: bool = False, output: str = "logits") -> Network:
+                 exact_scales: bool = False, output: str = "logits", input_type: IntType | None = None) -> Network:
     """Convert a QONNX model (onnx.ModelProto or file path) into a validated integer network.
 
-    ``output='argmax'`` appends the class index (first of equal maxima)."""
+    The graph is first cleaned by qonnx itself (:func:`qonnx_clean`).  ``output='argmax'`` appends
+    the class index (first of equal maxima), of the outputs after any output conversion.
+    ``input_type``: the integer format of an unquantized graph input (``--input-type``)."""
     import onnx
 
     if output not in ("logits", "argmax"):
@@ -918,13 +1184,18 @@ def import_qonnx(model_or_path, name: str | None = None, mult_bits: int = DEFAUL
         name = name or path.stem
     else:
         model = model_or_path
-    imp = QONNXImporter(model, name or model.graph.name or "qonnx", mult_bits, exact_scales)
+    model = qonnx_clean(model)
+    imp = QONNXImporter(model, name or model.graph.name or "qonnx", mult_bits, exact_scales, input_type)
     net = imp.run()
     if output == "argmax":
         last = net.outputs[0]
+        if net.meta.get("output_conversion"):
+            last = _rank_for_argmax(imp, last)
         n = imp.shapes[last][-1]
         net.outputs = [imp.add(Op("argmax", "argmax", [last], (), IntType(max(1, (n - 1).bit_length()), False),
                                   source="--output argmax")).name]
+        if net.meta.pop("output_conversion", None):  # folded into the exact argmax (see its note)
+            net.notes = [n for n in net.notes if not n.startswith("output conversion")]
     net.meta.update({"source": "qonnx", "mult_bits": int(mult_bits)})
     validate(net)
     return net

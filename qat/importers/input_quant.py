@@ -12,7 +12,13 @@ Two cases:
   numpy and PyTorch alike); ``{"kind": "float_scaled", "scale": s, "rounding": r}`` ->
   fl32(x / s) rounded to the minifloat grid; ``{"kind": "binary"}`` -> +1 if x >= 0 else -1;
   ``{"kind": "ternary", "threshold": t}`` -> sign(x) if |x| >= t else 0.
-* Otherwise real inputs must be exactly representable in the input type.
+* Otherwise real inputs must be exactly representable in the input type
+  (``{"kind": "exact"}`` says so explicitly).
+
+An *input conversion* ``spec["pre"] = {"shape": [...], "steps": [...]}`` (QONNX graphs with float
+pre-processing before their first quantizer, see qat.importers.float_steps) is applied first: real
+inputs of ``pre["shape"]`` in the framework's (ONNX) layout are cast to float32, the steps run in
+float32 as ONNX does, the result is brought to the network's channels-last layout and quantized.
 """
 from __future__ import annotations
 
@@ -25,15 +31,19 @@ from qat.ir.types import BinaryType, MinifloatType, unit_scale
 def quantize_real(inp: Input, x: np.ndarray) -> np.ndarray:
     """Raw integers (int64) for real values ``x`` of shape (N,) + inp.shape."""
     x = np.asarray(x)
-    if tuple(x.shape[1:]) != tuple(inp.shape):
-        raise NetworkError(f"input '{inp.name}': expected shape (N, {', '.join(map(str, inp.shape))}), "
+    spec = inp.real_quantizer
+    pre = (spec or {}).get("pre")
+    want = tuple(pre["shape"]) if pre else tuple(inp.shape)
+    if tuple(x.shape[1:]) != want:
+        raise NetworkError(f"input '{inp.name}': expected shape (N, {', '.join(map(str, want))}), "
                            f"got {x.shape}")
     if x.dtype.kind not in "fiub":
         raise NetworkError(f"input '{inp.name}': values must be numbers, got dtype {x.dtype}")
     if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
         raise NetworkError(f"input '{inp.name}': NaN or infinite values")
-    spec = inp.real_quantizer
-    if spec is None:
+    if pre:
+        x = _convert_input(inp, x, pre)
+    if spec is None or spec["kind"] == "exact":
         return _exact_raw(inp, x)
     x32 = x.astype(np.float32).astype(np.float64)
     kind = spec["kind"]
@@ -57,12 +67,31 @@ def quantize_real(inp: Input, x: np.ndarray) -> np.ndarray:
     raise NetworkError(f"input '{inp.name}': unknown real-input quantizer {kind!r}")
 
 
-def framework_to_network_layout(net, x: np.ndarray) -> np.ndarray:
+def _convert_input(inp: Input, x: np.ndarray, pre: dict) -> np.ndarray:
+    """The input conversion: float32 steps in the framework's layout, then channels-last."""
+    from qat.importers.float_steps import apply_steps
+
+    y = apply_steps(x.astype(np.float32), pre["steps"])
+    if y.ndim >= 3:
+        y = np.moveaxis(y, 1, -1)
+    if tuple(y.shape[1:]) != tuple(inp.shape):
+        raise NetworkError(f"input '{inp.name}': the input conversion gives shape {y.shape[1:]}, the network "
+                           f"takes {tuple(inp.shape)}")
+    if not np.all(np.isfinite(y)):
+        raise NetworkError(f"input '{inp.name}': the input conversion gives NaN or infinite values")
+    return y
+
+
+def framework_to_network_layout(net, x: np.ndarray, real: bool = True) -> np.ndarray:
     """Inputs in the source framework's layout -> the network's channels-last layout.
 
     Networks imported from QONNX/PyTorch (``meta['onnx_input_layout']``) take
-    (N, C, ...) inputs like PyTorch; others are channels-last already."""
+    (N, C, ...) inputs like PyTorch; others are channels-last already.  Real inputs
+    of a network with an input conversion stay as they are (the conversion works in
+    the framework's layout); ``real=False`` for raw integers."""
     x = np.asarray(x)
+    if real and net.inputs and (net.inputs[0].real_quantizer or {}).get("pre"):
+        return x
     if net.meta.get("onnx_input_layout") and x.ndim >= 3:
         return np.moveaxis(x, 1, -1)
     return x
