@@ -127,29 +127,40 @@ def attr(op: "Op", name: str) -> Any:
 
 
 class EmitterRegistry:
-    """One emitter per op kind for one backend (Verilog, HLS C++, ...).
+    """One emitter per op kind for one backend (Verilog, HLS C++, ...), plus optional
+    hardware variants of the same op (e.g. ``"mst"`` for a reordered binary layer, a folded
+    or streamed schedule): a variant computes the same integers on another structure.
 
-    ``@REG.register("conv1d", "conv2d")`` on a function (or method) records
-    it; ``REG.get(kind)`` returns it or None; ``REG.missing()`` lists the
-    registered op kinds that have no emitter.
+    ``@REG.register("conv1d", "conv2d")`` on a function (or method) records the default
+    emitter; ``@REG.register("bdense", variant="mst")`` a variant.  ``REG.get(kind)`` returns
+    the default (or None), ``REG.get(kind, variant)`` a variant; ``REG.missing()`` lists
+    the registered op kinds that have no default emitter.
     """
+
+    DEFAULT = "default"
 
     def __init__(self, backend: str):
         self.backend = backend
-        self.emitters: dict[str, Callable] = {}
+        self.emitters: dict[tuple[str, str], Callable] = {}
 
-    def register(self, *kinds: str) -> Callable[[Callable], Callable]:
+    def register(self, *kinds: str, variant: str = DEFAULT) -> Callable[[Callable], Callable]:
         def deco(fn: Callable) -> Callable:
             for k in kinds:
-                self.emitters[k] = fn
+                self.emitters[(k, variant)] = fn
             return fn
         return deco
 
-    def get(self, kind: str) -> Callable | None:
-        return self.emitters.get(kind)
+    def get(self, kind: str, variant: str = DEFAULT) -> Callable | None:
+        return self.emitters.get((kind, variant))
 
-    def unregister(self, kind: str) -> None:
-        self.emitters.pop(kind, None)
+    def variants(self, kind: str) -> list[str]:
+        """The variant names registered for ``kind`` (the default first)."""
+        return sorted((v for k, v in self.emitters if k == kind), key=lambda v: (v != self.DEFAULT, v))
+
+    def unregister(self, kind: str, variant: str | None = None) -> None:
+        """Remove ``kind``'s emitters (one variant, or all of them)."""
+        for key in [k for k in self.emitters if k[0] == kind and (variant is None or k[1] == variant)]:
+            del self.emitters[key]
 
     def missing(self) -> list[str]:
-        return [k for k in op_kinds() if k not in self.emitters]
+        return [k for k in op_kinds() if (k, self.DEFAULT) not in self.emitters]
