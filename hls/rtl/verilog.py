@@ -159,9 +159,11 @@ class OpModule:
     biases live in registers (see hls.rtl.reconfig), triplicated when ``tmr``."""
 
     def __init__(self, mod: ModuleText, op: Op, ins: list[TensorInfo], out: TensorInfo,
-                 params: ParamBlock | None = None, tmr: bool = False):
+                 params: ParamBlock | None = None, tmr: bool = False, variant: str | None = None,
+                 options: dict | None = None):
         self.m, self.op, self.ins, self.out = mod, op, ins, out
         self.params, self.tmr = params, tmr
+        self.variant, self.options = variant, options  # a hardware variant (EMITTERS) and its options
         self._cache: dict[tuple[int, int], Sig] = {}
 
     # -- element access --
@@ -255,7 +257,7 @@ class OpModule:
 
     # -- ops --
     def gen(self) -> list:
-        fn = EMITTERS.get(self.op.kind)
+        fn = EMITTERS.get(self.op.kind, self.variant) if self.variant else EMITTERS.get(self.op.kind)
         if fn is None:
             raise RTLError(f"{self.op.where()}: no RTL for this op kind yet")
         return fn(self)
@@ -732,12 +734,13 @@ def _port_decl(direction: str, name: str, width: int, kind: str = "wire") -> str
 
 def _op_module(top: str, op: Op, ins: list[TensorInfo], out: TensorInfo, registered: bool,
                max_level: int = 0, params: ParamBlock | None = None, tmr: bool = False,
-               ident: str | None = None) -> tuple[str, str, int]:
+               ident: str | None = None, variant: str | None = None, options: dict | None = None
+               ) -> tuple[str, str, int]:
     """(module name, text, latency in cycles)."""
     name = f"{top}_{ident or vname(op.name)}"
     _check_minifloat(op, ins, out)
     m = ModuleText(name, max_level=max_level)
-    gen = OpModule(m, op, ins, out, params, tmr)
+    gen = OpModule(m, op, ins, out, params, tmr, variant, options)
     elems = gen.gen()
     packed, inner = gen.pack(elems)
     body = list(m.lines)
@@ -765,13 +768,19 @@ def _op_module(top: str, op: Op, ins: list[TensorInfo], out: TensorInfo, registe
 
 
 def generate(net: Network, top: str | None = None, pipeline: str = "layer", weights: str = "fixed",
-             weight_bits: int | None = None, bias_bits: int | None = None) -> Design:
+             weight_bits: int | None = None, bias_bits: int | None = None, bnn_order: str = "plain",
+             mst_depth: int | None = None) -> Design:
     """Build the Verilog design for ``net`` (deterministic text).
 
     ``weights``: ``fixed`` (constants folded into shift-and-add logic),
     ``registers`` (reconfigurable through the serial cfg port, see
     hls.rtl.reconfig) or ``tmr`` (registers triplicated with majority voting).
+    ``bnn_order``/``mst_depth``: binary layers plain, MST-reordered or whichever is smaller
+    (hls.rtl.binary_mst; the report goes to manifest["bnn"]).
     """
+    from hls.rtl.binary_mst import BnnOrder
+
+    bnn = BnnOrder(net, bnn_order, mst_depth, weights)
     max_level = parse_pipeline(pipeline)
     if len(net.inputs) != 1 or len(net.outputs) != 1:
         raise RTLError(f"network '{net.name}': RTL needs exactly one input and one output")
@@ -816,8 +825,9 @@ def generate(net: Network, top: str | None = None, pipeline: str = "layer", weig
         if op.name == last and not registered:
             registered = True
         blk = blocks.get(op.name)
-        mname, text, cycles = _op_module(top, op, ins, out, registered, max_level, blk, weights == "tmr",
-                                         ids[op.name])
+        mname, text, cycles = bnn.module(
+            lambda variant, opts: _op_module(top, op, ins, out, registered, max_level, blk, weights == "tmr",
+                                             ids[op.name], variant, opts), op)
         files[f"{mname}.v"] = text
         target = max(stage[i] for i in op.inputs)
         conns = []
@@ -914,6 +924,8 @@ def generate(net: Network, top: str | None = None, pipeline: str = "layer", weig
             manifest[key]["minifloat"] = type_to_manifest(info.mf)
     if dropped:
         manifest["dropped_ops"] = dropped
+    if bnn.order != "plain":
+        manifest["bnn"] = {"order": bnn.order, "mst_depth": mst_depth, "layers": bnn.report, "notices": bnn.notices}
     if layout:
         manifest["cfg"] = {"bits": sum(b.bits for b in layout), "mode": weights,
                            "blocks": [dict(b.__dict__, instance=f"u_{ids[b.op]}") for b in layout]}
