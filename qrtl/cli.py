@@ -90,6 +90,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--pipeline", default="layer", metavar="MODE",
                    help="register stages: 'layer' after every op (default), 'none' only at the output, "
                         "'depth:N' also inside ops after every N adder levels (shorter paths, more latency)")
+    r.add_argument("--bnn-order", choices=("plain", "mst", "auto"), default="plain",
+                   help="binary layers: plain XNOR-popcount, MST-reordered (channels from their spanning-tree "
+                        "parent over the differing weights), or whichever the cost model says is smaller")
+    r.add_argument("--mst-depth", type=int, metavar="D", help="depth bound of the MST (levels below the root; "
+                                                               "default unbounded)")
 
     cs = sub.add_parser(
         "cosim", help="co-simulate the generated RTL against the golden model",
@@ -107,6 +112,11 @@ def _parser() -> argparse.ArgumentParser:
                                                                   "first wrong layer")
     cs.add_argument("--waves", action="store_true", help="write a waveform (Icarus: FST; Verilator: FST when the lz4/zlib headers are installed, else VCD)")
     cs.add_argument("--pipeline", default="layer", metavar="MODE", help="as for 'qrtl rtl'")
+    cs.add_argument("--bnn-order", choices=("plain", "mst", "auto"), default="plain",
+                   help="binary layers: plain XNOR-popcount, MST-reordered (channels from their spanning-tree "
+                        "parent over the differing weights), or whichever the cost model says is smaller")
+    cs.add_argument("--mst-depth", type=int, metavar="D", help="depth bound of the MST (levels below the root; "
+                                                               "default unbounded)")
     cs.add_argument("-o", "--out", metavar="DIR", help="work directory (default: a build/ folder next to NET)")
     cs.add_argument("--seed", type=int, default=0, help="seed for --random and the valid gaps")
     cs.add_argument("--weight-storage", choices=("fixed", "registers", "tmr"), default="fixed", help=WEIGHTS_HELP)
@@ -131,6 +141,11 @@ def _parser() -> argparse.ArgumentParser:
     sy.add_argument("--output", choices=("logits", "argmax"), default="logits")
     sy.add_argument("--random", type=int, default=1000, metavar="N", help="co-simulation vectors (default 1000)")
     sy.add_argument("--pipeline", default="layer", metavar="MODE", help="as for 'qrtl rtl'")
+    sy.add_argument("--bnn-order", choices=("plain", "mst", "auto"), default="plain",
+                   help="binary layers: plain XNOR-popcount, MST-reordered (channels from their spanning-tree "
+                        "parent over the differing weights), or whichever the cost model says is smaller")
+    sy.add_argument("--mst-depth", type=int, metavar="D", help="depth bound of the MST (levels below the root; "
+                                                               "default unbounded)")
     sy.add_argument("--no-asic", action="store_true", help="skip the ASIC gate count")
     sy.add_argument("--seed", type=int, default=0)
     sy.add_argument("--weight-storage", choices=("fixed", "registers", "tmr"), default="fixed", help=WEIGHTS_HELP)
@@ -302,10 +317,15 @@ def cmd_rtl(args) -> int:
     from qat.ir import netfile
 
     net = netfile.load(args.net)
-    d = generate(net, args.top, args.pipeline, args.weight_storage)
+    d = generate(net, args.top, args.pipeline, args.weight_storage, bnn_order=args.bnn_order,
+                 mst_depth=args.mst_depth)
     d.write(args.out)
     print(f"wrote {len(d.files)} Verilog files to {args.out} (top {d.top}, latency {d.latency} cycles, "
           f"in {d.manifest['input']['width']} bits, out {d.manifest['output']['width']} bits)")
+    if "bnn" in d.manifest:
+        from hls.rtl.binary_mst import print_report
+
+        print_report(d.manifest["bnn"])
     return 0
 
 
@@ -317,7 +337,8 @@ def cmd_cosim(args) -> int:
     net = netfile.load(args.net)
     raw = _cosim_inputs(args, net)
     work = Path(args.out) if args.out else Path(args.net).resolve().parent / "build" / f"cosim_{Path(args.net).name}"
-    design = generate(net, pipeline=args.pipeline, weights=args.weight_storage)
+    design = generate(net, pipeline=args.pipeline, weights=args.weight_storage, bnn_order=args.bnn_order,
+                      mst_depth=args.mst_depth)
     res = run_cosim(net, raw, work, args.simulator, design, args.trace_layers, args.waves, seed=args.seed,
                     phases=_weight_phases(args, net, design))
     (work / "cosim.json").write_text(json.dumps(res.as_dict(), indent=1, sort_keys=True) + "\n")
@@ -350,7 +371,8 @@ def cmd_synth(args) -> int:
         netfile.save(net, out / "net")
         prog.update(task, advance=1, description="generate RTL")
         t0 = time.perf_counter()
-        design = generate(net, pipeline=args.pipeline, weights=args.weight_storage)
+        design = generate(net, pipeline=args.pipeline, weights=args.weight_storage, bnn_order=args.bnn_order,
+                          mst_depth=args.mst_depth)
         design.write(out / "rtl")
         rtl_s = time.perf_counter() - t0
         prog.update(task, advance=1, description=f"co-simulate {args.random} vectors")
@@ -369,6 +391,8 @@ def cmd_synth(args) -> int:
               "weight_storage": args.weight_storage, "timing": timing,
               "latency_cycles": design.latency, "initiation_interval": 1, "rtl_seconds": round(rtl_s, 3),
               "cosim": res.as_dict(), "synthesis": syn, "notes": list(net.notes)}
+    if "bnn" in design.manifest:
+        report["bnn"] = design.manifest["bnn"]
     (out / "report.json").write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
     _print_synth(report)
     print(res.describe())

@@ -416,12 +416,21 @@ class BnnOrder:
         self.report[op.name] = rep
         return mst if use else plain
 
-    def summary(self) -> list[str]:
-        lines = []
-        for name, r in self.report.items():
-            p, m = r["plain"], r["mst"]
-            lines.append(f"{name} ({r['kind']}, N={r['fan_in']}, C={r['channels']}): {r['form']}; XNOR {p['xnor']} -> "
-                         f"{m['xnor']}, adders {p['adders']} -> {m['adders']} ({p['adder_bits']} -> {m['adder_bits']} "
-                         f"bits), tree depth {r['tree_depth']}, MST distance {r['mst_distance']}, "
-                         f"+{r['added_latency']} cycles")
-        return lines
+
+
+def report_lines(bnn: dict) -> list[str]:
+    """One line per binary layer of a manifest's ``bnn`` section, then its notices."""
+    lines = []
+    for name, r in bnn["layers"].items():
+        p, m = r["plain"], r["mst"]
+        lines.append(f"{name} ({r['kind']}, N={r['fan_in']}, C={r['channels']}): {r['form']}; XNOR {p['xnor']} -> "
+                     f"{m['xnor']}, adders {p['adders']} -> {m['adders']} ({p['adder_bits']} -> {m['adder_bits']} "
+                     f"bits), tree depth {r['tree_depth']}, MST distance {r['mst_distance']}, "
+                     f"+{r['added_latency']} cycles")
+    return lines + [f"notice: {n}" for n in bnn["notices"]]
+
+
+def print_report(bnn: dict) -> None:
+    print(f"binary layers ({bnn['order']}, MST depth bound {bnn['mst_depth'] or 'none'}): plain -> MST")
+    for ln in report_lines(bnn):
+        print("  " + ln)
