@@ -74,14 +74,14 @@ def read_keras_config(path: Path) -> dict:
     suffix = path.suffix.lower()
     if suffix == ".json":
         text = path.read_text(errors="replace")
-        what = "JSON architecture"
+        what = "readable Keras JSON architecture"
     elif zipfile.is_zipfile(path):
         try:
             with zipfile.ZipFile(path) as z:
                 text = z.read("config.json").decode("utf-8", "replace")
         except (KeyError, zipfile.BadZipFile, OSError) as exc:
             raise UnsafeModelError(f"{path}: not a Keras .keras archive with a config.json ({exc})") from None
-        what = ".keras archive"
+        what = "readable Keras .keras archive configuration"
     else:
         import h5py
 
@@ -89,19 +89,19 @@ def read_keras_config(path: Path) -> dict:
             with h5py.File(path, "r") as f:
                 raw = f.attrs.get("model_config")
         except OSError as exc:
-            raise UnsafeModelError(f"{path}: not a readable Keras .h5 model ({' '.join(str(exc).split())[:120]})") \
+            raise UnsafeModelError(f"{path}: not a readable Keras model ({' '.join(str(exc).split())[:120]})") \
                 from None
         if raw is None:
             raise UnsafeModelError(f"{path}: holds no model configuration (a weights-only file? pass the JSON "
                                    f"architecture as the model and this file as --weights)")
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-        what = ".h5 model configuration"
+        what = "readable Keras model configuration"
     try:
         cfg = json.loads(text)
     except ValueError as exc:
-        raise UnsafeModelError(f"{path}: the {what} is not valid JSON ({exc})") from None
+        raise UnsafeModelError(f"{path}: not a {what} (invalid JSON: {exc})") from None
     if not isinstance(cfg, dict):
-        raise UnsafeModelError(f"{path}: the {what} is not a Keras model configuration")
+        raise UnsafeModelError(f"{path}: not a {what} (no model configuration object)")
     return cfg
 
 
