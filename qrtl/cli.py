@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .common import EPILOG_TYPES, add_model_arguments, load_network, parse_shape, read_vectors, vectors_from_args
+
 WEIGHTS_HELP = ("weights: 'fixed' constants folded into shift-and-add logic (default), 'registers' reloadable "
                 "through the serial cfg port (cfg_en/cfg_sdi/cfg_commit), 'tmr' those registers triplicated with "
                 "majority voting")
-EPILOG_TYPES = ("Types: fixed<W,I> is a signed W-bit number with I integer bits including the sign "
-                "(ap_fixed<W,I>, QKeras quantized_bits(W, I-1)); ufixed<W,I> is unsigned.")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,22 +40,9 @@ def _parser() -> argparse.ArgumentParser:
                     "unless --output argmax is given. A Brevitas module (file.py:NAME, with "
                     "--input-shape) is exported to QONNX and converted the same way.",
         epilog=EPILOG_TYPES)
-    c.add_argument("model", help="QKeras model (.h5, or .json architecture + --weights), QONNX graph (.onnx), "
-                                 "or Brevitas module as file.py:NAME (a module, or a function returning one)")
-    c.add_argument("--input-shape", metavar="C,H,W", help="PyTorch modules: one input's shape without the batch "
-                                                           "axis, PyTorch layout (e.g. 64 or 1,8,8)")
-    c.add_argument("--weights", help="weights .h5 for a JSON architecture")
-    c.add_argument("--input-type", metavar="T", help="input type fixed<W,I> or ufixed<W,I> (overrides the "
-                                                       "model's first quantizer as the input format)")
-    c.add_argument("--default-type", metavar="T", help="type for kernels/biases that have no quantizer "
-                                                         "(rounded; not bit-exact with the float model)")
-    c.add_argument("--output", choices=("logits", "argmax"), default="logits",
-                   help="network output: pre-softmax values (default) or the class index")
-    c.add_argument("--mult-bits", type=int, metavar="W", help="width of dyadic requantization multipliers "
-                   "b < 2^W. QONNX/PyTorch: float scales are rounded to such b/2^c (default 31, as HAWQ-V3); "
-                   "QKeras: the declared width of dyadic (qat.recipes.qkeras_recipes) scales, wider ones are refused")
-    c.add_argument("--exact-scales", action="store_true", help="QONNX: refuse any rescale ratio that is not "
-                   "exactly b/2^c with b < 2^W instead of rounding it")
+    add_model_arguments(c, "model", help="QKeras model (.h5, or .json architecture + --weights), QONNX graph "
+                                          "(.onnx), or Brevitas module as file.py:NAME (a module, or a function "
+                                          "returning one)")
     c.add_argument("-o", "--out", required=True, metavar="NET", help="output network directory")
     c.add_argument("--json", metavar="FILE", help="also write the per-layer report as JSON")
 
@@ -65,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
                     "quantized exactly as the framework's first quantizer does; without one they must be "
                     "exactly representable in the input type. Writes float64 real values, or raw integers "
                     "with --integers.")
-    pr.add_argument("net", help="integer network directory")
+    add_model_arguments(pr, "net")
     pr.add_argument("--input", required=True, metavar="X.npy", help="inputs, shape (N, *input_shape)")
     pr.add_argument("-o", "--out", required=True, metavar="Y.npy", help="where to write the outputs")
     pr.add_argument("--integers", action="store_true", help="write raw integers (int64) instead of reals")
@@ -76,14 +63,14 @@ def _parser() -> argparse.ArgumentParser:
         description="Print a per-op table of an integer network: output shape and type, the accumulator "
                     "width proven by interval analysis, parameters and bit operations (BOPs = MACs x input "
                     "bits x weight bits). 'f32' flags accumulators that float32 frameworks compute exactly.")
-    i.add_argument("net", help="integer network directory")
+    add_model_arguments(i, "net")
     i.add_argument("--json", action="store_true", help="print JSON instead of a table")
     r = sub.add_parser(
         "rtl", help="generate synthesizable Verilog from an integer network",
         description="Write a fully pipelined Verilog design (one inference per clock): one module per op, a top "
                     "module with clk, rst, in_valid/in_data, out_valid/out_data, an AXI4-Stream wrapper, and "
                     "manifest.json (bus layouts, latency). Output passes 'verilator --lint-only -Wall'.")
-    r.add_argument("net", help="integer network directory")
+    add_model_arguments(r, "net")
     r.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory for the Verilog")
     r.add_argument("--top", help="top module name (default: the network name)")
     r.add_argument("--weight-storage", choices=("fixed", "registers", "tmr"), default="fixed", help=WEIGHTS_HELP)
@@ -101,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Generate the RTL, build it with Verilator (or Icarus), stream vectors one per clock with "
                     "valid gaps and a reset in flight, and compare every output with the golden model. Prints "
                     "the exact-match count; exits 1 on any mismatch (naming vector, output index, expected, got).")
-    cs.add_argument("net", help="integer network directory")
+    add_model_arguments(cs, "net")
     src = cs.add_mutually_exclusive_group()
     src.add_argument("--vectors", metavar="X.npy", help="input vectors (real values, as for predict)")
     src.add_argument("--random", type=int, metavar="N", help="N random vectors over the input type's whole range "
@@ -132,13 +119,9 @@ def _parser() -> argparse.ArgumentParser:
                     "logic depth, latency in cycles, and an ASIC NAND2-equivalent gate count. Writes DIR/net, "
                     "DIR/rtl, DIR/cosim, DIR/synth and DIR/report.json.",
         epilog=EPILOG_TYPES)
-    sy.add_argument("model", help="QKeras model (.h5/.json) or integer network directory")
+    add_model_arguments(sy, "model")
     sy.add_argument("--board", default="pynq-z2", help="target board (see 'qrtl boards'); default pynq-z2")
     sy.add_argument("-o", "--out", required=True, metavar="DIR")
-    sy.add_argument("--weights", help="weights .h5 for a JSON architecture")
-    sy.add_argument("--input-type", metavar="T")
-    sy.add_argument("--default-type", metavar="T")
-    sy.add_argument("--output", choices=("logits", "argmax"), default="logits")
     sy.add_argument("--random", type=int, default=1000, metavar="N", help="co-simulation vectors (default 1000)")
     sy.add_argument("--pipeline", default="layer", metavar="MODE", help="as for 'qrtl rtl'")
     sy.add_argument("--bnn-order", choices=("plain", "mst", "auto"), default="plain",
@@ -164,18 +147,6 @@ def _fail(msg: str) -> int:
     return 1
 
 
-def _shape(text: str | None) -> tuple[int, ...] | None:
-    if not text:
-        return None
-    try:
-        dims = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise ValueError(f"--input-shape must be integers like 1,8,8, got {text!r}") from None
-    if not dims or min(dims) < 1:
-        raise ValueError(f"--input-shape must be positive integers like 1,8,8, got {text!r}")
-    return dims
-
-
 def cmd_convert(args) -> int:
     from rich.console import Console
 
@@ -186,7 +157,7 @@ def cmd_convert(args) -> int:
     console = Console(stderr=True)
     with console.status(f"converting {args.model}"):
         net = convert_model(args.model, args.weights, args.input_type, args.default_type, args.output,
-                            args.mult_bits, args.exact_scales, _shape(args.input_shape))
+                            args.mult_bits, args.exact_scales, parse_shape(args.input_shape))
         netfile.save(net, args.out)
     rep = summary(net)
     if args.json:
@@ -198,19 +169,10 @@ def cmd_convert(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from qat.ir import golden, netfile
-    from qat.importers.input_quant import check_raw, framework_to_network_layout, quantize_real
+    from qat.ir import golden
 
-    net = netfile.load(args.net)
-    if len(net.inputs) != 1:
-        return _fail(f"{args.net}: predict supports single-input networks")
-    try:
-        x = np.load(args.input, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        return _fail(f"{args.input}: cannot read a .npy array ({exc})")
-    inp = net.inputs[0]
-    x = framework_to_network_layout(net, x, real=not args.raw_input)
-    raw = check_raw(inp, x) if args.raw_input else quantize_real(inp, x)
+    net = load_network(args, "net")
+    raw = read_vectors(args.input, net, args.raw_input)
     out = golden.run(net, raw)[net.outputs[0]]
     conv = net.meta.get("output_conversion")
     if not args.integers:
@@ -230,10 +192,9 @@ def cmd_predict(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from qat.ir import netfile
     from qat.ir.report import summary
 
-    rep = summary(netfile.load(args.net))
+    rep = summary(load_network(args, "net"))
     if args.json:
         print(json.dumps(rep, indent=1, sort_keys=True))
     else:
@@ -261,24 +222,6 @@ def _print_table(rep: dict) -> None:
         t.add_row(r["name"], r["kind"], "x".join(map(str, r["shape"])), r["type"], str(r.get("proven_bits", "")),
                   rng, str(r["params"]), str(r["bops"]), f32, r["source"])
     Console(width=160).print(t)
-
-
-def _cosim_inputs(args, net) -> np.ndarray:
-    from qat.importers.input_quant import check_raw, framework_to_network_layout, quantize_real
-
-    if getattr(args, "vectors", None):
-        try:
-            x = np.load(args.vectors, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"{args.vectors}: cannot read a .npy array ({exc})") from None
-        x = framework_to_network_layout(net, x, real=not args.raw_input)
-        return check_raw(net.inputs[0], x) if args.raw_input else quantize_real(net.inputs[0], x)
-    n = args.random if args.random is not None else 1000
-    if n < 1:
-        raise ValueError("--random must be at least 1")
-    from rtl_sim.vectors import random_vectors
-
-    return random_vectors(net, n, args.seed)
 
 
 def _weight_phases(args, net, design) -> list[dict] | None:
@@ -314,9 +257,8 @@ def _weight_phases(args, net, design) -> list[dict] | None:
 
 def cmd_rtl(args) -> int:
     from hls.rtl.verilog import generate
-    from qat.ir import netfile
 
-    net = netfile.load(args.net)
+    net = load_network(args, "net")
     d = generate(net, args.top, args.pipeline, args.weight_storage, bnn_order=args.bnn_order,
                  mst_depth=args.mst_depth)
     d.write(args.out)
@@ -331,11 +273,10 @@ def cmd_rtl(args) -> int:
 
 def cmd_cosim(args) -> int:
     from hls.rtl.verilog import generate
-    from qat.ir import netfile
     from rtl_sim.cosim import run_cosim
 
-    net = netfile.load(args.net)
-    raw = _cosim_inputs(args, net)
+    net = load_network(args, "net")
+    raw = vectors_from_args(args, net)
     work = Path(args.out) if args.out else Path(args.net).resolve().parent / "build" / f"cosim_{Path(args.net).name}"
     design = generate(net, pipeline=args.pipeline, weights=args.weight_storage, bnn_order=args.bnn_order,
                       mst_depth=args.mst_depth)
@@ -362,12 +303,7 @@ def cmd_synth(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     with Progress(transient=False) as prog:
         task = prog.add_task("convert", total=4)
-        if (Path(args.model) / "network.json").exists():
-            net = netfile.load(args.model)
-        else:
-            from qat.importers.convert import convert_model
-
-            net = convert_model(args.model, args.weights, args.input_type, args.default_type, args.output)
+        net = load_network(args)
         netfile.save(net, out / "net")
         prog.update(task, advance=1, description="generate RTL")
         t0 = time.perf_counter()

@@ -3,27 +3,13 @@ project scripts.  Registered by qrtl.cli (``add_parsers`` / ``COMMANDS``); error
 ValueError subclasses so the command line prints them as one line with exit status 1."""
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
-MODEL_HELP = ("integer network directory, or a QKeras model (.h5, or .json + --weights) that is converted first "
-              "(a final softmax is dropped with a notice)")
-
-
-def _model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--weights", help="weights .h5 for a JSON architecture")
-    p.add_argument("--input-type", metavar="T", help="input type fixed<W,I> or ufixed<W,I> (when converting a model)")
-    p.add_argument("--default-type", metavar="T", help="type for unquantized kernels/biases (when converting)")
-    p.add_argument("--output", choices=("logits", "argmax"), default="logits",
-                   help="network output when converting a model: logits (default) or the class index")
+from .common import EPILOG_TYPES, add_model_arguments, load_network, vectors_from_args
 
 
 def add_parsers(sub) -> None:
-    from .cli import EPILOG_TYPES
-
     h = sub.add_parser(
         "hls", help="generate a Vitis HLS C++ project; --csim compiles it with g++ and checks it bit for bit",
         description="Write a Vitis HLS project for an integer network: the top function on ap_int/ap_uint "
@@ -34,7 +20,7 @@ def add_parsers(sub) -> None:
                     "and hls4ml's ap_types headers, run on the vectors and compared bit for bit with the golden "
                     "model: prints the exact-match count, exits 1 on any mismatch.",
         epilog=EPILOG_TYPES)
-    h.add_argument("net", help=MODEL_HELP)
+    add_model_arguments(h, "net")
     h.add_argument("-o", "--out", required=True, metavar="DIR", help="project directory")
     h.add_argument("--board", default="pynq-z2", help="target board: part and clock for build.tcl (default pynq-z2)")
     h.add_argument("--top", help="top function name (default: the network name)")
@@ -45,7 +31,6 @@ def add_parsers(sub) -> None:
     src.add_argument("--vectors", metavar="X.npy", help="test vectors (real values, as for predict)")
     h.add_argument("--raw-input", action="store_true", help="--vectors holds raw integers of the input type")
     h.add_argument("--seed", type=int, default=0, help="seed for --random")
-    _model_options(h)
 
     k = sub.add_parser(
         "hls4ml", help="build the hls4ml project for a QKeras model and measure its agreement with the golden model",
@@ -81,7 +66,7 @@ def add_parsers(sub) -> None:
                     "synthesis and implementation, and writes utilization and timing reports (DIR/reports). "
                     "DIR/README.md says how to run it: vivado -mode batch -source DIR/vivado.tcl",
         epilog=EPILOG_TYPES)
-    v.add_argument("net", help=MODEL_HELP)
+    add_model_arguments(v, "net")
     v.add_argument("--board", required=True, help="target FPGA board (see 'qrtl boards'; 'asic' is not an FPGA)")
     v.add_argument("-o", "--out", required=True, metavar="DIR")
     v.add_argument("--top", help="top module name (default: the network name)")
@@ -89,21 +74,6 @@ def add_parsers(sub) -> None:
     v.add_argument("--weight-storage", choices=("fixed", "registers", "tmr"), default="fixed",
                    help="as for 'qrtl rtl': fixed constants (default), or weights in registers loaded through the "
                         "cfg_* serial port (then also ports of the IP)")
-    _model_options(v)
-
-
-def _load_net(args):
-    """An integer network directory, or a QKeras model converted on the fly."""
-    from qat.ir import netfile
-
-    p = Path(args.net)
-    if p.is_dir() or p.name == "network.json":
-        return netfile.load(p)
-    if p.is_file() and p.suffix.lower() in (".h5", ".json", ".keras"):
-        from qat.importers.from_qkeras import convert_file
-
-        return convert_file(p, args.weights, args.input_type, args.default_type, args.output)
-    return netfile.load(p)  # raises the usual "no such network" error
 
 
 def _fpga_board(name: str, what: str):
@@ -122,36 +92,18 @@ def _boards():
     return boards()
 
 
-def _hls_vectors(args, net) -> list[np.ndarray]:
-    from qat.importers.input_quant import check_raw, quantize_real
-    from rtl_sim.vectors import random_inputs
-
-    if args.vectors:
-        if len(net.inputs) != 1:
-            raise ValueError(f"network '{net.name}' has {len(net.inputs)} inputs; --vectors needs a single-input "
-                             f"network (use --random)")
-        try:
-            x = np.load(args.vectors, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"{args.vectors}: cannot read a .npy array ({exc})") from None
-        inp = net.inputs[0]
-        return [check_raw(inp, x) if args.raw_input else quantize_real(inp, x)]
-    n = 1000 if args.random is None else args.random
-    if n < 1:
-        raise ValueError("--random must be at least 1")
-    return random_inputs(net, n, args.seed)
-
-
 def cmd_hls(args) -> int:
     from hls.cpp import hls_cpp
     from rtl_sim import csim
+    from rtl_sim.vectors import random_inputs
 
     b = _fpga_board(args.board, "Vitis HLS")
-    net = _load_net(args)
+    net = load_network(args, "net")
     proj = hls_cpp.generate(net, args.top, b)
     out = Path(args.out)
     proj.write(out)
-    vectors = _hls_vectors(args, net)
+    vectors = [vectors_from_args(args, net)] if len(net.inputs) == 1 or args.vectors else \
+        random_inputs(net, 1000 if args.random is None else args.random, args.seed)
     csim.write_vectors(out, net, vectors)
     print(f"wrote HLS project {out} (top {proj.top}, {b.part} at {b.clock_mhz:g} MHz, {len(vectors[0])} test "
           f"vectors); Vitis HLS: cd {out} && vitis_hls -f build.tcl")
@@ -178,7 +130,7 @@ def cmd_vivado(args) -> int:
     from boards.vivado import write_project
 
     b = _fpga_board(args.board, "Vivado")
-    net = _load_net(args)
+    net = load_network(args, "net")
     res = write_project(net, b, args.out, top=args.top, pipeline=args.pipeline, weights=args.weight_storage)
     print(res.describe())
     return 0

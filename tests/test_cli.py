@@ -208,3 +208,48 @@ def test_info_on_missing_or_corrupt_network(tmp_path, jet_net, capsys):
 def test_usage_error_exit_code():
     res = run_cli("convert")
     assert res.returncode == 2
+
+
+# ---- one model loader, one vector reader --------------------------------------------------
+
+def test_every_command_takes_a_model_file(jet_net, tmp_path, capsys):
+    """predict / info / rtl / hls accept the .h5 itself (converted as by 'qrtl convert'), with the same result."""
+    x = np.load(EXAMPLE / "sample_inputs.npy")[:50]
+    np.save(tmp_path / "x.npy", x)
+    h5 = str(EXAMPLE / "jet_tagger.h5")
+    assert main(["predict", h5, "--input", str(tmp_path / "x.npy"), "-o", str(tmp_path / "a.npy"), "--integers"]) == 0
+    assert main(["predict", str(jet_net), "--input", str(tmp_path / "x.npy"), "-o", str(tmp_path / "b.npy"),
+                 "--integers"]) == 0
+    assert np.array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
+    capsys.readouterr()
+    assert main(["info", h5, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["network"] == json.loads((jet_net / "network.json").read_text())["name"]
+    assert main(["rtl", h5, "-o", str(tmp_path / "rtl")]) == 0
+    assert main(["rtl", str(jet_net), "-o", str(tmp_path / "rtl2")]) == 0
+    for f in sorted((tmp_path / "rtl").iterdir()):
+        assert f.read_bytes() == (tmp_path / "rtl2" / f.name).read_bytes(), f.name
+    assert main(["hls", h5, "-o", str(tmp_path / "hls"), "--random", "5"]) == 0
+
+
+def test_hls_vectors_take_the_pytorch_layout(tmp_path):
+    """qrtl hls --vectors reads channels-first inputs of a QONNX/PyTorch network like predict and cosim."""
+    from qat.ir import golden, netfile
+    from qat.ir.network import Input, Network, Op
+    from qat.ir.types import IntType
+
+    rng = np.random.default_rng(0)
+    w = rng.integers(-3, 4, size=(1, 1, 2, 3))
+    net = Network("chw", [Input("x", (3, 4, 2), IntType(5, True))],
+                  [Op("c", "conv2d", ["x"], (3, 4, 3), IntType(12, True), {"strides": [1, 1], "padding": "valid"},
+                      {"weight": w, "bias": np.zeros(3, dtype=np.int64)})], ["c"], meta={"onnx_input_layout": "NCHW"})
+    netfile.save(net, tmp_path / "net")
+    x_nchw = rng.integers(-16, 16, size=(6, 2, 3, 4))
+    np.save(tmp_path / "x.npy", x_nchw)
+    assert main(["hls", str(tmp_path / "net"), "-o", str(tmp_path / "hls"), "--vectors", str(tmp_path / "x.npy"),
+                 "--raw-input", "--csim"]) == 0
+    rows = (tmp_path / "hls" / "tb_data" / "tb_input.txt").read_text().splitlines()
+    nhwc = np.moveaxis(x_nchw, 1, -1)
+    assert [int(v) for v in rows[0].split()] == list(nhwc[0].ravel())
+    want = golden.run(net, nhwc)["c"]
+    got = [int(v) for v in (tmp_path / "hls" / "tb_output.txt").read_text().splitlines()[5].split()]
+    assert got == list(want[5].ravel())
