@@ -78,9 +78,6 @@ class Plan:
     s: dict[int, int]
     k: dict[int, int]
 
-    def depth(self, c: int) -> int:
-        return int(self.tree.depth[self.channels.index(c)])
-
     def path(self, c: int) -> list[int]:
         """Channels from c's root down to c."""
         out = [c]
@@ -90,7 +87,8 @@ class Plan:
 
     @property
     def max_depth(self) -> int:
-        return self.tree.max_depth
+        """Edges on the longest root-to-channel path (0: every channel computed in full)."""
+        return max(self.tree.max_depth - 1, 0)
 
 
 def make_plan(wbits: np.ndarray, channels: list[int], max_depth: int | None) -> Plan:
@@ -99,7 +97,10 @@ def make_plan(wbits: np.ndarray, channels: list[int], max_depth: int | None) -> 
     n = w.shape[0]
     sub = w[:, channels]
     dist, flip = hamming(sub)
-    tree = spanning_tree(dist, np.full(len(channels), n, dtype=np.int64), max_depth, flip)
+    # spanning_tree counts the virtual root's children (computed in full) as level 1: a bound of D
+    # edges below a computed root is D + 1 levels there
+    tree = spanning_tree(dist, np.full(len(channels), n, dtype=np.int64),
+                         None if max_depth is None else max_depth + 1, flip)
     s: dict[int, int] = {}
     k: dict[int, int] = {}
     edges: dict[int, Edge] = {}
