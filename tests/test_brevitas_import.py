@@ -23,7 +23,7 @@ from brevitas.quant.float_quant_ocp import (Fp8e4m3OCPActPerTensorFloat,  # noqa
 from qat.ir import golden  # noqa: E402
 from qat.importers.from_brevitas import BrevitasImportError, agreement, export_qonnx_model, import_brevitas  # noqa: E402
 from qat.importers.input_quant import quantize_real  # noqa: E402
-from qat.ir.network import NetworkError  # noqa: E402
+from qat.ir.network import NetworkError, Op  # noqa: E402
 from qat.importers.from_qonnx import QONNXImportError, import_qonnx  # noqa: E402
 from qat.ir.types import MinifloatType, minifloat_magnitudes, unit_scale  # noqa: E402
 

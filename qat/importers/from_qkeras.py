@@ -74,9 +74,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from qat.ir.intervals import op_bounds
 from qat.ir.builder import Builder
 from qat.ir.network import Input, Network, Op
+from qat.ir.passes import run_passes
 from qat.importers.thresholds import check_thresholds, fit_thresholds
 from qat.ir.types import (BinaryType, IntType, TensorType, is_po2, log2_exact, parse_fixed, signed_bits_for,
                     type_for_range, unit_scale, unsigned_bits_for)
@@ -1106,33 +1106,7 @@ class QKerasImporter:
         op = Op(name, "threshold", [src], (), spec.type, {"step": step}, arrays, source=source)
         if not check_thresholds(op, f, flat_lo, flat_hi, self.b.types[src]):
             raise ImportError_(f"{where}: {op.source} is not monotonic in its input; no threshold form exists")
-        return self._fuse_or_add(op)
-
-    def _fuse_or_add(self, op: Op) -> str:
-        src_op = self.b.net.ops[-1] if self.b.net.ops else None
-        if (src_op is not None and src_op.name == op.inputs[0] and src_op.kind in ("bdense", "bconv2d")
-                and isinstance(op.type, BinaryType) and "threshold" not in src_op.arrays):
-            t = op.arrays["thresholds"][:, 0]
-            d = op.arrays["direction"]
-            base = op.arrays["base"]
-            n = int(np.prod(src_op.arrays["weight"].shape[:-1]))
-            # +1 iff: base=-1,dir=+1: y >= t ; base=+1,dir=-1: y < t, i.e. y <= t-1 ; constant outputs
-            thr = np.where(d > 0, t, t - 1)
-            dirn = d.copy()
-            const_pos = (base == 1) & (d > 0)
-            const_neg = (base == -1) & (d < 0)
-            thr = np.where(const_pos, -n - 1, np.where(const_neg, n + 1, thr))
-            dirn = np.where(const_pos | const_neg, 1, dirn)
-            src_op.arrays["threshold"] = thr.astype(np.int64)
-            src_op.arrays["direction"] = dirn.astype(np.int64)
-            src_op.type = op.type
-            src_op.source += f", {op.source}"
-            src_op.attrs.pop("acc_bits", None)
-            self.b.types[src_op.name] = op.type
-            self.b.bounds[src_op.name] = op_bounds(src_op, [self.b.bounds[src_op.inputs[0]]],
-                                                   [self.b.types[src_op.inputs[0]]])
-            return src_op.name
-        return self.b.add(op)
+        return self.b.add(op)  # a binary layer + sign is fused by qat.ir.passes
 
 
 def _register_widths(kq, bq, shift: int, bias_factor: np.ndarray, exact_bias: bool) -> dict[str, int]:
@@ -1205,7 +1179,7 @@ def import_qkeras(model, input_type: IntType | None = None, default_type: IntTyp
     net = QKerasImporter(model, input_type, default_type, output, name or model.name, mult_bits).run()
     net.meta.update({"source": "qkeras", "keras_model": model.name})
     validate(net)
-    return net
+    return run_passes(net)
 
 
 def convert_file(model_path, weights_path=None, input_type: str | None = None, default_type: str | None = None,

@@ -44,6 +44,7 @@ from qat.ir.builder import Builder
 from qat.ir.geometry import pad_amounts
 from qat.ir.intervals import Bounds, validate
 from qat.ir.network import Input, Network, NetworkError, Op
+from qat.ir.passes import run_passes
 from qat.importers.float_steps import ARITH, apply_steps, bn_step, const_step, describe
 from qat.importers.thresholds import check_thresholds, fit_thresholds
 from qat.ir.types import BinaryType, IntType, MinifloatType, TensorType, signed_bits_for, unit_scale
@@ -1198,4 +1199,4 @@ def import_qonnx(model_or_path, name: str | None = None, mult_bits: int = DEFAUL
             net.notes = [n for n in net.notes if not n.startswith("output conversion")]
     net.meta.update({"source": "qonnx", "mult_bits": int(mult_bits)})
     validate(net)
-    return net
+    return run_passes(net)
