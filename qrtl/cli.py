@@ -57,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("-o", "--out", required=True, metavar="Y.npy", help="where to write the outputs")
     pr.add_argument("--integers", action="store_true", help="write raw integers (int64) instead of reals")
     pr.add_argument("--raw-input", action="store_true", help="X.npy holds raw integers of the input type")
+    pr.add_argument("--engine", choices=("golden", "rtl"), default="golden",
+                    help="'golden' (default): the golden integer model; 'rtl': the generated Verilog (default "
+                         "options), compiled with Verilator and run vector by vector (rtl_sim.fast_sim)")
 
     i = sub.add_parser(
         "info", help="per-layer table: shapes, types, accumulator widths, parameters, bit operations",
@@ -111,6 +114,13 @@ def _parser() -> argparse.ArgumentParser:
                                                      "(same architecture) through the serial port and check again")
     cs.add_argument("--inject-faults", type=int, default=0, metavar="N",
                     help="with --weight-storage tmr: then flip N random bits of one register copy; outputs must not change")
+    cs.add_argument("--engine", choices=("fast", "cocotb", "both"), default="both",
+                    help="'fast': a compiled Verilator harness streams every vector back to back; 'cocotb': the "
+                         "cocotb testbench streams every vector (valid gaps, reset in flight, weight loading); "
+                         "'both' (default): the harness checks every vector, cocotb the protocol on a sample")
+    cs.add_argument("--sample", type=int, default=200, metavar="N",
+                    help="with --engine both: vectors in the cocotb protocol sample (default 200, plus the first "
+                         "vector the harness found wrong)")
 
     sy = sub.add_parser(
         "synth", help="convert (if needed), generate RTL, co-simulate, synthesize with Yosys, report",
@@ -173,7 +183,13 @@ def cmd_predict(args) -> int:
 
     net = load_network(args, "net")
     raw = read_vectors(args.input, net, args.raw_input)
-    out = golden.run(net, raw)[net.outputs[0]]
+    if args.engine == "rtl":
+        from hls.rtl.verilog import generate
+        from rtl_sim.fast_sim import predict_raw
+
+        out = predict_raw(generate(net), raw, net=net, what=f"{args.net}")
+    else:
+        out = golden.run(net, raw)[net.outputs[0]]
     conv = net.meta.get("output_conversion")
     if not args.integers:
         from qat.importers.float_steps import apply_output_conversion, describe
@@ -273,17 +289,22 @@ def cmd_rtl(args) -> int:
 
 def cmd_cosim(args) -> int:
     from hls.rtl.verilog import generate
-    from rtl_sim.cosim import run_cosim
+    from rtl_sim.fast_sim import run_engines
 
     net = load_network(args, "net")
     raw = vectors_from_args(args, net)
     work = Path(args.out) if args.out else Path(args.net).resolve().parent / "build" / f"cosim_{Path(args.net).name}"
     design = generate(net, pipeline=args.pipeline, weights=args.weight_storage, bnn_order=args.bnn_order,
                       mst_depth=args.mst_depth)
-    res = run_cosim(net, raw, work, args.simulator, design, args.trace_layers, args.waves, seed=args.seed,
-                    phases=_weight_phases(args, net, design))
-    (work / "cosim.json").write_text(json.dumps(res.as_dict(), indent=1, sort_keys=True) + "\n")
-    print(res.describe())
+    res, report = run_engines(net, raw, work, args.engine, args.simulator, design, args.trace_layers, args.waves,
+                              seed=args.seed, phases=_weight_phases(args, net, design), sample=args.sample)
+    (work / "cosim.json").write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
+    for key, e in report["engines"].items():
+        if key == "cocotb" and args.engine == "both":
+            print(f"cocotb protocol sample: {e['sample_size']} of {e['sample_of']} vectors ({e['checks']})")
+        print(e["description"])
+    if len(report["engines"]) > 1:
+        print(res.describe())
     if res.waves:
         print(f"waves: {res.waves}")
     return 0 if res.ok else 1

@@ -578,9 +578,11 @@ def run_engines(net: Network, raw_inputs: np.ndarray, work_dir: str | Path, engi
     engines = {}
     if fast:
         engines["fast"] = dict(fast.as_dict(), engine="compiled Verilator harness (rtl_sim.fast_sim)",
+                               description=fast.describe(),
                                checks="every vector back to back, bit for bit against the golden model")
     if cocotb:
         engines["cocotb"] = dict(cocotb.as_dict(), engine=f"cocotb testbench on {simulator}",
+                                 description=cocotb.describe(), sample_size=int(len(index)),
                                  checks="valid gaps, a reset with a vector in flight"
                                         + (", weight loading/reloads/faults" if phases else "")
                                         + (", every layer" if trace_layers else ""),

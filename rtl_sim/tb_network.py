@@ -138,7 +138,7 @@ async def stream_phase(dut, inputs: list[int], expected: np.ndarray, man: dict, 
     got_raw = unpack_bus(got, n_out, int(out["element_bits"]), bool(out["signed"]), bool(out["binary"]))
     exp = bus_view(out, expected.reshape(len(expected), -1))  # minifloat outputs: compare codes
     result = {"vectors": len(inputs), "outputs_seen": len(got), "latency": latency, "resets": resets,
-              "mismatches": 0, "first_mismatch": None, "first_wrong_layer": None}
+              "mismatches": 0, "first_mismatch": None, "first_wrong_layer": None, "_outputs": got_raw}
     n = min(len(got_raw), len(exp))
     bad = [(v, k) for v in range(n) for k in range(exp.shape[1]) if int(got_raw[v, k]) != int(exp[v, k])]
     result["exact_vectors"] = int(sum(1 for v in range(n) if np.array_equal(got_raw[v], exp[v])))
@@ -206,6 +206,8 @@ async def stream_vectors(dut):
         before = inject(dut, [f for f in ph.get("faults", []) if not f.get("before_commit")])
         expected = np.load(job_dir / ph["expected"], allow_pickle=False)
         r = await stream_phase(dut, inputs, expected, man, rng, gap_prob, layer_expect if len(phases) == 1 else {})
+        # the output bus elements in order (what rtl_sim.fast_sim's harness is compared with)
+        np.save(job_dir / f"outputs_{len(results)}.npy", r.pop("_outputs"), allow_pickle=False)
         r["fault_bits_flipped"] = sum(bin(_read(reg) ^ v).count("1") for reg, v in before.values())
         r["name"] = ph.get("name", "vectors")
         r["expect_mismatch"] = bool(ph.get("expect_mismatch", False))
