@@ -64,9 +64,15 @@ clean:
 
 # Benchmarks (bench/run_bench.py): qrtl vs da4ml 0.6 (same integers, same Yosys) and vs hls4ml 1.3
 # C-simulation; writes bench/results/results.{json,md}. About 20-25 minutes on 2 cores.
-.PHONY: bench
-bench: install
+.PHONY: bench bench-sim
+bench: install bench-sim
 	$(BIN)/python bench/run_bench.py
+
+# Simulation speed (bench/sim_speed.py): the compiled Verilator harness (rtl_sim.fast_sim) vs cocotb vs
+# hls4ml 1.3 C-simulation on the jet tagger and ECON-T encoder, plus the harness on --pipeline depth:1;
+# writes bench/results/sim_speed.{json,md}. A few minutes on 2 cores.
+bench-sim: install
+	$(BIN)/python bench/sim_speed.py
 
 # Integer vs minifloat on real RTL (bench/digits/run_digits.py): MLP 64-32-10 on scikit-learn digits as
 # int8, int4, dyadic int4, FP8 E4M3, FP4 E2M1 -> golden model -> Verilator co-sim -> Yosys; writes

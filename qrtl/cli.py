@@ -305,6 +305,8 @@ def cmd_cosim(args) -> int:
         print(e["description"])
     if len(report["engines"]) > 1:
         print(res.describe())
+    if report.get("note"):
+        print(f"note: {report['note']}")
     if res.waves:
         print(f"waves: {res.waves}")
     return 0 if res.ok else 1

@@ -546,8 +546,10 @@ def run_engines(net: Network, raw_inputs: np.ndarray, work_dir: str | Path, engi
     """``qrtl cosim``: the fast harness checks all vectors (``fast``/``both``); the cocotb
     testbench checks the protocol (valid gaps, a reset in flight, weight phases) on all
     vectors (``cocotb``) or on a sample (``both``: the first ``sample`` vectors plus the
-    first vector the fast harness found wrong).  Returns the combined result and the
-    JSON report (which engine checked how many vectors)."""
+    first vector the fast harness found wrong).  ``both`` with no more vectors than the
+    sample runs cocotb alone (it checks every vector; a second build would add nothing).
+    Returns the combined result and the JSON report (which engine checked how many
+    vectors)."""
     from hls.rtl.verilog import generate
 
     from .cosim import run_cosim
@@ -563,6 +565,9 @@ def run_engines(net: Network, raw_inputs: np.ndarray, work_dir: str | Path, engi
     n = len(raw_inputs)
     fast = cocotb = None
     index = np.arange(n)
+    skipped = None
+    if engine == "both" and n <= sample:  # the cocotb run checks every vector anyway: one build, not two
+        engine, skipped = "cocotb", f"fast harness not run: all {n} vectors fit in the cocotb sample ({sample})"
     if engine in ("fast", "both"):
         work.mkdir(parents=True, exist_ok=True)
         fast = run_fast(net, raw_inputs, design, phases=phases, work_dir=work)
@@ -601,4 +606,6 @@ def run_engines(net: Network, raw_inputs: np.ndarray, work_dir: str | Path, engi
         combined = fast or cocotb
     report = dict(combined.as_dict(), engines=engines,
                   vectors_checked={k: v["vectors"] for k, v in engines.items()})
+    if skipped:
+        report["note"] = skipped
     return combined, report

@@ -1,13 +1,14 @@
 """Co-simulation of the generated RTL against the golden model, bit for bit.
 
 Every op kind the generator supports runs in one of the networks of
-tests/rtl_nets.py; each is built once with Verilator and streamed with random
-vectors over the whole input range plus edge vectors (and, for narrow inputs,
-every input value on every element), with valid gaps, a reset while a vector
-is in flight, and every layer's output compared (--trace-layers).  Icarus
-runs the binary network and the other pipeline modes; the AXI4-Stream
-wrapper runs under back-pressure; a deliberately corrupted layer must be
-found and named.
+tests/rtl_nets.py; each is built once by the compiled Verilator harness
+(rtl_sim.fast_sim, cached by content) and streamed with random vectors over
+the whole input range plus edge vectors (and, for narrow inputs, every input
+value on every element).  The protocol runs under cocotb: Icarus streams the
+binary network and the other pipeline modes with valid gaps, a reset while a
+vector is in flight and every layer's output compared (--trace-layers); the
+AXI4-Stream wrapper runs under back-pressure; a deliberately corrupted layer
+must be found and named.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from qat.ir.network import Network
 from qat.ir.types import BinaryType, IntType
 from qrtl.cli import main
 from rtl_sim.cosim import run_cosim
+from rtl_sim.fast_sim import run_fast
 from rtl_sim.vectors import random_vectors
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,9 +58,9 @@ def assert_stimulus(net: Network, x: np.ndarray) -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("name", sorted(rtl_nets.ALL))
 def test_cosim_bit_exact(name, tmp_path):
     net = rtl_nets.ALL[name]()
-    x = rtl_nets.vectors(net, VECTORS[name], seed=1)
+    x = rtl_nets.vectors(net, 5 * VECTORS[name], seed=1)
     assert_stimulus(net, x)
-    res = run_cosim(net, x, tmp_path, "verilator", trace_layers=True, seed=2)
+    res = run_fast(net, x)
     assert_exact(res, len(x))
     assert res.latency == generate(net).latency
 
@@ -83,13 +85,13 @@ def test_requant_vectors_hit_ties_saturation_and_wrap():
 
 
 def test_cosim_jet_tagger(tmp_path):
-    """The shipped QKeras example, converted and co-simulated."""
+    """The shipped QKeras example, converted and run through the compiled harness."""
     from qat.importers.from_qkeras import convert_file
 
     net = convert_file(str(JET))
-    x = random_vectors(net, 500, seed=3)
-    res = run_cosim(net, x, tmp_path, "verilator", trace_layers=True)
-    assert_exact(res, 500)
+    x = random_vectors(net, 5000, seed=3)
+    res = run_fast(net, x)
+    assert_exact(res, 5000)
     assert res.latency == len(net.ops)
 
 
