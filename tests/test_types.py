@@ -7,7 +7,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from qat.importers.input_quant import check_raw, quantize_real, round_float_exact
+from qat.importers.input_quant import check_raw, quantize_real
+from qat.importers.scales import round_float_exact
 from qat.ir.network import Input, NetworkError
 from qat.ir.types import (BinaryType, IntType, MinifloatType, is_po2, log2_exact, parse_fixed, signed_bits_for,
                        type_for_range, type_from_json, type_to_json, unit_scale, unsigned_bits_for, with_scale)

@@ -53,7 +53,7 @@ def convert_model(path: str | Path, weights: str | None = None, input_type: str 
     p = Path(path)
     if is_torch_spec(path):
         from qat.importers.from_brevitas import import_brevitas
-        from qat.importers.from_qonnx import DEFAULT_MULT_BITS
+        from qat.importers.scales import DEFAULT_MULT_BITS
 
         if not input_shape:
             raise NetworkError(f"{path}: a PyTorch module needs --input-shape (one input without the batch "
@@ -64,7 +64,8 @@ def convert_model(path: str | Path, weights: str | None = None, input_type: str 
     if input_shape:
         raise NetworkError(f"{p}: --input-shape applies to PyTorch modules (file.py:NAME) only")
     if p.suffix.lower() == ".onnx":
-        from qat.importers.from_qonnx import DEFAULT_MULT_BITS, import_qonnx
+        from qat.importers.from_qonnx import import_qonnx
+        from qat.importers.scales import DEFAULT_MULT_BITS
 
         from qat.ir.types import parse_fixed
 

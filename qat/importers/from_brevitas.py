@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from qat.ir.network import Network, NetworkError
-from qat.importers.from_qonnx import DEFAULT_MULT_BITS, import_qonnx
+from qat.importers.from_qonnx import import_qonnx
+from qat.importers.scales import DEFAULT_MULT_BITS, minifloat_from_real
 
 
 MAX_LISTED = 1000  # differing inputs listed by agreement()
@@ -117,7 +118,6 @@ def agreement(module, net: Network, x: np.ndarray, batch: int = 4096) -> dict[st
     exact logits are broken by float32 noise in Brevitas)."""
     from qat.ir import golden
     from qat.importers.input_quant import framework_to_network_layout, quantize_real
-    from qat.importers.from_qonnx import minifloat_from_real
     from qat.ir.types import MinifloatType, unit_scale
 
     out_t = net.tensor_types()[net.outputs[0]]

@@ -77,6 +77,7 @@ import numpy as np
 from qat.ir.builder import Builder
 from qat.ir.network import Input, Network, Op
 from qat.ir.passes import run_passes
+from qat.importers.scales import DEFAULT_MULT_BITS, exact_dyadic, nearest_dyadic
 from qat.importers.thresholds import check_thresholds, fit_thresholds
 from qat.ir.types import (BinaryType, IntType, TensorType, is_po2, log2_exact, parse_fixed, signed_bits_for,
                     type_for_range, unit_scale, unsigned_bits_for)
@@ -91,7 +92,6 @@ PO2_QUANTIZERS = ("quantized_po2", "quantized_relu_po2")
 PO2_MAX_SPAN = 30  # widest power-of-two range (bits of the integer grid) of po2 weights/activations
 PO2_LUT_INPUT_BITS = 8  # po2 activation of an input this narrow: one table over its whole range
 MAX_THRESHOLD_LEVELS = 4096
-DYADIC_MULT_BITS = 31
 AUTO_BIAS_EXTRA_BITS = 16
 F32_EXACT_BITS = 24  # float32 significand: integer grid values up to 2^24 are exact
 
@@ -657,7 +657,7 @@ class QKerasImporter:
         qv = np.asarray(kq(tf.constant(kernel)).numpy(), dtype=np.float64)
         step = np.asarray(kq.step.numpy(), dtype=np.float64).reshape(-1)
         step = np.broadcast_to(step, (cout,)).copy()
-        b, _ = exact_dyadic(step, width, f"{where}: kernel scale", "mult_bits")
+        b, _ = exact_dyadic(step, width, f"{where}: kernel scale", "mult_bits", ImportError_)
         z = qv / step
         if not np.array_equal(z, np.round(z)) or np.max(np.abs(z)) > kq.qmax:
             raise ImportError_(f"{where}: quantized kernel is not an integer multiple of its dyadic scale")
@@ -946,17 +946,18 @@ class QKerasImporter:
         if width is not None and spec.kind in ("quantized_bits", "quantized_relu"):
             after = self.b.net.op(src).source if src in {op.name for op in self.b.net.ops} else src
             mult, shift = exact_dyadic(in_scale / spec.step, width,
-                                       f"{where}: requantization multiplier (after '{after}')", "mult_bits")
+                                       f"{where}: requantization multiplier (after '{after}')", "mult_bits",
+                                       ImportError_)
             lo = max(spec.lo, 0) if (pend.relu or spec.relu) else spec.lo
             attrs = {"rounding": "half_even", "overflow": "saturate", "lo": int(lo), "hi": int(spec.hi),
                      "mult_bits": width}
             return IntT(self.b.add(Op(name, "requant", [src], (), spec.type, attrs,
                                       {"mult": mult, "shift": shift}, source=source)))
         if not pend.has_bn and spec.kind in ("quantized_bits", "quantized_relu"):
-            mult, shift = dyadic(in_scale / spec.step, where)
+            mult, shift = nearest_dyadic(in_scale / spec.step, where, ImportError_)
             lo = max(spec.lo, 0) if (pend.relu or spec.relu) else spec.lo
             self.notes.append(f"{where}: non-power-of-two scale requantized dyadically (multiplier < 2^"
-                              f"{DYADIC_MULT_BITS}); TF's float32 product may round differently")
+                              f"{DEFAULT_MULT_BITS}); TF's float32 product may round differently")
             attrs = {"rounding": "half_even", "overflow": "saturate", "lo": int(lo), "hi": int(spec.hi)}
             return IntT(self.b.add(Op(name, "requant", [src], (), spec.type, attrs,
                                       {"mult": mult, "shift": shift}, source=source)))
@@ -1123,43 +1124,6 @@ def _with_scale(t: TensorType, scale) -> TensorType:
     from qat.ir.types import with_scale
 
     return with_scale(t, scale)
-
-
-def dyadic(m: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
-    """M ~ b / 2^c with b < 2^31 (HAWQ-V3): frexp M = f*2^e, b = round(f*2^31), c = 31 - e."""
-    m = np.atleast_1d(np.asarray(m, dtype=np.float64))
-    if np.any(m <= 0) or not np.all(np.isfinite(m)):
-        raise ImportError_(f"{where}: requantization scale must be positive and finite")
-    f, e = np.frexp(m)
-    b = np.round(np.ldexp(f, DYADIC_MULT_BITS)).astype(np.int64)
-    c = (DYADIC_MULT_BITS - e).astype(np.int64)
-    full = b == (1 << DYADIC_MULT_BITS)
-    b = np.where(full, b >> 1, b)
-    c = np.where(full, c - 1, c)
-    return b, c
-
-
-def exact_dyadic(m, max_bits: int, where: str, what: str = "mult_bits") -> tuple[np.ndarray, np.ndarray]:
-    """(b, c) int64 with m == b / 2^c exactly, b odd (reduced) and b < 2^max_bits; a one-line
-    ImportError_ naming ``where`` when some value needs more bits (or is not positive)."""
-    m = np.atleast_1d(np.asarray(m, dtype=np.float64))
-    if np.any(m <= 0) or not np.all(np.isfinite(m)):
-        raise ImportError_(f"{where}: scale must be positive and finite")
-    f, e = np.frexp(m)
-    b = np.ldexp(f, 53).astype(np.int64)  # exact: the float64 significand
-    c = (53 - e).astype(np.int64)
-    tz = np.zeros_like(b)
-    for k in range(53):  # strip trailing zero bits
-        even = (b & 1) == 0
-        if not even.any():
-            break
-        b, c, tz = np.where(even, b >> 1, b), np.where(even, c - 1, c), tz + even
-    need = np.array([int(v).bit_length() for v in b])
-    if np.any(need > max_bits):
-        i = int(np.argmax(need))
-        raise ImportError_(f"{where} of channel {i} ({m[i]!r} = {int(b[i])}/2^{int(c[i])}) needs "
-                           f"{int(need[i])} multiplier bits, more than {what}={max_bits}")
-    return b, c
 
 
 def import_qkeras(model, input_type: IntType | None = None, default_type: IntType | None = None,

@@ -39,18 +39,16 @@ from typing import Any
 
 import numpy as np
 
-from qat.ir import golden
 from qat.ir.builder import Builder
 from qat.ir.geometry import pad_amounts
 from qat.ir.intervals import Bounds, validate
 from qat.ir.network import Input, Network, NetworkError, Op
 from qat.ir.passes import run_passes
+from qat.importers.scales import DEFAULT_MULT_BITS, dyadic_ratio, minifloat_from_real, round_float_exact
 from qat.importers.float_steps import ARITH, apply_steps, bn_step, const_step, describe
 from qat.importers.thresholds import check_thresholds, fit_thresholds
 from qat.ir.types import BinaryType, IntType, MinifloatType, TensorType, signed_bits_for, unit_scale
 
-DEFAULT_MULT_BITS = 31
-MAX_SHIFT = 255  # requantization shifts (E5M2 accumulators are in units of 2^-32 of the scales and need ~80)
 MAX_THRESHOLD_LEVELS = 4096  # most output steps a BatchNorm + quantizer may have (one comparator each)
 MAX_BIAS_REFINE_BITS = 8  # extra accumulator bits allowed to hold an unquantized (float) bias
 ROUNDING = {"ROUND": "half_even", "HALF_EVEN": "half_even", "FLOOR": "floor", "ROUND_TO_ZERO": "toward_zero",
@@ -242,44 +240,6 @@ def real_input_spec(node, t: TensorType, zero_point: float, narrow: bool, roundi
 
 # ---- dyadic rescaling ------------------------------------------------------------
 
-def dyadic_ratio(num: np.ndarray, den: np.ndarray, mult_bits: int, exact: bool, where: str
-                 ) -> tuple[np.ndarray, np.ndarray, bool]:
-    """num/den (float64 arrays, exact values) as b/2^c with 0 < b < 2^mult_bits.
-
-    Returns (b, c, exact?).  Exact when every ratio is a dyadic rational whose
-    odd numerator fits; otherwise the nearest b/2^c with b in
-    [2^(mult_bits-1), 2^mult_bits) unless ``exact`` asks to refuse."""
-    num, den = np.broadcast_arrays(np.atleast_1d(num), np.atleast_1d(den))
-    bs, cs, all_exact = [], [], True
-    for n, d in zip(num.ravel().tolist(), den.ravel().tolist()):
-        r = Fraction(n) / Fraction(d)
-        if r <= 0:
-            raise QONNXImportError(f"{where}: rescale ratio {float(r):g} must be positive")
-        dd = r.denominator
-        if dd & (dd - 1) == 0 and r.numerator < (1 << mult_bits):
-            b, c = r.numerator, dd.bit_length() - 1
-            while c > 0 and b % 2 == 0:
-                b, c = b // 2, c - 1
-            bs.append(b), cs.append(c)
-            continue
-        if exact:
-            raise QONNXImportError(f"{where}: rescale ratio {float(r):.9g} is not b/2^c with b < 2^{mult_bits} "
-                                   f"(use power-of-two or dyadic scales, or allow approximation)")
-        all_exact = False
-        c = mult_bits - (r.numerator.bit_length() - r.denominator.bit_length())
-        b = round(r * (1 << c)) if c >= 0 else round(r / (1 << -c))
-        while b >= (1 << mult_bits):
-            c -= 1
-            b = round(r * (1 << c)) if c >= 0 else round(r / (1 << -c))
-        while b < (1 << (mult_bits - 1)):
-            c += 1
-            b = round(r * (1 << c)) if c >= 0 else round(r / (1 << -c))
-        bs.append(int(b)), cs.append(int(c))
-    if max(cs) > MAX_SHIFT or min(cs) < -MAX_SHIFT:
-        raise QONNXImportError(f"{where}: rescale ratio out of range (shift {max(cs)}, at most {MAX_SHIFT})")
-    return np.array(bs, dtype=np.int64), np.array(cs, dtype=np.int64), all_exact
-
-
 # ---- the importer -----------------------------------------------------------------
 
 class QONNXImporter:
@@ -428,7 +388,7 @@ class QONNXImporter:
         """A requant op of ``src`` (real step ``s_in``, per tensor or channel) to type ``t``:
         ratio s_in / t.scale as b/2^c (see :func:`dyadic_ratio`); ``attrs`` add rounding and bounds."""
         mult, shift, exact = dyadic_ratio(s_in, np.asarray(t.scale, dtype=np.float64), self.mult_bits,
-                                          self.exact_scales, self.where(node))
+                                          self.exact_scales, self.where(node), QONNXImportError)
         if not exact:
             self.inexact.append(self.label(node, "quant"))
         if np.all(mult == mult[0]) and np.all(shift == shift[0]):
@@ -608,7 +568,7 @@ class QONNXImporter:
             if binary:  # Brevitas binary_sign: +1 where y >= 0
                 return np.where(y.astype(np.float32) >= 0, 1, -1).astype(np.int64)
             v = (y.astype(np.float32) / s_out).astype(np.float64)
-            return np.clip(_round(v, rounding), lo_q, hi_q).astype(np.int64)
+            return np.clip(round_float_exact(v, rounding), lo_q, hi_q).astype(np.int64)
 
         step = 2 if binary else 1
         arrays = fit_thresholds(f, lo, hi, (hi_q - lo_q) // step, step)
@@ -626,7 +586,7 @@ class QONNXImporter:
         """Quantize a constant as Brevitas does: fl32(x / s), round, clamp."""
         s32 = scale.astype(np.float32)
         v = (x.astype(np.float32) / s32).astype(np.float64)
-        q = _round(v, rounding)
+        q = round_float_exact(v, rounding)
         if isinstance(t, MinifloatType):
             raw = minifloat_from_real(v.astype(np.float32), t, rounding)
             return QConst(np.asarray(raw, dtype=np.int64), np.broadcast_to(np.ldexp(scale, t.unit_exp), x.shape), t)
@@ -1116,13 +1076,6 @@ def _rank_for_argmax(imp: QONNXImporter, last: str) -> str:
     return imp.add(op).name
 
 
-def _round(v: np.ndarray, rounding: str) -> np.ndarray:
-    """Round float64 values (exact float32 inputs) with a qrtl rounding mode."""
-    from qat.importers.input_quant import round_float_exact
-
-    return round_float_exact(v, rounding)
-
-
 def supported_ops() -> list[str]:
     """The ONNX/QONNX op types the importer reads (its ``_n_<op>`` handlers and pass-through ops)."""
     return sorted([n[3:] for n in dir(QONNXImporter) if n.startswith("_n_")] + list(PASS_THROUGH))
@@ -1140,25 +1093,6 @@ def module_scope(node) -> str:
                 return ""
             return str(scopes[1]) if len(scopes) > 2 and scopes[1] else ""
     return ""
-
-
-def _float32_as_dyadic(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """float32 values as exact n / 2^k (n integer object array, k int64 array)."""
-    m, e = np.frexp(v.astype(np.float64))  # v = m * 2^e, |m| in [0.5, 1), 24 significant bits
-    n = np.round(np.ldexp(m, 24)).astype(np.int64).astype(object)
-    k = (24 - e).astype(np.int64)
-    return n, k
-
-
-def _unit_type(t: MinifloatType) -> MinifloatType:
-    """``t`` with unit scale (rounding happens on x / s)."""
-    return MinifloatType(t.exp_bits, t.man_bits, t.bias, t.variant)
-
-
-def minifloat_from_real(x32: np.ndarray, t: MinifloatType, rounding: str) -> np.ndarray:
-    """Round float32 values (already divided by the quantizer scale) to ``t``'s grid: raw units."""
-    n, k = _float32_as_dyadic(np.asarray(x32, dtype=np.float32))
-    return golden.minifloat_round(n, k, _unit_type(t), rounding)
 
 
 def import_qonnx(model_or_path, name: str | None = None, mult_bits: int = DEFAULT_MULT_BITS,

@@ -26,6 +26,7 @@ import numpy as np
 
 from qat.ir.network import Input, NetworkError
 from qat.ir.types import BinaryType, MinifloatType, unit_scale
+from qat.importers.scales import minifloat_from_real, round_float_exact
 
 
 def quantize_real(inp: Input, x: np.ndarray) -> np.ndarray:
@@ -55,7 +56,6 @@ def quantize_real(inp: Input, x: np.ndarray) -> np.ndarray:
         r = round_float_exact(np.clip(v, -2.0 ** 62, 2.0 ** 62), spec["rounding"])
         return check_raw(inp, np.clip(r, float(spec["lo"]), float(spec["hi"])).astype(np.int64))
     if kind == "float_scaled":  # Brevitas minifloat: fl32(x / s) rounded to the format's grid, saturating
-        from qat.importers.from_qonnx import minifloat_from_real
 
         v = x32.astype(np.float32) / np.float32(spec["scale"])
         return check_raw(inp, np.asarray(minifloat_from_real(v, inp.type, spec["rounding"]), dtype=np.int64))
@@ -148,16 +148,3 @@ def check_raw(inp: Input, raw: np.ndarray) -> np.ndarray:
     return out
 
 
-def round_float_exact(v: np.ndarray, rounding: str) -> np.ndarray:
-    """Round float64 values with at most 24 significant bits (exact)."""
-    if rounding == "half_even":
-        return np.round(v)
-    if rounding == "half_up":
-        return np.floor(v + 0.5)
-    if rounding == "half_away":
-        return np.sign(v) * np.floor(np.abs(v) + 0.5)
-    if rounding == "floor":
-        return np.floor(v)
-    if rounding == "toward_zero":
-        return np.trunc(v)
-    raise NetworkError(f"unknown rounding mode {rounding!r}")

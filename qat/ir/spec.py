@@ -15,15 +15,11 @@ emitter per backend (``hls/rtl`` and ``hls/cpp``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
-if TYPE_CHECKING:  # only for annotations: the specs' modules import these
-    import numpy as np
-
-    from .bounds import Bounds
-    from .geometry import Window
-    from .network import Op
-    from .types import TensorType
+# The callables' argument types (qat.ir.network.Op, numpy arrays, qat.ir.bounds.Bounds,
+# qat.ir.types.TensorType, qat.ir.geometry.Window) are named as strings: this module imports
+# none of them, so every IR module can import it.
 
 
 class _Required:
@@ -96,20 +92,14 @@ def unregister(kind: str) -> None:
     SPECS.pop(kind, None)
 
 
-def _load() -> None:
-    if not SPECS:
-        from . import ops  # noqa: F401  (registers the built-in kinds)
-
-
 def op_kinds() -> tuple[str, ...]:
-    """Every registered op kind, in registration order."""
-    _load()
+    """Every registered op kind, in registration order (the built-in ones are registered
+    when ``qat.ir`` is imported)."""
     return tuple(SPECS)
 
 
 def spec_of(kind: str) -> OpSpec | None:
     """The spec of ``kind``, or None when no such kind is registered."""
-    _load()
     return SPECS.get(kind)
 
 
