@@ -54,7 +54,7 @@ N_AGREE = 10_000
 N_COSIM_RANDOM = 1000
 BOARD = "pynq-z2"
 
-FORMATS = {  # weights / activations / bias, as the presets in qat/recipes_brevitas.py define them
+FORMATS = {  # weights / activations / bias, as the presets in qat/recipes/brevitas_recipes.py define them
     "int8": ("int8 per-tensor float scale", "uint8 float scale", "int32"),
     "int4": ("int4 per-tensor float scale", "uint4 float scale", "int32"),
     "dyadic_int4": ("int4 per-channel dyadic scale (8-bit mantissa)", "uint4 power-of-two scale", "int32"),

@@ -1,8 +1,8 @@
 """Train the ECON-T style autoencoder shipped with qrtl (deterministic).
 
-Synthetic HGCAL-like modules (qat/econ_data.py; training data seed 1,
+Synthetic HGCAL-like modules (qat/econ/data.py; training data seed 1,
 validation seed 2, evaluation seed 3) -> two autoencoders trained with the
-telescope loss and early stopping (qat/econ_train.py):
+telescope loss and early stopping (qat/econ/training.py):
 
 * the QKeras encoder with the published quantization + a float decoder (QAT),
 * a float encoder of the same shape + a float decoder (reference).
