@@ -1,4 +1,4 @@
-"""Brevitas QAT recipes (qat/recipes_brevitas.py): presets, dyadic scales, BN folding,
+"""Brevitas QAT recipes (qat/recipes/brevitas_recipes.py): presets, dyadic scales, BN folding,
 training on scikit-learn digits, determinism, minifloat grids, QONNX export."""
 from __future__ import annotations
 

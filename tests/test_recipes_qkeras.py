@@ -1,4 +1,4 @@
-"""HAWQ-V3 dyadic QKeras recipe (qat/recipes_qkeras.py) and its exact import.
+"""HAWQ-V3 dyadic QKeras recipe (qat/recipes/qkeras_recipes.py) and its exact import.
 
 A tiny MLP and a tiny CNN are trained on sklearn's digits (BN QAT, fold, fine-tune) and
 imported; the golden integer model must equal QKeras bit for bit (``==``, no tolerance) on
