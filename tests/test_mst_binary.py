@@ -172,3 +172,54 @@ def test_cosim_bit_exact(net, tmp_path, which, depth, pipeline):
     res = run_cosim(n, random_vectors(n, 300, 1), tmp_path / "sim", design=d, trace_layers=True)
     assert res.ok, res.describe()
     assert res.latency == d.latency
+
+
+# ---- the training regulariser (Brevitas and QKeras recipes) ----------------------------------
+
+def _digits():
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    return (d.data - 8.0).astype(np.float32), d.target
+
+
+def test_brevitas_surrogate_is_the_hamming_distance_when_saturated_and_shrinks_it():
+    import torch
+
+    from qat.recipes.brevitas_recipes import BinaryMLP, MSTRegularizer, binary_layers, train_bnn
+
+    X, y = _digits()
+    torch.manual_seed(0)
+    m = BinaryMLP(64, (64, 64), 10)
+    # sharp enough, every tanh is +-1 (weights are scaled by their mean magnitude): the surrogate
+    # counts sign disagreements along the tree's edges exactly
+    reg = MSTRegularizer(binary_layers(m), 1.0, every=1, max_depth=3, sharpness=1e4)
+    want = sum(dist / la.weight.numel() for dist, la in zip(reg.distance(), reg.layers))
+    assert float(reg()) == pytest.approx(want, rel=1e-4)
+    dists = {}
+    for lam in (0.0, 4.0):
+        torch.manual_seed(0)
+        m = BinaryMLP(64, (64, 64), 10)
+        h = train_bnn(m, X[:800], y[:800], epochs=3, lam=lam, mst_depth=3)
+        dists[lam] = sum(h[-1]["mst_distance"])
+    assert dists[4.0] < 0.85 * dists[0.0], dists
+
+
+def test_qkeras_regulariser_imports_exactly_and_shrinks_the_distance():
+    from qat.importers.from_qkeras import import_qkeras
+    from qat.importers.input_quant import quantize_real
+    from qat.ir import golden
+    from qat.recipes import qkeras_recipes as K
+
+    X, y = _digits()
+    dists = {}
+    for lam in (0.0, 4.0):
+        m = K.build_bnn_mlp(64, (48, 48))
+        dists[lam] = sum(K.train_bnn(m, X[:800], y[:800], epochs=3, lam=lam, mst_depth=3)["mst_distance"])
+    assert dists[4.0] < 0.95 * dists[0.0], dists  # weaker than in Brevitas at equal lambda (measured: -8 %)
+    net = import_qkeras(m)
+    assert [op.kind for op in net.ops] == ["bdense"] * 3 and "threshold" in net.ops[0].arrays
+    got = np.asarray(golden.run(net, quantize_real(net.inputs[0], X[800:1000]))[net.outputs[0]], dtype=float)
+    assert np.array_equal(got.reshape(200, -1), m.predict(X[800:1000], verbose=0))
+    d = generate(net, bnn_order="mst", mst_depth=3)
+    assert all(r["form"] == "mst" for name, r in d.manifest["bnn"]["layers"].items() if name != net.ops[-1].name)

@@ -674,3 +674,175 @@ def qonnx_export_ok(model: nn.Module, example: torch.Tensor, path: str) -> tuple
         return False, f"{type(exc).__name__}: {msg[0] if msg else ''}"
     finally:
         model.train(was)
+
+
+# ---- binary networks (FINN-style w1a1) and the MST regulariser --------------------------------
+
+def _bnn_quant():
+    from brevitas.quant import SignedBinaryActPerTensorConst, SignedBinaryWeightPerTensorConst
+
+    # weight scale 1.0: a float32 framework then sums +-1 exactly (Brevitas' default 0.1 does not)
+    return SignedBinaryActPerTensorConst, SignedBinaryWeightPerTensorConst.let(scaling_const=1.0)
+
+
+class BinaryMLP(nn.Module):
+    """TFC-w1a1 in spirit: sign(input) -> [binary Linear -> BatchNorm -> sign] x len(hidden) -> binary
+    Linear (integer logits).  Imports as bdense + fused thresholds."""
+
+    def __init__(self, in_features: int, hidden: Sequence[int] = (256, 256), out_features: int = 10):
+        super().__init__()
+        act, wq = _bnn_quant()
+        layers: list[nn.Module] = [qnn.QuantIdentity(act_quant=act, return_quant_tensor=True)]
+        n = in_features
+        for h in hidden:
+            layers += [qnn.QuantLinear(n, h, weight_quant=wq, bias=False), nn.BatchNorm1d(h),
+                       qnn.QuantIdentity(act_quant=act, return_quant_tensor=True)]
+            n = h
+        layers.append(qnn.QuantLinear(n, out_features, weight_quant=wq, bias=False))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class BinaryCNN(nn.Module):
+    """CNV-w1a1 in spirit (small): sign(input) -> [binary 3x3 valid conv -> BatchNorm -> sign] x
+    len(channels) -> flatten -> binary Linear (integer logits)."""
+
+    def __init__(self, in_shape: tuple[int, int, int], channels: Sequence[int] = (16, 32), out_features: int = 10):
+        super().__init__()
+        act, wq = _bnn_quant()
+        c, h, w = in_shape
+        self.inp = qnn.QuantIdentity(act_quant=act, return_quant_tensor=True)
+        feats: list[nn.Module] = []
+        for co in channels:
+            feats += [qnn.QuantConv2d(c, co, 3, weight_quant=wq, bias=False), nn.BatchNorm2d(co),
+                      qnn.QuantIdentity(act_quant=act, return_quant_tensor=True)]
+            c, h, w = co, h - 2, w - 2
+        self.features = nn.Sequential(*feats)
+        self.fc = qnn.QuantLinear(c * h * w, out_features, weight_quant=wq, bias=False)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.features(self.inp(x)), 1))
+
+
+def binary_layers(model: nn.Module) -> list[nn.Module]:
+    """The binary linear/conv layers whose output channels a spanning tree can share (all but the last)."""
+    layers = [m for m in model.modules() if isinstance(m, (qnn.QuantLinear, qnn.QuantConv2d))]
+    return layers[:-1]
+
+
+class MSTRegularizer:
+    """A differentiable surrogate of the total MST distance of a binary network's layers.
+
+    Every ``every`` steps the depth-bounded spanning tree of each layer's output channels is
+    rebuilt from the current signs of the latent (real) weights (hls.engine.spanning_tree: Hamming
+    distance, with negation); in between the loss is, over the tree's edges (p, c),
+    sum_i (1 - f * tanh(b*w_p,i) * tanh(b*w_c,i)) / 2, f = +1 (-1 for a negated edge): the number of
+    sign disagreements when the weights are far from 0, smooth near 0.  ``b`` scales by the layer's
+    mean |w|; the sum is divided by the layer's weight count, so ``lam`` is per-weight."""
+
+    def __init__(self, layers: Sequence[nn.Module], lam: float, every: int = 50, max_depth: int | None = None,
+                 sharpness: float = 3.0):
+        self.layers, self.lam, self.every = list(layers), float(lam), int(every)
+        self.max_depth, self.sharpness = max_depth, sharpness
+        self.step = 0
+        self.edges: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    @staticmethod
+    def columns(layer: nn.Module) -> torch.Tensor:
+        w = layer.weight
+        return w.reshape(w.shape[0], -1)  # (out channels, fan-in)
+
+    def rebuild(self) -> None:
+        from hls.engine.spanning_tree import hamming, spanning_tree
+
+        self.edges = []
+        for layer in self.layers:
+            w = self.columns(layer).detach()
+            bits = (w >= 0).cpu().numpy().T.astype(np.int64)  # (N, C)
+            dist, flip = hamming(bits)
+            n = bits.shape[0]
+            tree = spanning_tree(dist, np.full(bits.shape[1], n), None if self.max_depth is None else self.max_depth + 1,
+                                 flip)
+            kids = [v for v in range(bits.shape[1]) if tree.parent[v] >= 0]
+            par = [int(tree.parent[v]) for v in kids]
+            sgn = [-1.0 if tree.flip[v] else 1.0 for v in kids]
+            self.edges.append((torch.tensor(kids), torch.tensor(par), torch.tensor(sgn)))
+
+    def distance(self) -> list[int]:
+        """Total MST distance (edges only) of each layer's current sign pattern."""
+        self.rebuild()
+        out = []
+        for layer, (kids, par, sgn) in zip(self.layers, self.edges):
+            b = self.columns(layer).detach() >= 0
+            same = (b[kids] == b[par]).sum(1)
+            out.append(int(torch.where(sgn > 0, b.shape[1] - same, same).sum()))
+        return out
+
+    def __call__(self) -> torch.Tensor:
+        if self.step % self.every == 0 or not self.edges:
+            self.rebuild()
+        self.step += 1
+        total = torch.zeros(())
+        for layer, (kids, par, sgn) in zip(self.layers, self.edges):
+            if len(kids) == 0:
+                continue
+            w = self.columns(layer)
+            t = torch.tanh(self.sharpness * w / (w.detach().abs().mean() + 1e-8))
+            agree = (t[kids] * t[par]).sum(1) * sgn
+            total = total + (w.shape[1] * len(kids) - agree.sum()) / 2 / w.numel()
+        return self.lam * total
+
+
+def train_bnn(model: nn.Module, X: Any, y: Any, epochs: int = 10, lr: float = 5e-3, seed: int = 0,
+              batch_size: int = 64, lam: float = 0.0, tree_every: int = 50, mst_depth: int | None = None,
+              X_val: Any = None, y_val: Any = None) -> list[dict[str, float]]:
+    """Cross-entropy + ``lam`` * MST surrogate (:class:`MSTRegularizer`, tree rebuilt every
+    ``tree_every`` steps), Adam with a cosine learning rate, latent weights clipped to [-1, 1]
+    (BinaryConnect).  Deterministic like :func:`train`.  History per epoch: loss, train_acc,
+    mst_distance (per layer)[, val_acc]."""
+    Xt, yt = _as_tensor(X, torch.float32), _as_tensor(y, torch.long)
+    reg = MSTRegularizer(binary_layers(model), lam, tree_every, mst_depth)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            gen = torch.Generator().manual_seed(seed)
+            opt = torch.optim.Adam(model.parameters(), lr=lr)
+            steps = epochs * ((len(Xt) + batch_size - 1) // batch_size)
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
+            loss_fn = nn.CrossEntropyLoss()
+            history: list[dict[str, float]] = []
+            n = len(Xt)
+            for ep in range(epochs):
+                model.train()
+                perm = torch.randperm(n, generator=gen)
+                tot, correct = 0.0, 0
+                for i in range(0, n, batch_size):
+                    idx = perm[i:i + batch_size]
+                    if len(idx) < 2:
+                        continue  # BN cannot train on a batch of one
+                    out = _logits(model(Xt[idx]))
+                    loss = loss_fn(out, yt[idx])
+                    if lam:
+                        loss = loss + reg()
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                    sched.step()
+                    with torch.no_grad():
+                        for layer in reg.layers + [m for m in model.modules() if isinstance(m, (qnn.QuantLinear,
+                                                                                              qnn.QuantConv2d))]:
+                            layer.weight.clamp_(-1.0, 1.0)
+                    tot += float(loss.detach()) * len(idx)
+                    correct += int((out.detach().argmax(1) == yt[idx]).sum())
+                rec = {"epoch": ep + 1, "loss": tot / n, "train_acc": correct / n, "mst_distance": reg.distance()}
+                if X_val is not None:
+                    rec["val_acc"] = evaluate(model, X_val, y_val)
+                history.append(rec)
+    finally:
+        torch.set_num_threads(threads)
+    model.eval()
+    return history

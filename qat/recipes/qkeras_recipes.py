@@ -565,3 +565,130 @@ def _train_dyadic(x, y, x_test, y_test, arch, preset, mult_bits, hidden, filters
                          f"(max|x|*sum|w| + |bias|) * b must stay <= 2^{F32_EXACT_BITS}; use fewer bits "
                          f"(weights, activations, mult_bits) or pass allow_inexact=True")
     return res
+
+
+# ---- binary networks (w1a1) and the MST regulariser -------------------------------------------
+
+def _clip_unit(w):
+    """BinaryConnect: latent weights stay in [-1, 1], so a sign can still flip late in training."""
+    return tf.clip_by_value(w, -1.0, 1.0)
+
+
+def build_bnn_mlp(input_dim: int = 64, hidden: Sequence[int] = (256, 256), n_classes: int = 10,
+                  name: str = "bnn_mlp") -> tf.keras.Model:
+    """TFC-w1a1 in spirit: binary(input) -> [binary QDense (no bias) -> BN -> binary]* -> binary QDense
+    (integer logits).  Imports as bdense with fused thresholds (qat.importers.from_qkeras)."""
+    from qkeras.quantizers import binary
+
+    x = inp = L.Input((input_dim,), name="x")
+    x = QActivation(binary(alpha=1), name="input_bin")(x)
+    for i, h in enumerate(hidden):
+        x = QDense(h, kernel_quantizer=binary(alpha=1), use_bias=False, name=f"bfc{i}", kernel_constraint=_clip_unit)(x)
+        x = L.BatchNormalization(name=f"bn{i}")(x)
+        x = QActivation(binary(alpha=1), name=f"bin{i}")(x)
+    x = QDense(n_classes, kernel_quantizer=binary(alpha=1), use_bias=False, kernel_constraint=_clip_unit,
+               name="logits")(x)
+    return tf.keras.Model(inp, x, name=name)
+
+
+def build_bnn_cnn(input_shape: tuple[int, int, int] = (8, 8, 1), filters: Sequence[int] = (16, 32),
+                  n_classes: int = 10, name: str = "bnn_cnn") -> tf.keras.Model:
+    """CNV-w1a1 in spirit (small): binary(input) -> [binary 3x3 valid QConv2D -> BN -> binary]* ->
+    flatten -> binary QDense (integer logits)."""
+    from qkeras.quantizers import binary
+
+    x = inp = L.Input(input_shape, name="x")
+    x = QActivation(binary(alpha=1), name="input_bin")(x)
+    for i, f in enumerate(filters):
+        x = QConv2D(f, 3, kernel_quantizer=binary(alpha=1), use_bias=False, name=f"bconv{i}", kernel_constraint=_clip_unit)(x)
+        x = L.BatchNormalization(name=f"bn{i}")(x)
+        x = QActivation(binary(alpha=1), name=f"bin{i}")(x)
+    x = L.Flatten(name="flatten")(x)
+    x = QDense(n_classes, kernel_quantizer=binary(alpha=1), use_bias=False, kernel_constraint=_clip_unit,
+               name="logits")(x)
+    return tf.keras.Model(inp, x, name=name)
+
+
+def binary_kernels(model: tf.keras.Model) -> list:
+    """The binary QDense/QConv2D layers whose output channels a spanning tree can share (all but the last)."""
+    return [la for la in model.layers if isinstance(la, (QDense, QConv2D))][:-1]
+
+
+class MSTRegularizer(tf.keras.callbacks.Callback):
+    """The Brevitas recipe's MST surrogate for Keras: over the current tree's edges (p, c) of each
+    layer's output channels, sum_i (1 - f * tanh(b*w_p,i) * tanh(b*w_c,i)) / 2 per weight (f = -1
+    on a negated edge), ``lam`` times, added to the loss with ``model.add_loss``; the callback
+    rebuilds the depth-bounded trees from the latent kernels' signs every ``every`` batches
+    (hls.engine.spanning_tree).  Roots point at themselves with f = 0 (fixed-size tensors)."""
+
+    def __init__(self, model: tf.keras.Model, lam: float, every: int = 50, max_depth: int | None = None,
+                 sharpness: float = 3.0):
+        super().__init__()
+        self.layers_ = binary_kernels(model)
+        self.lam, self.every, self.max_depth, self.sharpness = float(lam), int(every), max_depth, sharpness
+        self.vars = []
+        for la in self.layers_:
+            c = int(la.kernel.shape[-1])
+            self.vars.append((tf.Variable(np.arange(c), dtype=tf.int32, trainable=False),
+                              tf.Variable(np.zeros(c, np.float32), trainable=False)))
+        self.rebuild()
+        if self.lam:  # lam = 0: measure only
+            model.add_loss(self.loss)
+        self.batches = 0
+
+    def _cols(self, la) -> tf.Tensor:
+        k = la.kernel
+        return tf.reshape(k, (-1, k.shape[-1]))  # (fan-in, channels)
+
+    def rebuild(self) -> None:
+        from hls.engine.spanning_tree import hamming, spanning_tree
+
+        for la, (par, sgn) in zip(self.layers_, self.vars):
+            bits = (self._cols(la).numpy() >= 0).astype(np.int64)
+            dist, flip = hamming(bits)
+            tree = spanning_tree(dist, np.full(bits.shape[1], bits.shape[0]),
+                                 None if self.max_depth is None else self.max_depth + 1, flip)
+            p = np.where(tree.parent >= 0, tree.parent, np.arange(bits.shape[1]))
+            par.assign(p.astype(np.int32))
+            sgn.assign(np.where(tree.parent < 0, 0.0, np.where(tree.flip, -1.0, 1.0)).astype(np.float32))
+
+    def distance(self) -> list[int]:
+        self.rebuild()
+        out = []
+        for la, (par, sgn) in zip(self.layers_, self.vars):
+            b = self._cols(la).numpy() >= 0
+            p, s = par.numpy(), sgn.numpy()
+            diff = (b != b[:, p]).sum(0)
+            out.append(int(np.where(s > 0, diff, np.where(s < 0, b.shape[0] - diff, 0)).sum()))
+        return out
+
+    def loss(self) -> tf.Tensor:
+        total = tf.constant(0.0)
+        for la, (par, sgn) in zip(self.layers_, self.vars):
+            w = self._cols(la)
+            t = tf.tanh(self.sharpness * w / (tf.stop_gradient(tf.reduce_mean(tf.abs(w))) + 1e-8))
+            agree = tf.reduce_sum(t * tf.gather(t, par, axis=1), axis=0) * sgn
+            n_edges = tf.reduce_sum(tf.abs(sgn))
+            total += (tf.cast(tf.shape(w)[0], tf.float32) * n_edges - tf.reduce_sum(agree)) / 2.0 / \
+                tf.cast(tf.size(w), tf.float32)
+        return self.lam * total
+
+    def on_train_batch_end(self, batch, logs=None) -> None:
+        self.batches += 1
+        if self.batches % self.every == 0:
+            self.rebuild()
+
+
+def train_bnn(model: tf.keras.Model, x: np.ndarray, y: np.ndarray, epochs: int = 10, lr: float = 5e-3,
+              batch_size: int = 64, seed: int = 0, lam: float = 0.0, tree_every: int = 50,
+              mst_depth: int | None = None) -> dict:
+    """Cross-entropy (+ ``lam`` * MST surrogate, :class:`MSTRegularizer`), Adam; returns
+    {"loss": per epoch, "mst_distance": per layer at the end}."""
+    tf.keras.utils.set_random_seed(seed)
+    reg = MSTRegularizer(model, lam, tree_every, mst_depth) if lam else None
+    model.compile(optimizer=tf.keras.optimizers.Adam(lr),
+                  loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    h = model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0,
+                  callbacks=[reg] if reg else [])
+    dist = reg or MSTRegularizer(model, 0.0, tree_every, mst_depth)
+    return {"loss": [float(v) for v in h.history["loss"]], "mst_distance": dist.distance()}
