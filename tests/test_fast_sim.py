@@ -192,3 +192,45 @@ def test_bad_vector_files(tmp_path, capsys):
         fast_sim.predict_raw(generate(net), np.zeros((0, 4), np.int64))
     with pytest.raises(FastSimError, match=r"shape \(5,\) do not match the input 'in.x' of shape \(4,\)"):
         fast_sim.predict_raw(generate(net), np.zeros((3, 5), np.int64))
+
+
+def test_reconfigurable_weights_loaded_through_the_serial_port():
+    """Register (TMR) weights: the driver shifts each phase's bitstream in through cfg_en/cfg_sdi
+    and commits it; phases with faults are left to cocotb."""
+    from test_reconfig import small_net
+
+    a, b = small_net(1), small_net(2)
+    d = generate(a, weights="tmr")
+    t = a.inputs[0].type
+    raw = np.random.default_rng(5).integers(t.lo, t.hi + 1, size=(400,) + tuple(a.inputs[0].shape))
+    phases = [{"name": "A", "net": a}, {"name": "B", "net": b}, {"name": "B, faults", "net": b, "faults": [{}]}]
+    res = run_fast(a, raw, d, phases=phases)
+    assert res.ok, res.describe()
+    assert [p["name"] for p in res.phases] == ["A", "B"] and res.vectors == 800
+    assert not np.array_equal(fast_sim.predict_raw(d, raw, net=a), fast_sim.predict_raw(d, raw, net=b))
+    with pytest.raises(FastSimError, match="reconfigurable weights need the network"):
+        fast_sim.predict_raw(d, raw)
+
+
+def test_in_ready_and_initiation_interval():
+    """Ready for designs with II > 1: a hand-written top with an in_ready port (ready every
+    other clock) and a manifest II of 2, and one without in_ready at II 3."""
+    body = ("  reg ph, v;\n  reg [7:0] d;\n  assign in_ready = ph;\n"
+            "  always @(posedge clk) begin\n    if (rst) begin ph <= 1'b0; v <= 1'b0; d <= 8'd0; end\n"
+            "    else begin ph <= ~ph; v <= in_valid & ph; d <= in_data + 8'd1; end\n  end\n"
+            "  assign out_valid = v;\n  assign out_data = d;")
+    d = _hand_design(body, top="ready2")
+    d.files["ready2.v"] = d.files["ready2.v"].replace("output wire out_valid", "output wire in_ready, output wire out_valid")
+    d.manifest["initiation_interval"] = 2
+    assert fast_sim.has_in_ready(d)
+    x = np.arange(300).reshape(300, 1) % 256
+    fb = fast_sim.build(d)
+    r = fast_sim.simulate(fb, x)
+    assert np.array_equal(r.outputs[:, 0], (x[:, 0] + 1) % 256) and 2 * 300 <= r.cycles <= 2 * 300 + 10
+    body3 = ("  reg v;\n  reg [7:0] d;\n  always @(posedge clk) begin\n    if (rst) v <= 1'b0; else v <= in_valid;\n"
+             "    d <= in_data ^ 8'h5a;\n  end\n  assign out_valid = v;\n  assign out_data = d;")
+    d3 = _hand_design(body3, top="ii3")
+    d3.manifest["initiation_interval"] = 3
+    assert not fast_sim.has_in_ready(d3)
+    r3 = fast_sim.simulate(fast_sim.build(d3), x)
+    assert np.array_equal(r3.outputs[:, 0], x[:, 0] ^ 0x5A) and 3 * 299 + 1 <= r3.cycles <= 3 * 300 + 10
