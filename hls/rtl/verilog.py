@@ -744,7 +744,8 @@ def _op_module(top: str, op: Op, ins: list[TensorInfo], out: TensorInfo, registe
     elems = gen.gen()
     packed, inner = gen.pack(elems)
     body = list(m.lines)
-    ports = ["  input wire clk"] + [_port_decl("input", f"in{i}", t.width) for i, t in enumerate(ins)]
+    # input buses always carry a range: element selects (in0[0]) must be legal on a 1-bit bus too
+    ports = ["  input wire clk"] + [f"  input wire [{t.width - 1}:0] in{i}" for i, t in enumerate(ins)]
     if params:
         ports += ["  input wire cfg_en", "  input wire cfg_sdi", "  input wire cfg_commit", "  output wire cfg_sdo"]
     ports.append(_port_decl("output", "out", out.width))

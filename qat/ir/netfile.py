@@ -49,12 +49,12 @@ def _safe(name: str) -> str:
 def _to_storable(arr: np.ndarray, where: str) -> np.ndarray:
     arr = np.asarray(arr)
     if arr.dtype == np.uint8:
-        return np.ascontiguousarray(arr)
+        return np.array(arr, order="C")  # (not ascontiguousarray: it turns a 0-d array into shape (1,))
     if arr.dtype == object or arr.dtype.kind in "iub":
         big = arr.size and (int(arr.max()) > (1 << 63) - 1 or int(arr.min()) < -(1 << 63))
         if big:
             raise NetFileError(f"{where}: array does not fit 64-bit integers")
-        return np.ascontiguousarray(arr.astype(np.int64))
+        return arr.astype(np.int64, order="C")  # keeps 0-d (scalar) arrays 0-d
     raise NetFileError(f"{where}: arrays must be integers, got dtype {arr.dtype}")
 
 
