@@ -223,3 +223,24 @@ def test_qkeras_regulariser_imports_exactly_and_shrinks_the_distance():
     assert np.array_equal(got.reshape(200, -1), m.predict(X[800:1000], verbose=0))
     d = generate(net, bnn_order="mst", mst_depth=3)
     assert all(r["form"] == "mst" for name, r in d.manifest["bnn"]["layers"].items() if name != net.ops[-1].name)
+
+
+def test_cli_rtl_prints_the_report_and_refuses_bad_input(net, tmp_path, capsys):
+    import json
+
+    from qat.ir import netfile
+    from qrtl.cli import main
+
+    netfile.save(net, tmp_path / "net")
+    assert main(["rtl", str(tmp_path / "net"), "-o", str(tmp_path / "rtl"), "--bnn-order", "mst", "--mst-depth", "2",
+                 "--pipeline", "depth:1"]) == 0
+    out = capsys.readouterr().out
+    man = json.loads((tmp_path / "rtl" / "manifest.json").read_text())
+    assert man["bnn"]["mst_depth"] == 2 and set(man["bnn"]["layers"]) == {"bc", "bd1", "bd2"}
+    for name, r in man["bnn"]["layers"].items():
+        assert f"{name} ({r['kind']}" in out and f"+{r['added_latency']} cycles" in out
+    assert f"latency {man['latency']} cycles" in out
+    assert main(["rtl", str(tmp_path / "net"), "-o", str(tmp_path / "rtl2"), "--mst-depth", "0",
+                 "--bnn-order", "mst"]) != 0
+    err = capsys.readouterr()
+    assert "--mst-depth must be at least 1" in err.out + err.err
