@@ -48,6 +48,7 @@ def decode(m: ModuleText, code: str, t: MinifloatType, lo: int, hi: int, tag: st
     man, eb = t.man_bits, t.exp_bits
     big = max(abs(int(lo)), abs(int(hi)))
     if big == 0:
+        m.unused.append(code)  # always zero: the code is not read (lint: no unused bits)
         return None, m.const_sig(0)
     aw = max(big.bit_length(), man)
     kmax = max(0, min(big.bit_length() - man, (1 << eb) - 1))  # reachable exponent fields 0..kmax
@@ -75,6 +76,7 @@ def decode(m: ModuleText, code: str, t: MinifloatType, lo: int, hi: int, tag: st
         m.lines.append("  end")
     mag = m.wire(f"mg{tag}", aw + 1, 0, big, f"{{1'b0, {dm}}}")
     if int(lo) >= 0:
+        m.unused.append(f"{code}[{eb + man}]")  # never negative: the sign bit is not read
         return None, mag
     sign = Sig(m.fresh(f"sg{tag}"), 1, 0, 1)
     m.lines.append(f"  wire {sign.name} = {code}[{eb + man}];")
@@ -83,6 +85,8 @@ def decode(m: ModuleText, code: str, t: MinifloatType, lo: int, hi: int, tag: st
 
 def value(m: ModuleText, sign: Sig | None, mag: Sig, lo: int, hi: int, tag: str) -> Sig:
     """The raw integer (two's complement, as wide as ``mag``) of a decoded code in [lo, hi]."""
+    if sign is not None and (mag.hi == 0 or int(hi) <= 0):
+        m.unused.append(sign.name)  # the sign is known here (callers of decode may still read it)
     if sign is None or mag.hi == 0:
         return Sig(mag.name, mag.width, int(lo), int(hi), mag.stage, mag.level)
     if int(hi) <= 0:

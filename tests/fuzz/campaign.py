@@ -44,7 +44,7 @@ def check_batch(b: Batch, n_vectors: int, vec_seed: int, do_lint: bool = True) -
     for eng in check.ENGINES:
         got = res[eng]
         if isinstance(got, Exception):  # attribute a rejection to the sub-networks that cause it
-            named = {int(m) for m in re.findall(r"_n(\d+)_", str(got))}  # a tool error naming a module
+            named = _parts_named(str(got))  # a tool error naming a module or an op
             bad = [k for k, p in enumerate(b.parts) if k in named or _rejects(p.net, eng)]
             for k in bad or [None]:
                 found.append({"part": k, "engine": eng, "message": f"{type(got).__name__}: {got}"[:1500]})
@@ -55,8 +55,13 @@ def check_batch(b: Batch, n_vectors: int, vec_seed: int, do_lint: bool = True) -
             if m:
                 found.append({"part": k, "engine": eng, "message": "mismatch vs golden", **m})
     if do_lint and res.get("lint"):
-        found.append({"part": None, "engine": "lint", "message": res["lint"][:2000]})
+        for k in sorted(_parts_named(res["lint"])) or [None]:
+            found.append({"part": k, "engine": "lint", "message": res["lint"][:2000]})
     return found, {"x": x, "seconds": res["seconds"], "rtl_build_s": res.get("rtl_build_s")}
+
+
+def _parts_named(text: str) -> set[int]:
+    return {int(a or b) for a, b in re.findall(r"_n(\d+)_|'n(\d+)_", text)}
 
 
 def _rejects(net, engine: str) -> bool:

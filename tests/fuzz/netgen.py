@@ -31,7 +31,7 @@ from hls.rtl.minifloat_code import grid
 from qat.ir import intervals
 from qat.ir.network import OVERFLOW_MODES, ROUNDING_MODES, Input, Network, NetworkError, Op
 from qat.ir.spec import op_kinds
-from qat.ir.types import BinaryType, IntType, MinifloatType, TensorType, type_for_range, unit_scale
+from qat.ir.types import BinaryType, IntType, MinifloatType, TensorType, is_po2, type_for_range, unit_scale
 
 MAX_ELEMS = 48        # largest tensor a sub-network builds (keeps builds small)
 WIDE = (33, 36, 40, 48)
@@ -144,7 +144,8 @@ class SubNet:
     def out_scale(self, c: int, per_channel_ok: bool = True):
         if per_channel_ok and c > 1 and self.draw(st.integers(0, 3)) == 0:
             self.feat.add("per_channel_scale")
-            return tuple(self.rng.choice(np.array(SCALES), size=c))
+            pool = SCALES if self.draw(st.integers(0, 3)) == 0 else tuple(v for v in SCALES if is_po2(v))
+            return tuple(self.rng.choice(np.array(pool), size=c))
         return (self.draw(st.sampled_from(SCALES)),)
 
     def padding(self, dims: int, kernel: tuple[int, int], allow_explicit: bool = True):
@@ -497,6 +498,8 @@ def g_argmax(s: SubNet):
         s.feat.add("argmax_forced_ties")
     c = s.shapes[src][-1]
     if not single_scale(s.types[src]):
+        if not is_po2(s.types[src].scale):
+            return None  # documented: the RTL compares per-channel scales only when they are powers of two
         s.feat.add("argmax_per_channel_scale")
     bits = max(int(c - 1).bit_length(), 1) + s.draw(st.integers(0, 1))
     return s.add("argmax", [src], IntType(bits, False), attrs={})
@@ -600,7 +603,8 @@ def wrap(nets: list[tuple[Network, set]], inp: Input, name: str = "fuzz_batch") 
     col = 0
     for net, feat in nets:
         b = intervals.analyze(net)
-        ops += net.ops
+        have = {op.name for op in ops}
+        ops += [op for op in net.ops if op.name not in have]  # nets may share ops (shrink's tap network)
         for op in net.ops:
             bounds[op.name], types[op.name] = b[op.name], op.type
         o = net.outputs[0]
