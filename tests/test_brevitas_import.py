@@ -461,18 +461,26 @@ def test_batchnorm_becomes_thresholds_and_matches(conv):
 
 
 def test_batchnorm_output_must_be_quantized():
+    """An unquantized BatchNorm ending the graph is the float output conversion (issue 16); between two
+    layers it is refused in one line."""
     class BNOut(nn.Module):
-        def __init__(self):
+        def __init__(self, between: bool):
             super().__init__()
+            self.between = between
             self.inp = qnn.QuantIdentity(bit_width=8, return_quant_tensor=True)
             self.fc = qnn.QuantLinear(8, 4, weight_bit_width=4, bias_quant=Int32Bias)
             self.bn = nn.BatchNorm1d(4)
+            self.fc2 = qnn.QuantLinear(4, 2, weight_bit_width=4, bias=False)
 
         def forward(self, x):
-            return self.bn(self.fc(self.inp(x)))
+            y = self.bn(self.fc(self.inp(x)))
+            return self.fc2(y) if self.between else y
 
-    with pytest.raises(QONNXImportError, match="output of BatchNormalization must be quantized"):
-        import_brevitas(calibrated(BNOut(), (8,)), (8,))
+    net = import_brevitas(calibrated(BNOut(False), (8,)), (8,))
+    assert [s["op"] for s in net.meta["output_conversion"]["steps"]] == ["bn"]
+    assert net.ops[-1].kind == "dense"
+    with pytest.raises(QONNXImportError, match="float op between quantized layers"):
+        import_brevitas(calibrated(BNOut(True), (8,)), (8,))
 
 
 class PoolZoo(nn.Module):
