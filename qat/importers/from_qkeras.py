@@ -108,7 +108,7 @@ def _custom_objects() -> dict:
     objs: dict = {}
     _add_supported_quantized_objects(objs)
     objs["QActivation"] = _qactivation_compat()
-    from qat.recipes.qkeras_recipes import CUSTOM_OBJECTS_OWN
+    from qat.recipes.qkeras_dyadic import CUSTOM_OBJECTS_OWN
 
     objs.update(CUSTOM_OBJECTS_OWN)
     return objs

@@ -53,7 +53,7 @@ def _allowed_names() -> tuple[set[str], set[str]]:
         import tensorflow as tf
         from qkeras.utils import _add_supported_quantized_objects
 
-        from qat.recipes.qkeras_recipes import CUSTOM_OBJECTS_OWN
+        from qat.recipes.qkeras_dyadic import CUSTOM_OBJECTS_OWN
 
         names: set[str] = set(MODEL_CLASSES) | set(DATA_CLASSES)
         for mod in (tf.keras.layers, tf.keras.initializers, tf.keras.regularizers, tf.keras.constraints,
