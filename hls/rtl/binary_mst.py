@@ -37,14 +37,18 @@ import heapq
 import math
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from hls.engine.spanning_tree import Tree, hamming, spanning_tree
 from hls.rtl.text import Sig, const
-from hls.rtl.verilog import EMITTERS, OpModule, RTLError
+from hls.rtl.emitters import EMITTERS, RTLError
 from qat.ir.geometry import op_window
 from qat.ir.types import signed_bits_for
+
+if TYPE_CHECKING:  # annotations only: hls.rtl.verilog imports this module
+    from hls.rtl.verilog import OpModule
 
 BINARY_KINDS = ("bdense", "bconv2d")
 ORDERS = ("plain", "mst", "auto")

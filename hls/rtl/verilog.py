@@ -33,23 +33,19 @@ from pathlib import Path
 import numpy as np
 
 from qat.ir.geometry import op_window
-from qat.ir.spec import EmitterRegistry, spec_of
+from qat.ir.spec import spec_of
 from qat.ir.intervals import Bounds, analyze
-from qat.ir.network import Network, NetworkError, Op, unique_name
+from qat.ir.network import Network, Op, unique_name
 from qat.ir.types import BinaryType, MinifloatType, TensorType, is_po2, log2_exact, signed_bits_for
 
 from hls.rtl import minifloat as vmf
 from hls.rtl.minifloat_code import MinifloatCodeError, encode_one, type_to_manifest
 from hls.rtl.reconfig import WEIGHT_MODES, ParamBlock, param_layout, worst_case_bounds, worst_case_network
 from hls.rtl.axis import axis_wrapper
+from hls.rtl.emitters import EMITTERS, RTLError
 from hls.rtl.text import GENERATOR, ModuleText, Sig, const
 
-EMITTERS = EmitterRegistry("Verilog")  # op kind -> OpModule method building its elements
 PIPELINE_MODES = ("layer", "none", "depth:N")
-
-
-class RTLError(NetworkError):
-    """The network uses something the RTL generator cannot build exactly."""
 
 
 def parse_pipeline(mode: str) -> int:
