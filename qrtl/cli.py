@@ -13,11 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import EPILOG_TYPES, add_model_arguments, load_network, parse_shape, read_vectors, vectors_from_args
+from .common import EPILOG_TYPES, add_design_arguments, add_model_arguments, load_network, parse_shape, read_vectors, vectors_from_args
 
-WEIGHTS_HELP = ("weights: 'fixed' constants folded into shift-and-add logic (default), 'registers' reloadable "
-                "through the serial cfg port (cfg_en/cfg_sdi/cfg_commit), 'tmr' those registers triplicated with "
-                "majority voting")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -76,15 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     add_model_arguments(r, "net")
     r.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory for the Verilog")
     r.add_argument("--top", help="top module name (default: the network name)")
-    r.add_argument("--weight-storage", choices=("fixed", "registers", "tmr"), default="fixed", help=WEIGHTS_HELP)
-    r.add_argument("--pipeline", default="layer", metavar="MODE",
-                   help="register stages: 'layer' after every op (default), 'none' only at the output, "
-                        "'depth:N' also inside ops after every N adder levels (shorter paths, more latency)")
-    r.add_argument("--bnn-order", choices=("plain", "mst", "auto"), default="plain",
-                   help="binary layers: plain XNOR-popcount, MST-reordered (channels from their spanning-tree "
-                        "parent over the differing weights), or whichever the cost model says is smaller")
-    r.add_argument("--mst-depth", type=int, metavar="D", help="depth bound of the MST (levels below the root; "
-                                                               "default unbounded)")
+    add_design_arguments(r)
 
     cs = sub.add_parser(
         "cosim", help="co-simulate the generated RTL against the golden model",
@@ -101,15 +90,9 @@ def _parser() -> argparse.ArgumentParser:
     cs.add_argument("--trace-layers", action="store_true", help="also compare every layer's output and name the "
                                                                   "first wrong layer")
     cs.add_argument("--waves", action="store_true", help="write a waveform (Icarus: FST; Verilator: FST when the lz4/zlib headers are installed, else VCD)")
-    cs.add_argument("--pipeline", default="layer", metavar="MODE", help="as for 'qrtl rtl'")
-    cs.add_argument("--bnn-order", choices=("plain", "mst", "auto"), default="plain",
-                   help="binary layers: plain XNOR-popcount, MST-reordered (channels from their spanning-tree "
-                        "parent over the differing weights), or whichever the cost model says is smaller")
-    cs.add_argument("--mst-depth", type=int, metavar="D", help="depth bound of the MST (levels below the root; "
-                                                               "default unbounded)")
+    add_design_arguments(cs)
     cs.add_argument("-o", "--out", metavar="DIR", help="work directory (default: a build/ folder next to NET)")
     cs.add_argument("--seed", type=int, default=0, help="seed for --random and the valid gaps")
-    cs.add_argument("--weight-storage", choices=("fixed", "registers", "tmr"), default="fixed", help=WEIGHTS_HELP)
     cs.add_argument("--reload", metavar="NET2", help="with --weight-storage registers|tmr: afterwards load NET2's weights "
                                                      "(same architecture) through the serial port and check again")
     cs.add_argument("--inject-faults", type=int, default=0, metavar="N",
@@ -133,15 +116,9 @@ def _parser() -> argparse.ArgumentParser:
     sy.add_argument("--board", default="pynq-z2", help="target board (see 'qrtl boards'); default pynq-z2")
     sy.add_argument("-o", "--out", required=True, metavar="DIR")
     sy.add_argument("--random", type=int, default=1000, metavar="N", help="co-simulation vectors (default 1000)")
-    sy.add_argument("--pipeline", default="layer", metavar="MODE", help="as for 'qrtl rtl'")
-    sy.add_argument("--bnn-order", choices=("plain", "mst", "auto"), default="plain",
-                   help="binary layers: plain XNOR-popcount, MST-reordered (channels from their spanning-tree "
-                        "parent over the differing weights), or whichever the cost model says is smaller")
-    sy.add_argument("--mst-depth", type=int, metavar="D", help="depth bound of the MST (levels below the root; "
-                                                               "default unbounded)")
+    add_design_arguments(sy)
     sy.add_argument("--no-asic", action="store_true", help="skip the ASIC gate count")
     sy.add_argument("--seed", type=int, default=0)
-    sy.add_argument("--weight-storage", choices=("fixed", "registers", "tmr"), default="fixed", help=WEIGHTS_HELP)
 
     sub.add_parser("boards", help="list the known boards and parts",
                    description="List the boards qrtl knows (name, part, family, default clock).")

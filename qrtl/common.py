@@ -41,6 +41,22 @@ def add_model_arguments(p: argparse.ArgumentParser, dest: str = "model", help: s
                                                            "axis, PyTorch layout (e.g. 64 or 1,8,8)")
 
 
+def add_design_arguments(p: argparse.ArgumentParser) -> None:
+    """How the RTL is built ('qrtl rtl', 'cosim', 'synth'): weight storage, pipelining, binary-layer order."""
+    p.add_argument("--weight-storage", choices=("fixed", "registers", "tmr"), default="fixed",
+                   help="weights: 'fixed' constants folded into shift-and-add logic (default), 'registers' "
+                        "reloadable through the serial cfg port (cfg_en/cfg_sdi/cfg_commit), 'tmr' those registers "
+                        "triplicated with majority voting")
+    p.add_argument("--pipeline", default="layer", metavar="MODE",
+                   help="register stages: 'layer' after every op (default), 'none' only at the output, "
+                        "'depth:N' also inside ops after every N adder levels (shorter paths, more latency)")
+    p.add_argument("--bnn-order", choices=("plain", "mst", "auto"), default="plain",
+                   help="binary layers: plain XNOR-popcount, MST-reordered (channels from their spanning-tree "
+                        "parent over the differing weights), or whichever the cost model says is smaller")
+    p.add_argument("--mst-depth", type=int, metavar="D", help="depth bound of the MST (levels below the root; "
+                                                               "default unbounded)")
+
+
 def parse_shape(text: str | None) -> tuple[int, ...] | None:
     """``--input-shape`` as a tuple of positive integers."""
     if not text:

@@ -195,16 +195,7 @@ class _Builder:
     def add_fit(self, a: Sig, b: Sig, sub: bool, lo: int | None = None, hi: int | None = None) -> Sig:
         """a +- b as m.add, but ``lo``/``hi`` (when given) is the exact range: the adder is only that
         wide (two's-complement arithmetic modulo 2^w is exact when the result fits)."""
-        m = self.m
-        if lo is None:
-            lo = a.lo - b.hi if sub else a.lo + b.lo
-            hi = a.hi - b.lo if sub else a.hi + b.hi
-        w = signed_bits_for(lo, hi)
-        stage = max(a.stage, b.stage, 0)
-        a, b = m.at_stage(a, stage), m.at_stage(b, stage)
-        src = max((a, b), key=lambda x: (x.stage, x.level))
-        r = m.wire("ad", w, lo, hi, f"{m.ext(a, w)} {'-' if sub else '+'} {m.ext(b, w)}", src=src, levels=1)
-        return m.maybe_register(r)
+        return self.m.add(a, b, sub, lo, hi)
 
     def popcount(self, xb: list[str], col: np.ndarray, pos, complement: bool = False) -> Sig:
         """popcount of XNOR(x, w) (or its complement) over ``pos``; a leaf per position."""

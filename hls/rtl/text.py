@@ -158,9 +158,13 @@ class ModuleText:
         w = signed_bits_for(lo, hi)
         return self._maybe_register(self.wire("ng", w, lo, hi, f"-{self.ext(s, w)}", src=s, levels=1))
 
-    def add(self, a: Sig, b: Sig, sub: bool = False) -> Sig:
-        lo = a.lo - b.hi if sub else a.lo + b.lo
-        hi = a.hi - b.lo if sub else a.hi + b.hi
+    def add(self, a: Sig, b: Sig, sub: bool = False, lo: int | None = None, hi: int | None = None) -> Sig:
+        """a + b (a - b with ``sub``), exactly as wide as its range: the interval of the operands, or
+        ``lo``/``hi`` when the caller knows the exact range (two's-complement arithmetic modulo 2^w
+        is exact when the result fits)."""
+        if lo is None:
+            lo = a.lo - b.hi if sub else a.lo + b.lo
+            hi = a.hi - b.lo if sub else a.hi + b.hi
         w = signed_bits_for(lo, hi)
         stage = max(a.stage, b.stage, 0)
         a, b = self.at_stage(a, stage), self.at_stage(b, stage)
