@@ -91,16 +91,34 @@ def run_one(name, make_model, data, in_shape, lam, epochs, yosys, work):
             first = next(op.name for op in net.ops if op.kind in ("bdense", "bconv2d"))
             mod = d.manifest["ops"][first]["module"]
             wd = work / f"{name}_l{lam}_{order}"
-            d.write(wd / "rtl")
-            (wd / "synth").mkdir(parents=True, exist_ok=True)
             t0 = time.perf_counter()
-            syn = synth_fpga([wd / "rtl" / f"{mod}.v"], mod, board("pynq-z2"), wd / "synth")
+            syn = cached_synth(wd, mod, d.files[f"{mod}.v"])
+            if syn is None:
+                d.write(wd / "rtl")
+                (wd / "synth").mkdir(parents=True, exist_ok=True)
+                syn = synth_fpga([wd / "rtl" / f"{mod}.v"], mod, board("pynq-z2"), wd / "synth")
             rec["layer1"] = dict(module_cost(d.files[f"{mod}.v"]), lut=syn["total"]["LUT"], ff=syn["total"]["FF"],
                                  carry=syn["total"]["CARRY"], logic_depth=syn["logic_depth"],
                                  yosys_seconds=round(time.perf_counter() - t0, 1))
         row[order] = rec
         print(f"  {name} lambda={lam} {order}: acc {acc:.4f} {rec}", flush=True)
     return row
+
+
+def cached_synth(wd: Path, mod: str, text: str) -> dict | None:
+    """The Yosys result of an earlier run on the identical module text (training is seeded, so a rerun
+    regenerates the same Verilog), or None."""
+    import re
+
+    from boards.yosys_report import classify_xilinx
+
+    v, stat, ltp = wd / "rtl" / f"{mod}.v", wd / "synth" / "stat_fpga.json", wd / "synth" / "ltp_fpga.txt"
+    if not (v.exists() and stat.exists() and ltp.exists()) or v.read_text() != text:
+        return None
+    st = json.loads(stat.read_text())
+    m = re.search(r"length=(\d+)", ltp.read_text())
+    return {"total": classify_xilinx(st["design"]["num_cells_by_type"]), "logic_depth": int(m.group(1)) if m else None,
+            "cached": True}
 
 
 def main() -> int:
@@ -176,7 +194,25 @@ def write_md(res: dict) -> None:
         L.append(f"| {r['model']} | {r['lambda']} | {r['accuracy']:.4f} | {r['mst_distance']} | {p['xnor']}/{m['xnor']} "
                  f"| {p['adder_bits']}/{m['adder_bits']} | {y1} | {f1} | {lp}/{lm} | {saved} "
                  f"| {p['latency']}/{m['latency']} |")
-    L += ["", "**Paper's claims:** " + res["paper"], ""]
+    L += ["", "**Paper's claims:** " + res["paper"], "", "**What we measure:**", ""]
+    for r in res["rows"]:
+        p, m = r["plain"], r["mst"]
+        base = next(b for b in res["rows"] if b["model"] == r["model"] and b["lambda"] == 0.0)
+        line = (f"- {r['model']}, lambda {r['lambda']}: accuracy {100 * (r['accuracy'] - base['accuracy']):+.1f} points "
+                f"vs lambda 0; XNOR {p['xnor'] / m['xnor']:.1f}x fewer, adder bits {p['adder_bits'] / m['adder_bits']:.1f}x "
+                f"fewer")
+        if "layer1" in p:
+            line += (f"; first layer in Yosys: {100 * (1 - m['layer1']['lut'] / p['layer1']['lut']):.0f} % fewer LUTs "
+                     f"(logic depth {p['layer1']['logic_depth']} -> {m['layer1']['logic_depth']})")
+        L.append(line + f"; latency {p['latency']} -> {m['latency']} cycles.")
+    L += ["", "The operation counts drop as the paper says, but LUTs drop much less: synthesis already shares "
+          "the plain form's first popcount levels across channels (two inputs have only four polarity patterns, "
+          "four inputs sixteen, so with 256 channels every pattern recurs and Yosys/ABC merge them), i.e. the plain "
+          "XNOR-popcount RTL is not the C_out x N bit operations the paper counts. The MST form's correction trees "
+          "run over scattered positions and share little. The cost model therefore counts adder bits after "
+          "structural hashing (hls.rtl.binary_mst.module_cost: about 0.6 LUT per shared adder bit for both "
+          "forms). Bit-exactness of the MST RTL is shown by co-simulation in tests/test_mst_binary.py (Verilator, "
+          "every layer traced); the designs here are too large to co-simulate within the study's time.", ""]
     (OUT / "results.md").write_text("\n".join(L) + "\n")
 
 
