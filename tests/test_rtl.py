@@ -14,7 +14,7 @@ import pytest
 
 import rtl_nets
 from hls.rtl.verilog import PIPELINE_MODES, EMITTERS, RTLError, generate, pack_bus, unpack_bus
-from qat.ir import netfile
+from qat.ir import intervals, netfile
 from qat.ir.network import Input, Network, Op
 from qat.ir.spec import op_kinds
 from qat.ir.types import BinaryType, IntType, MinifloatType
@@ -317,3 +317,34 @@ def test_objcache_caches_only_the_runtime_library(tmp_path, monkeypatch):
     assert objcache.run(argv) == 0
     assert len(list((tmp_path / "cache").rglob("verilated.o"))) == 3
     assert objcache.run(["c++", "-c", "-o", "bad.o", str(tmp_path / "missing.cpp")]) != 0
+
+
+# ---- dense layers over inputs of rank > 1 (found by the fuzzer: only the first position was built) ----
+
+def _positions_net(binary: bool) -> Network:
+    rng = np.random.default_rng(21)
+    if binary:
+        w = rng.integers(0, 2, size=(5, 3))
+        ops = [Op("b", "bdense", ["x"], (4, 3), IntType(4, True), {}, {"weight": w}),
+               Op("t", "bdense", ["x"], (4, 3), BinaryType(), {},
+                  {"weight": w, "threshold": np.array([-1, 1, 3]), "direction": np.array([1, -1, 1])}),
+               Op("c", "concat", ["b", "t"], (4, 6), IntType(4, True))]
+        net = Network("posb", [Input("x", (4, 5), BinaryType())], ops, ["c"])
+    else:
+        w = rng.integers(-7, 8, size=(5, 3))
+        ops = [Op("d", "dense", ["x"], (4, 3), IntType(10, True), {}, {"weight": w, "bias": np.array([3, -2, 0])})]
+        net = Network("posd", [Input("x", (4, 5), IntType(4, True))], ops, ["d"])
+    intervals.analyze(net)
+    return net
+
+
+@pytest.mark.parametrize("binary,options", [(False, {}), (False, {"weights": "registers"}), (True, {}),
+                                            (True, {"bnn_order": "mst"})], ids=["dense", "dense-registers", "bdense",
+                                                                               "bdense-mst"])
+def test_dense_over_every_position(binary, options, tmp_path):
+    from rtl_sim.fast_sim import run_fast
+    from rtl_sim.vectors import random_vectors
+
+    net = _positions_net(binary)
+    res = run_fast(net, random_vectors(net, 300, seed=2), generate(net, **options), work_dir=tmp_path)
+    assert res.ok and res.exact_vectors == res.vectors == 300, res.describe()

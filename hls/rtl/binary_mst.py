@@ -320,8 +320,12 @@ def g_bdense_mst(gen: OpModule) -> list:
     w = gen.op.arrays["weight"]
     plan = _plan_for(gen)
     b = _Builder(gen, plan, w.astype(np.int64))
-    r = b.build([gen.bit(0, i) for i in range(w.shape[0])]) if plan.channels else {}
-    return b.outputs(r, gen.op, w.shape[1])
+    ci = w.shape[0]
+    outs = []
+    for p in range(gen.ins[0].n // ci):  # every position of a rank > 1 input
+        r = b.build([gen.bit(0, p * ci + i) for i in range(ci)]) if plan.channels else {}
+        outs += b.outputs(r, gen.op, w.shape[1])
+    return outs
 
 
 @EMITTERS.register("bconv2d", variant="mst")

@@ -227,6 +227,8 @@ class OpModule:
         delayed to the latest element's stage; returns (expression, stage)."""
         parts = []
         t = self.out
+        if len(elems) != t.n:  # never emit hardware that drives only part of the output
+            raise RTLError(f"{self.op.where()}: internal error: {len(elems)} output elements built, {t.n} expected")
         stage = max([e.stage for e in elems if isinstance(e, Sig)] + [0])
         elems = [self.m.at_stage(e, stage) if isinstance(e, Sig) else e for e in elems]
         for e in elems:
@@ -263,12 +265,14 @@ class OpModule:
         w = self.op.arrays["weight"]
         b = self.op.arrays["bias"]
         ci, co = w.shape
+        pos = self.ins[0].n // ci  # a dense applies to the last axis of any rank (as the golden model's matmul)
         if self.params:
             wr, br = self._param_registers()
-            rows = [[(self.x(0, i), wr[i * co + o]) for i in range(ci)] for o in range(co)]
-            return self._register_sums(rows, br)
-        rows = [[(self.x(0, i), int(w[i, o])) for i in range(ci) if w[i, o]] for o in range(co)]
-        return self.m.linear_layer(rows, [int(v) for v in b])
+            rows = [[(self.x(0, p * ci + i), wr[i * co + o]) for i in range(ci)] for p in range(pos) for o in range(co)]
+            return self._register_sums(rows, [br[o] for _ in range(pos) for o in range(co)])
+        rows = [[(self.x(0, p * ci + i), int(w[i, o])) for i in range(ci) if w[i, o]] for p in range(pos)
+                for o in range(co)]
+        return self.m.linear_layer(rows, [int(b[o]) for _ in range(pos) for o in range(co)])
 
     def _param_registers(self) -> tuple[list[Sig], list[Sig]]:
         """Shadow shift chain, active (voted) registers, and one wire per weight/bias word."""
@@ -372,9 +376,10 @@ class OpModule:
         w = self.op.arrays["weight"]
         ci, co = w.shape
         outs = []
-        for o in range(co):
-            bits = [self.bit(0, i) if w[i, o] else f"~{self.bit(0, i)}" for i in range(ci)]
-            outs.append(self._popcount_out(o, bits))
+        for p in range(self.ins[0].n // ci):  # every position of a rank > 1 input
+            for o in range(co):
+                bits = [self.bit(0, p * ci + i) if w[i, o] else f"~{self.bit(0, p * ci + i)}" for i in range(ci)]
+                outs.append(self._popcount_out(o, bits))
         return outs
 
     @EMITTERS.register("bconv2d")
