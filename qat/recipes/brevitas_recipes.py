@@ -90,7 +90,7 @@ import dataclasses
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -567,13 +567,28 @@ def train(model: nn.Module, X: Any, y: Any, epochs: int = 3, lr: float = 1e-2, s
     history: per epoch {"epoch", "loss" (mean train loss), "train_acc"[, "val_acc"]}.
     """
     Xt, yt = _as_tensor(X, torch.float32), _as_tensor(y, torch.long)
+    has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    return _fit(model, Xt, yt, epochs, seed, batch_size,
+                lambda: (torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay), None),
+                skip_single=has_bn, X_val=X_val, y_val=y_val)
+
+
+def _fit(model: nn.Module, Xt: torch.Tensor, yt: torch.Tensor, epochs: int, seed: int, batch_size: int,
+         make_opt: Callable[[], tuple[Any, Any]], skip_single: bool, X_val: Any = None, y_val: Any = None,
+         extra_loss: Callable[[], torch.Tensor] | None = None, after_step: Callable[[], None] | None = None,
+         epoch_info: Callable[[], dict] | None = None) -> list[dict[str, float]]:
+    """The training loop of :func:`train` and :func:`train_bnn`: cross-entropy on shuffled mini-batches
+    from a generator seeded with ``seed``, one CPU thread, the global RNG forked and seeded.
+    ``make_opt()`` -> (optimizer, scheduler or None); ``skip_single``: skip a last batch of one (BN);
+    ``extra_loss()`` is added to each batch's loss; ``after_step()`` runs under no_grad after each
+    step; ``epoch_info()`` adds entries to each epoch's record."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             gen = torch.Generator().manual_seed(seed)
-            opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+            opt, sched = make_opt()
             loss_fn = nn.CrossEntropyLoss()
             history: list[dict[str, float]] = []
             n = len(Xt)
@@ -583,17 +598,25 @@ def train(model: nn.Module, X: Any, y: Any, epochs: int = 3, lr: float = 1e-2, s
                 tot, correct = 0.0, 0
                 for i in range(0, n, batch_size):
                     idx = perm[i:i + batch_size]
-                    if len(idx) < 2 and any(isinstance(m, nn.modules.batchnorm._BatchNorm)
-                                            for m in model.modules()):
+                    if len(idx) < 2 and skip_single:
                         continue  # BN cannot train on a batch of one
                     out = _logits(model(Xt[idx]))
                     loss = loss_fn(out, yt[idx])
+                    if extra_loss is not None:
+                        loss = loss + extra_loss()
                     opt.zero_grad()
                     loss.backward()
                     opt.step()
+                    if sched is not None:
+                        sched.step()
+                    if after_step is not None:
+                        with torch.no_grad():
+                            after_step()
                     tot += float(loss.detach()) * len(idx)
                     correct += int((out.detach().argmax(1) == yt[idx]).sum())
                 rec = {"epoch": ep + 1, "loss": tot / n, "train_acc": correct / n}
+                if epoch_info is not None:
+                    rec.update(epoch_info())
                 if X_val is not None:
                     rec["val_acc"] = evaluate(model, X_val, y_val)
                 history.append(rec)
@@ -804,45 +827,18 @@ def train_bnn(model: nn.Module, X: Any, y: Any, epochs: int = 10, lr: float = 5e
     mst_distance (per layer)[, val_acc]."""
     Xt, yt = _as_tensor(X, torch.float32), _as_tensor(y, torch.long)
     reg = MSTRegularizer(binary_layers(model), lam, tree_every, mst_depth)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            gen = torch.Generator().manual_seed(seed)
-            opt = torch.optim.Adam(model.parameters(), lr=lr)
-            steps = epochs * ((len(Xt) + batch_size - 1) // batch_size)
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
-            loss_fn = nn.CrossEntropyLoss()
-            history: list[dict[str, float]] = []
-            n = len(Xt)
-            for ep in range(epochs):
-                model.train()
-                perm = torch.randperm(n, generator=gen)
-                tot, correct = 0.0, 0
-                for i in range(0, n, batch_size):
-                    idx = perm[i:i + batch_size]
-                    if len(idx) < 2:
-                        continue  # BN cannot train on a batch of one
-                    out = _logits(model(Xt[idx]))
-                    loss = loss_fn(out, yt[idx])
-                    if lam:
-                        loss = loss + reg()
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-                    sched.step()
-                    with torch.no_grad():
-                        for layer in reg.layers + [m for m in model.modules() if isinstance(m, (qnn.QuantLinear,
-                                                                                              qnn.QuantConv2d))]:
-                            layer.weight.clamp_(-1.0, 1.0)
-                    tot += float(loss.detach()) * len(idx)
-                    correct += int((out.detach().argmax(1) == yt[idx]).sum())
-                rec = {"epoch": ep + 1, "loss": tot / n, "train_acc": correct / n, "mst_distance": reg.distance()}
-                if X_val is not None:
-                    rec["val_acc"] = evaluate(model, X_val, y_val)
-                history.append(rec)
-    finally:
-        torch.set_num_threads(threads)
-    model.eval()
-    return history
+    steps = epochs * ((len(Xt) + batch_size - 1) // batch_size)
+
+    def make_opt():
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
+
+    clipped = reg.layers + [m for m in model.modules() if isinstance(m, (qnn.QuantLinear, qnn.QuantConv2d))]
+
+    def clip_latent() -> None:  # BinaryConnect: latent weights stay in [-1, 1]
+        for layer in clipped:
+            layer.weight.clamp_(-1.0, 1.0)
+
+    return _fit(model, Xt, yt, epochs, seed, batch_size, make_opt, skip_single=True, X_val=X_val, y_val=y_val,
+                extra_loss=reg if lam else None, after_step=clip_latent,
+                epoch_info=lambda: {"mst_distance": reg.distance()})
