@@ -192,11 +192,6 @@ class _Builder:
     def t(self, s: Sig) -> int:
         return max(s.stage, 0) * self.ml + s.level if self.ml else s.level
 
-    def add_fit(self, a: Sig, b: Sig, sub: bool, lo: int | None = None, hi: int | None = None) -> Sig:
-        """a +- b as m.add, but ``lo``/``hi`` (when given) is the exact range: the adder is only that
-        wide (two's-complement arithmetic modulo 2^w is exact when the result fits)."""
-        return self.m.add(a, b, sub, lo, hi)
-
     def popcount(self, xb: list[str], col: np.ndarray, pos, complement: bool = False) -> Sig:
         """popcount of XNOR(x, w) (or its complement) over ``pos``; a leaf per position."""
         bits = []
@@ -218,7 +213,7 @@ class _Builder:
             if sa < 0 and sb > 0:
                 a, sa, b, sb = b, sb, a, sa
             last = not heap
-            r = self.add_fit(a, b, sa != sb, *((lo, hi) if last else (None, None)))
+            r = self.m.add(a, b, sa != sb, *((lo, hi) if last else (None, None)))
             n += 1
             heapq.heappush(heap, (self.t(r), n, r, sa))
         s = heap[0][2]
@@ -299,9 +294,9 @@ class _Builder:
             # y = 2*P - N = 2*s*R - (2*s*k + N)
             two = m.shl(R, 1)
             if s > 0:
-                outs.append(self.add_fit(two, m.const_sig(-(2 * k + n)), False, -n, n))
+                outs.append(m.add(two, m.const_sig(-(2 * k + n)), False, -n, n))
             else:
-                outs.append(self.add_fit(m.const_sig(2 * k - n), two, True, -n, n))
+                outs.append(m.add(m.const_sig(2 * k - n), two, True, -n, n))
         return outs
 
 
