@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@# newer than TensorFlow 2.15 declares (it runs with it); pip's resolver cannot take both
 	@# stacks in one step, so these three come without their (already present) dependencies.
 	$(BIN)/pip install --quiet --no-deps onnxscript==0.6.2 onnx-ir==1.0.0 ml-dtypes==0.5.1
-	$(BIN)/python -c "import qkeras, tensorflow, hls4ml, cocotb, torch, brevitas, qonnx, onnxscript, onnxoptimizer, matplotlib, qat, qrtl; print('qrtl environment ready: tensorflow', tensorflow.__version__, '/ torch', torch.__version__, '/ brevitas', brevitas.__version__)"
+	$(BIN)/python -c "import qkeras, tensorflow, hls4ml, cocotb, torch, brevitas, qonnx, onnxscript, onnxoptimizer, matplotlib, ray, qat, qrtl; print('qrtl environment ready: tensorflow', tensorflow.__version__, '/ torch', torch.__version__, '/ brevitas', brevitas.__version__)"
 	touch $(STAMP)
 
 # Yosys (synthesis reports) and Icarus Verilog (second simulator) come from Debian.
