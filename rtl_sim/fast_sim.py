@@ -199,6 +199,8 @@ def build(design: Design, jobs: int | None = None, timeout: float = 1800.0) -> F
     for f in _sources(design):
         (rtl / f).write_text(design.files[f])
     defines = (["-CFLAGS", "-DQRTL_IN_READY"] if in_ready else []) + (["-CFLAGS", "-DQRTL_CFG"] if cfg else [])
+    if design.manifest.get("out_ready"):  # streaming tops (hls.rtl.stream): the harness reads every beat
+        defines += ["-CFLAGS", "-DQRTL_OUT_READY"]
     jobs = jobs or _cpus()
     cmd = (["verilator", "--cc", "--exe", "--build", "-j", str(jobs), "--top-module", design.top,
             "--prefix", "Vtop", "--Mdir", str(tmp / "obj"), "-o", EXE, "-MAKEFLAGS", " ".join(MAKE_OPTIONS)]
@@ -334,8 +336,10 @@ def bus_input_elements(manifest: dict, raw: np.ndarray, what: str) -> np.ndarray
 
 # ---- running --------------------------------------------------------------------------------------
 
-def _write_input(path: Path, words: np.ndarray) -> None:
-    head = np.array([IN_MAGIC, 1, len(words), words.shape[1]], dtype="<u4")
+def _write_input(path: Path, words: np.ndarray, n_out: int | None = None) -> None:
+    """Version 1: one output per input vector; version 2 (streams): ``n_out`` output beats."""
+    head = np.array([IN_MAGIC, 1, len(words), words.shape[1]] if n_out is None else
+                    [IN_MAGIC, 2, len(words), words.shape[1], n_out], dtype="<u4")
     with open(path, "wb") as fh:
         fh.write(head.tobytes())
         fh.write(np.ascontiguousarray(words, dtype="<u4").tobytes())
@@ -358,6 +362,8 @@ def _read_output(path: Path, what: str) -> tuple[np.ndarray, int, int, int]:
 def cycle_limit_for(n: int, manifest: dict, in_ready: bool) -> int:
     ii = design_ii(manifest)
     lat = int(manifest.get("latency", 0))
+    if manifest.get("io") == "stream":  # n images, each clocks_per_image apart when nothing stalls
+        return 2 * n * ii + 4 * lat + 1000
     return n * ii * (4 if in_ready else 1) + 4 * lat + 1000
 
 
@@ -378,12 +384,18 @@ def simulate(fb: FastBuild, in_elems: np.ndarray, jobs: int | None = None, cycle
         raise FastSimError(f"design '{fb.top}': no vectors to simulate")
     if fb.cfg and config_bits is None:
         raise FastSimError(f"design '{fb.top}' has reconfigurable weights: pass their bitstream (config_bits)")
-    words = pack_words(in_elems, int(inp["element_bits"]), bool(inp["binary"]), int(inp["width"]))
+    stream = man.get("stream")  # hls.rtl.stream: a vector is in_beats pixels, an output out_beats beats
+    beats_in, beats_out = (int(stream["in_beats"]), int(stream["out_beats"])) if stream else (1, 1)
+    beat_in = np.asarray(in_elems).reshape(n_vec * beats_in, -1)
+    words = pack_words(beat_in, int(inp["element_bits"]), bool(inp["binary"]), int(inp["width"]))
     jobs = jobs or _cpus()
-    k = max(1, min(jobs, n_vec // MIN_VECTORS_PER_PROCESS or 1))
+    per = MIN_VECTORS_PER_PROCESS // (int(stream["clocks_per_image"]) if stream else 1) or 1
+    k = max(1, min(jobs, n_vec // per or 1))
     bounds = np.linspace(0, n_vec, k + 1).astype(int)
     lat = int(man.get("latency", 0))
     ii = design_ii(man)
+    beat_ii = 1 if stream else ii  # the driver offers a beat every beat_ii clocks
+    tail = lat + 4 + (ii if stream else 0)
     with tempfile.TemporaryDirectory(prefix="qrtl-fast-", dir=work_dir) as td:
         d = Path(td)
         cfg_file = None
@@ -393,9 +405,9 @@ def simulate(fb: FastBuild, in_elems: np.ndarray, jobs: int | None = None, cycle
         procs = []
         for j in range(k):
             a, b = int(bounds[j]), int(bounds[j + 1])
-            _write_input(d / f"in{j}.bin", words[a:b])
+            _write_input(d / f"in{j}.bin", words[a * beats_in:b * beats_in], (b - a) * beats_out if stream else None)
             limit = cycle_limit or cycle_limit_for(b - a, man, fb.in_ready)
-            cmd = [str(fb.exe), str(d / f"in{j}.bin"), str(d / f"out{j}.bin"), str(ii), str(limit), str(lat + 4)]
+            cmd = [str(fb.exe), str(d / f"in{j}.bin"), str(d / f"out{j}.bin"), str(beat_ii), str(limit), str(tail)]
             if cfg_file is not None:
                 cmd.append(str(cfg_file))
             procs.append((subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True),
@@ -420,7 +432,7 @@ def simulate(fb: FastBuild, in_elems: np.ndarray, jobs: int | None = None, cycle
                 continue
             body, cyc, ext, status = _read_output(d / f"out{j}.bin", f"design '{fb.top}'")
             if status == 1 or p.returncode == 3:
-                failure = (f"design '{fb.top}' hangs: {len(body)} of {b - a} outputs (out_valid) after the cycle "
+                failure = (f"design '{fb.top}' hangs: {len(body)} of {(b - a) * beats_out} outputs (out_valid) after the cycle "
                            f"limit of {limit} clocks (latency {lat}, II {ii})")
                 continue
             parts.append(body)
@@ -430,7 +442,9 @@ def simulate(fb: FastBuild, in_elems: np.ndarray, jobs: int | None = None, cycle
             raise FastSimError(failure)
     got = np.concatenate(parts) if parts else np.zeros((0, 1), np.uint32)
     n_out = int(np.prod(out["shape"])) if out["shape"] else 1
-    elems = unpack_words(got, n_out, int(out["element_bits"]), bool(out["signed"]), bool(out["binary"]))
+    elems = unpack_words(got, n_out // beats_out, int(out["element_bits"]), bool(out["signed"]), bool(out["binary"]))
+    if stream:
+        elems = elems[:len(elems) // beats_out * beats_out].reshape(-1, n_out)
     return FastRun(elems, cycles, extra, time.perf_counter() - t0, k)
 
 

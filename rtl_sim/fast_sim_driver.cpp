@@ -6,7 +6,9 @@
 //   sim IN.bin OUT.bin II CYCLE_LIMIT TAIL_CYCLES [CFG.txt]
 //
 // IN.bin:  "QRSI", u32 version=1, u32 n_vectors, u32 words_per_vector, then n*words u32
-//          (little-endian; word 0 holds bus bits 31..0, as Verilator's VlWide).
+//          (little-endian; word 0 holds bus bits 31..0, as Verilator's VlWide). Version 2
+//          (streaming designs, one input beat per vector) adds u32 n_outputs after words_per_vector:
+//          the output beats to wait for. With QRTL_OUT_READY, out_ready is held high.
 // OUT.bin: "QRSO", u32 version=1, u32 n_outputs, u32 words_per_output, u64 cycles,
 //          u32 extra_outputs, u32 status (0 ok, 1 cycle limit), then n_outputs*words u32.
 // A vector is offered every II clocks (in_valid high for one clock); with QRTL_IN_READY
@@ -80,11 +82,17 @@ int main(int argc, char** argv) {
     std::FILE* f = std::fopen(argv[1], "rb");
     if (!f) return fail("cannot open", argv[1]);
     uint32_t head[4];
-    if (std::fread(head, 4, 4, f) != 4 || std::memcmp(head, "QRSI", 4) != 0 || head[1] != 1) {
+    if (std::fread(head, 4, 4, f) != 4 || std::memcmp(head, "QRSI", 4) != 0 || (head[1] != 1 && head[1] != 2)) {
         std::fclose(f);
         return fail("not a qrtl input file", argv[1]);
     }
     const size_t n = head[2];
+    // version 2 (streaming designs): one more u32, the number of outputs (beats) expected
+    uint32_t n_expect = head[2];
+    if (head[1] == 2 && std::fread(&n_expect, 4, 1, f) != 1) {
+        std::fclose(f);
+        return fail("truncated", argv[1]);
+    }
     if (head[3] != IW) {
         std::fclose(f);
         return fail("words per vector differ from the in_data port", argv[1]);
@@ -95,12 +103,15 @@ int main(int argc, char** argv) {
         return fail("truncated", argv[1]);
     }
     std::fclose(f);
-    std::vector<uint32_t> out(n * OW + 1);
+    std::vector<uint32_t> out(static_cast<size_t>(n_expect) * OW + 1);
 
     // reset: three rising edges with rst high, inputs idle
     top->clk = 0;
     top->rst = 1;
     top->in_valid = 0;
+#ifdef QRTL_OUT_READY
+    top->out_ready = 1;  // the harness reads every output beat at once
+#endif
     std::vector<uint32_t> zero(IW + 1, 0);
     put(top->in_data, zero.data());
     top->eval();
@@ -150,7 +161,7 @@ int main(int argc, char** argv) {
     uint32_t extra = 0, status = 0;
     unsigned long idle = 0;
     while (true) {
-        if (got >= n) {
+        if (got >= n_expect) {
             if (idle >= tail) break;
             ++idle;
         }
@@ -180,7 +191,7 @@ int main(int argc, char** argv) {
             --wait;
         }
         if (top->out_valid) {
-            if (got < n)
+            if (got < n_expect)
                 get(top->out_data, &out[got * OW]);
             else
                 ++extra;
@@ -191,7 +202,7 @@ int main(int argc, char** argv) {
 
     std::FILE* g = std::fopen(argv[2], "wb");
     if (!g) return fail("cannot write", argv[2]);
-    const uint32_t n_out = static_cast<uint32_t>(got < n ? got : n);
+    const uint32_t n_out = static_cast<uint32_t>(got < n_expect ? got : n_expect);
     const uint32_t h2[4] = {0x4f535251u /* "QRSO" */, 1u, n_out, static_cast<uint32_t>(OW)};
     const uint32_t h3[2] = {extra, status};
     bool ok = std::fwrite(h2, 4, 4, g) == 4 && std::fwrite(&cycle, 8, 1, g) == 1 && std::fwrite(h3, 4, 2, g) == 2 &&
