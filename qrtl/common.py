@@ -57,6 +57,18 @@ def add_design_arguments(p: argparse.ArgumentParser) -> None:
                                                                "default unbounded)")
 
 
+def add_schedule_arguments(p: argparse.ArgumentParser) -> None:
+    """``--reuse`` and ``--io``: how many clocks layers take and how data arrives (parsed by
+    qat.ir.schedule.parse_reuse / check_io for every generator)."""
+    p.add_argument("--reuse", metavar="R|LAYER=R,...", help="fold dense/conv layers: each layer's "
+                   "multiplications time-multiplexed over R clocks (initiation interval R); 'R' for every layer, "
+                   "'fc1=4,fc2=2' per layer, '2,fc1=4' a default with overrides (R must divide the layer's "
+                   "multiplications)")
+    p.add_argument("--io", choices=("parallel", "stream"), default="parallel",
+                   help="'parallel': whole tensors at once (default); 'stream': one pixel (all its channels) per "
+                        "read, line buffers for convolutions and pooling (needs spatial inputs)")
+
+
 def parse_shape(text: str | None) -> tuple[int, ...] | None:
     """``--input-shape`` as a tuple of positive integers."""
     if not text:
