@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .common import EPILOG_TYPES, add_model_arguments, load_network, vectors_from_args
+from .common import EPILOG_TYPES, add_model_arguments, add_schedule_arguments, load_network, vectors_from_args
 
 
 def add_parsers(sub) -> None:
@@ -14,9 +14,10 @@ def add_parsers(sub) -> None:
         "hls", help="generate a Vitis HLS C++ project; --csim compiles it with g++ and checks it bit for bit",
         description="Write a Vitis HLS project for an integer network: the top function on ap_int/ap_uint "
                     "(widths from the network's types, accumulators at the proven width), weights as constant "
-                    "arrays, PIPELINE II=1 and complete ARRAY_PARTITION, the golden model's rounding and "
-                    "saturation; a C testbench (tb.cpp) reading vector files; build.tcl for Vitis HLS (csim, "
-                    "csynth, cosim, IP export). With --csim the testbench and top are compiled with plain g++ "
+                    "arrays, PIPELINE II=1 and complete ARRAY_PARTITION (--reuse R: layers folded over R clocks, "
+                    "PIPELINE II=R, weights block-partitioned; --io stream: hls::stream of pixels, line buffers, "
+                    "DATAFLOW), the golden model's rounding and saturation; a C testbench (tb.cpp) reading vector "
+                    "files; build.tcl for Vitis HLS (csim, csynth, cosim, IP export). With --csim the testbench and top are compiled with plain g++ "
                     "and hls4ml's ap_types headers, run on the vectors and compared bit for bit with the golden "
                     "model: prints the exact-match count, exits 1 on any mismatch.",
         epilog=EPILOG_TYPES)
@@ -25,6 +26,7 @@ def add_parsers(sub) -> None:
     h.add_argument("--board", default="pynq-z2", help="target board: part and clock for build.tcl (default pynq-z2)")
     h.add_argument("--top", help="top function name (default: the network name)")
     h.add_argument("--csim", action="store_true", help="compile with g++ and compare with the golden model")
+    add_schedule_arguments(h)
     src = h.add_mutually_exclusive_group()
     src.add_argument("--random", type=int, metavar="N", help="N test vectors: edge vectors, then uniform over the "
                                                                "input type's range (default 1000)")
@@ -99,14 +101,15 @@ def cmd_hls(args) -> int:
 
     b = _fpga_board(args.board, "Vitis HLS")
     net = load_network(args, "net")
-    proj = hls_cpp.generate(net, args.top, b)
+    proj = hls_cpp.generate(net, args.top, b, reuse=args.reuse, io=args.io)
     out = Path(args.out)
     proj.write(out)
     vectors = [vectors_from_args(args, net)] if len(net.inputs) == 1 or args.vectors else \
         random_inputs(net, 1000 if args.random is None else args.random, args.seed)
     csim.write_vectors(out, net, vectors)
-    print(f"wrote HLS project {out} (top {proj.top}, {b.part} at {b.clock_mhz:g} MHz, {len(vectors[0])} test "
-          f"vectors); Vitis HLS: cd {out} && vitis_hls -f build.tcl")
+    sched = proj.manifest["schedule"]
+    print(f"wrote HLS project {out} (top {proj.top}, {b.part} at {b.clock_mhz:g} MHz, io {sched['io']}, II "
+          f"{sched['ii_clocks']} clocks, {len(vectors[0])} test vectors); Vitis HLS: cd {out} && vitis_hls -f build.tcl")
     if not args.csim:
         return 0
     res = csim.run_csim(net, out, vectors, proj.top)
