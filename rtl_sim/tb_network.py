@@ -179,6 +179,11 @@ async def stream_vectors(dut):
     man = job["manifest"]
     rng = random.Random(job.get("seed", 1))
     gap_prob = float(job.get("gap_probability", 0.2))
+    if man.get("io") == "stream":  # a streaming top (hls.rtl.stream): pixels as beats, with back-pressure
+        from rtl_sim.tb_stream import stream_images
+
+        await stream_images(dut, job, job_dir)
+        return
     layer_expect = {}
     if job.get("trace_layers", False):
         data = np.load(job_dir / "layers.npz", allow_pickle=False)

@@ -101,8 +101,11 @@ def plan(net: Network, ops: list[Op]) -> tuple[list[Stage], Shape, Shape]:
     prev = inp.name
     stages: list[Stage] = []
     for op in ops:
-        if len(op.inputs) != 1 or op.inputs[0] != prev:
-            raise _refuse(op, "only chains of single-input ops stream (no branches, add or concat)")
+        if len(op.inputs) != 1:
+            raise _refuse(op, f"{len(op.inputs)} inputs: only chains of single-input ops stream (no add, concat)")
+        if op.inputs[0] != prev:
+            raise _refuse(op, f"its input '{op.inputs[0]}' is not the previous op's output '{prev}': "
+                              f"branches do not stream")
         n_out = int(np.prod(op.shape)) if op.shape else 1
         k = op.kind
         if k in WINDOW_KINDS:
@@ -146,7 +149,7 @@ def plan(net: Network, ops: list[Op]) -> tuple[list[Stage], Shape, Shape]:
         elif k in POINTWISE and (cur.kind != "flat" or (k in ELEMENTWISE and all(
                 np.asarray(a).shape[:1] in ((), (1,)) for name, a in op.arrays.items() if name != "table"))):
             co = n_out // cur.beats
-            stages.append(Stage("point", op, "", cur.c, co, [False], [True]))
+            stages.append(Stage("point", op, "", cur.c, co, [False] * cur.beats, [True] * cur.beats))
             cur = Shape(cur.kind, cur.h, cur.w, co)
         elif k in ELEMENTWISE:
             raise _refuse(op, "per-channel arrays over a flattened stream (requantize before the flatten)")
