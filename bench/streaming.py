@@ -1,0 +1,192 @@
+"""Streaming RTL (``--io stream``, issue #12): the MNIST CNN and the ECON-T encoder.
+
+For each model: RTL generation time, co-simulation of the streamed design with the compiled
+harness (rtl_sim.fast_sim) against the golden model (the MNIST CNN on the 1,000 held-out MNIST
+images of bench/mnist_cnn.py, the ECON-T encoder on 1,000 of its synthetic showers), clocks per
+image and latency (the manifest's schedule, checked against the harness's clock count), and
+Yosys ``synth_xilinx`` for the PYNQ-Z2 (xc7z020: 53,200 LUTs).  The ECON-T encoder is also
+synthesized fully unrolled (``--io parallel``) for comparison.  Distributed-RAM cells (the line
+buffers) are counted as LUTs too (RAM32M/RAM64M: 4 LUTs, RAM32X1D/RAM64X1D: 2, RAM128X1D: 4,
+other RAM*X1*: 1).
+
+    make bench-stream        # or: .venv/bin/python bench/streaming.py [--no-unrolled]
+
+Writes bench/results/streaming.{json,md}.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+OUT = ROOT / "bench" / "results"
+WORK = ROOT / "bench" / "build" / "streaming"
+PYNQ_LUTS = 53200
+LUTRAM = {"RAM32M": 4, "RAM64M": 4, "RAM32M16": 8, "RAM64M8": 8, "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4,
+          "RAM256X1D": 8}
+
+
+def _git() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def lutram_luts(cells: dict[str, int]) -> tuple[int, int]:
+    """(distributed-RAM cells, the LUTs they occupy) from Yosys' cell counts."""
+    n = luts = 0
+    for k, v in cells.items():
+        if k.startswith("RAM") and not k.startswith("RAMB"):
+            n += v
+            luts += v * LUTRAM.get(k, 1)
+    return n, luts
+
+
+def synth(design, name: str) -> dict:
+    from boards.catalog import board
+    from boards.yosys_report import synthesize
+
+    d = WORK / name
+    files = [p for p in design.write(d) if p.suffix == ".v" and p.name != f"{design.manifest['axis_top']}.v"]
+    t0 = time.perf_counter()
+    r = synthesize(files, design.top, board("pynq-z2"), d / "synth", asic=False)["fpga"]
+    stat = json.loads((d / "synth" / "stat_fpga.json").read_text())
+    cells = stat["design"]["num_cells_by_type"]
+    n_ram, ram_luts = lutram_luts(cells)
+    t = r["total"]
+    return {"LUT_logic": t["LUT"], "LUTRAM_cells": n_ram, "LUT_total": t["LUT"] + ram_luts, "FF": t["FF"],
+            "CARRY4": t["CARRY"], "DSP": t["DSP"], "BRAM": t["BRAM"], "MUXF": t["MUXF"],
+            "logic_depth": r["logic_depth"], "yosys_seconds": round(time.perf_counter() - t0, 1),
+            "fits_pynq_z2": t["LUT"] + ram_luts <= PYNQ_LUTS}
+
+
+def cosim(net, design, raw: np.ndarray) -> dict:
+    from rtl_sim.fast_sim import build, compare, simulate, bus_input_elements
+    from qat.ir import golden
+
+    fb = build(design)
+    elems = bus_input_elements(design.manifest, raw, design.top)
+    run = simulate(fb, elems, jobs=1)
+    expected = np.asarray(golden.run(net, raw)[net.outputs[0]])
+    c = compare(design.manifest, run.outputs, expected, run.extra_outputs)
+    return {"images": len(raw), "bit_exact": c["exact_vectors"], "mismatches": c["mismatches"],
+            "harness_clocks": run.cycles, "clocks_per_image_measured": round(run.cycles / len(raw), 1),
+            "build_seconds": round(fb.build_seconds, 1), "sim_seconds": round(run.seconds, 2),
+            "outputs": run.outputs}
+
+
+def model_mnist():
+    from bench.mnist_cnn import MODEL, mnist
+    from qat.importers.from_qkeras import convert_file
+    from qat.importers.input_quant import quantize_real
+
+    net = convert_file(str(MODEL))
+    _, _, xb, yb = mnist()
+    return net, quantize_real(net.inputs[0], xb[:1000]), yb[:1000]
+
+
+def model_econ():
+    from bench.models import test_inputs
+    from qat.importers.from_qkeras import convert_file
+    from qat.importers.input_quant import quantize_real
+
+    net = convert_file(str(ROOT / "bench" / "models" / "econt_encoder.h5"))
+    return net, quantize_real(net.inputs[0], test_inputs("econt_encoder", 1000)), None
+
+
+def run_model(name: str, loader, unrolled: bool) -> dict:
+    from hls.rtl.verilog import generate
+
+    net, raw, labels = loader()
+    t0 = time.perf_counter()
+    d = generate(net, io="stream")
+    gen_s = time.perf_counter() - t0
+    st = d.manifest["stream"]
+    res = {"model": name, "io": "stream", "generate_seconds": round(gen_s, 2), "beats_in": st["in_beats"],
+           "beat_in_elements": st["in_beat_elements"], "beats_out": st["out_beats"],
+           "clocks_per_image": st["clocks_per_image"], "latency": st["latency"]}
+    c = cosim(net, d, raw)
+    outs = c.pop("outputs")
+    res["cosim"] = c
+    if labels is not None:
+        res["rtl_accuracy"] = round(float(np.mean(np.argmax(outs, axis=1) == labels)), 4)
+    res["synth"] = synth(d, f"{name}_stream")
+    rows = [res]
+    if unrolled:
+        t0 = time.perf_counter()
+        du = generate(net)
+        rows.append({"model": name, "io": "parallel", "generate_seconds": round(time.perf_counter() - t0, 2),
+                     "clocks_per_image": 1, "latency": du.latency, "synth": synth(du, f"{name}_parallel")})
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    head = ("| model | io | LUT (logic + LUTRAM) | LUTRAM cells | FF | CARRY4 | DSP | BRAM | clocks / image | latency "
+            "(clocks) | RTL generation (s) | bit-exact (fast harness) | Yosys (s) |\n"
+            "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|\n")
+    out = []
+    for r in rows:
+        s = r["synth"]
+        c = r.get("cosim")
+        exact = f"{c['bit_exact']}/{c['images']}" if c else "-"
+        out.append(f"| {r['model']} | {r['io']} | {s['LUT_total']} | {s['LUTRAM_cells']} | {s['FF']} | {s['CARRY4']} | "
+                   f"{s['DSP']} | {s['BRAM']} | {r['clocks_per_image']} | {r['latency']} | {r['generate_seconds']} | "
+                   f"{exact} | {s['yosys_seconds']} |")
+    return head + "\n".join(out) + "\n"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--no-unrolled", action="store_true", help="skip the unrolled ECON-T synthesis (~5 min)")
+    ap.add_argument("--models", default="mnist_cnn,econt_encoder")
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    loaders = {"mnist_cnn": (model_mnist, False), "econt_encoder": (model_econ, not args.no_unrolled)}
+    rows = []
+    for name in args.models.split(","):
+        loader, unrolled = loaders[name]
+        rows += run_model(name, loader, unrolled)
+        print(json.dumps(rows[-1] if not unrolled else rows[-2:], default=str)[:2000], flush=True)
+    info = json.loads((ROOT / "bench" / "models" / "mnist_cnn.json").read_text())
+    doc = {"rows": rows, "mnist_cnn_keras_accuracy": info["test_accuracy"], "board": "pynq-z2 (xc7z020)",
+           "lut_budget": PYNQ_LUTS, "commit": _git(), "cpus": os.cpu_count(), "python": platform.python_version(),
+           "load_average": [round(v, 2) for v in os.getloadavg()], "total_seconds": round(time.perf_counter() - t0, 1),
+           "date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "streaming.json").write_text(json.dumps(doc, indent=1) + "\n")
+    mn = next((r for r in rows if r["model"] == "mnist_cnn"), None)
+    md = [f"# Streaming RTL (`--io stream`, issue #12)\n",
+          f"Generated by `make bench-stream` (`.venv/bin/python bench/streaming.py`) on {doc['date_utc']}, "
+          f"{doc['cpus']} CPUs, qrtl commit {doc['commit']}, load average {doc['load_average']}; "
+          f"total {doc['total_seconds']} s. Yosys `synth_xilinx -family xc7` (PYNQ-Z2, xc7z020: "
+          f"{PYNQ_LUTS} LUTs); LUT = LUT cells + the LUTs of distributed-RAM cells (line buffers).\n",
+          table(rows)]
+    if mn:
+        md.append(f"\nMNIST CNN (bench/models/mnist_cnn.h5: 28x28x1 -> QConv2D 16@3x3 -> MaxPool 2 -> QConv2D 16@3x3 "
+                  f"-> MaxPool 2 -> Flatten -> QDense 10, 6-bit): Keras accuracy {info['test_accuracy']} on the 1,000 "
+                  f"held-out images, RTL argmax accuracy {mn.get('rtl_accuracy')} on the same images; "
+                  f"{mn['clocks_per_image']} clocks per image (one input pixel per clock), target <= 1,000; "
+                  f"LUTs {mn['synth']['LUT_total']} of {PYNQ_LUTS}.\n")
+    md.append("\nclocks / image: with the input always valid and the output always read (the manifest's "
+              "`initiation_interval`, from the stages' handshake schedule; the harness's measured clocks per image "
+              "are in streaming.json). latency: clocks from accepting an image's first pixel to its last output "
+              "beat.\n")
+    (OUT / "streaming.md").write_text("".join(md))
+    print((OUT / "streaming.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
