@@ -126,6 +126,9 @@ def _parser() -> argparse.ArgumentParser:
     from .cli_hw import add_parsers as add_hw_parsers  # hls, hls4ml, vivado
 
     add_hw_parsers(sub)
+    from .cli_search import add_parser as add_search_parser  # search
+
+    add_search_parser(sub)
     return p
 
 
@@ -379,6 +382,9 @@ COMMANDS = {"convert": cmd_convert, "predict": cmd_predict, "info": cmd_info, "r
 from .cli_hw import COMMANDS as HW_COMMANDS  # noqa: E402  (hls, hls4ml, vivado)
 
 COMMANDS.update(HW_COMMANDS)
+from .cli_search import COMMANDS as SEARCH_COMMANDS  # noqa: E402  (search)
+
+COMMANDS.update(SEARCH_COMMANDS)
 
 
 def main(argv: list[str] | None = None) -> int:
