@@ -6,7 +6,8 @@ core buses rounded up to whole bytes (input in the low bits, output
 zero-padded).  One beat = one inference; tlast travels with its beat.
 Back-pressure: an output FIFO of DEPTH >= LATENCY + 2 entries, and
 ``s_axis_tready`` is low while accepted-but-unread beats would fill it, so
-the II = 1 core never needs to stall.
+the II = 1 core never needs to stall.  A core with II > 1 (folded layers) has an ``in_ready``
+output: ``s_axis_tready`` is also low while the core cannot take a vector.
 """
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ def _bytes(bits: int) -> int:
     return max(8, -(-bits // 8) * 8)
 
 
-def axis_wrapper(top: str, in_bits: int, out_bits: int, latency: int, cfg: bool = False) -> tuple[str, str]:
-    """(module name, Verilog text)."""
+def axis_wrapper(top: str, in_bits: int, out_bits: int, latency: int, cfg: bool = False,
+                 ii: int = 1) -> tuple[str, str]:
+    """(module name, Verilog text); ``ii`` > 1: the core has ``in_ready`` (one vector per II clocks)."""
     if latency < 1:
         raise ValueError("the AXI4-Stream wrapper needs a registered core (latency >= 1)")
     name = f"{top}_axis"
@@ -56,14 +58,16 @@ def axis_wrapper(top: str, in_bits: int, out_bits: int, latency: int, cfg: bool 
         f"  localparam integer LATENCY = {latency};",
         f"  localparam integer DEPTH = {depth};",
         f"  reg [{aw}:0] pending;  // beats accepted and not yet read out",
-        f"  assign s_axis_tready = aresetn & (pending < {aw + 1}'d{depth});",
+        f"  assign s_axis_tready = aresetn & (pending < {aw + 1}'d{depth});" if ii == 1 else
+        f"  wire core_ready;\n  assign s_axis_tready = aresetn & core_ready & (pending < {aw + 1}'d{depth});",
         "  wire accept = s_axis_tvalid & s_axis_tready;",
         "  wire pop;",
         "  wire core_valid;",
         f"  wire [{out_bits - 1}:0] core_data;" if out_bits > 1 else "  wire core_data;",
         f"  {top} u_core (.clk(aclk), .rst(~aresetn), .in_valid(accept), .in_data(s_axis_tdata[{in_bits - 1}:0]),"
         if in_bits > 1 else f"  {top} u_core (.clk(aclk), .rst(~aresetn), .in_valid(accept), .in_data(s_axis_tdata[0]),",
-        "    .out_valid(core_valid), .out_data(core_data)" +
+        ("    .out_valid(core_valid), .out_data(core_data)" if ii == 1 else
+         "    .in_ready(core_ready), .out_valid(core_valid), .out_data(core_data)") +
         (", .cfg_en(cfg_en), .cfg_sdi(cfg_sdi), .cfg_commit(cfg_commit), .cfg_sdo(cfg_sdo));" if cfg else ");"),
         "  reg [LATENCY-1:0] last_pipe;",
         "  always @(posedge aclk) last_pipe <= " + ("{last_pipe[LATENCY-2:0], s_axis_tlast};" if latency > 1

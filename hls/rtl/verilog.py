@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from qat.ir.geometry import op_window
+from qat.ir.schedule import check_io
 from qat.ir.spec import spec_of
 from qat.ir.intervals import Bounds, analyze
 from qat.ir.network import Network, Op, unique_name
@@ -747,6 +748,8 @@ def _op_module(top: str, op: Op, ins: list[TensorInfo], out: TensorInfo, registe
     body = list(m.lines)
     # input buses always carry a range: element selects (in0[0]) must be legal on a 1-bit bus too
     ports = ["  input wire clk"] + [f"  input wire [{t.width - 1}:0] in{i}" for i, t in enumerate(ins)]
+    if variant == "folded":  # hls.rtl.folded: the clock in which in0 holds a valid vector
+        ports.append("  input wire start")
     if params:
         ports += ["  input wire cfg_en", "  input wire cfg_sdi", "  input wire cfg_commit", "  output wire cfg_sdo"]
     ports.append(_port_decl("output", "out", out.width))
@@ -771,7 +774,7 @@ def _op_module(top: str, op: Op, ins: list[TensorInfo], out: TensorInfo, registe
 
 def generate(net: Network, top: str | None = None, pipeline: str = "layer", weights: str = "fixed",
              weight_bits: int | None = None, bias_bits: int | None = None, bnn_order: str = "plain",
-             mst_depth: int | None = None) -> Design:
+             mst_depth: int | None = None, reuse=None, io: str = "parallel") -> Design:
     """Build the Verilog design for ``net`` (deterministic text).
 
     ``weights``: ``fixed`` (constants folded into shift-and-add logic),
@@ -781,6 +784,7 @@ def generate(net: Network, top: str | None = None, pipeline: str = "layer", weig
     (hls.rtl.binary_mst; the report goes to manifest["bnn"]).
     """
     from hls.rtl.binary_mst import BnnOrder
+    from hls.rtl.folded import plan_reuse
 
     bnn = BnnOrder(net, bnn_order, mst_depth, weights)
     max_level = parse_pipeline(pipeline)
@@ -797,6 +801,15 @@ def generate(net: Network, top: str | None = None, pipeline: str = "layer", weig
     dropped = [op.name for op in net.ops if op.name not in {o.name for o in live.ops}]
     net = live  # now the output is the last op
     ids = _identifiers(net)
+    if check_io(io) == "stream":  # hls.rtl.stream: one pixel per clock, one kernel instance per layer
+        from hls.rtl.stream import generate_stream
+
+        if reuse:
+            raise RTLError(f"network '{net.name}': --reuse with --io stream: streamed layers already share one "
+                           f"kernel instance per layer; drop --reuse")
+        return generate_stream(net, top, pipeline, weights, bnn_order)
+    folds = plan_reuse(net, reuse, weights)  # {op: R} folded layers (``--reuse``, hls.rtl.folded)
+    ii = max(folds.values(), default=1)  # the network's initiation interval
     layout: list[ParamBlock] = []
     if weights != "fixed":
         mf = [n for n, t in net.tensor_types().items() if isinstance(t, MinifloatType)]
@@ -827,11 +840,20 @@ def generate(net: Network, top: str | None = None, pipeline: str = "layer", weig
         if op.name == last and not registered:
             registered = True
         blk = blocks.get(op.name)
-        mname, text, cycles = bnn.module(
-            lambda variant, opts: _op_module(top, op, ins, out, registered, max_level, blk, weights == "tmr",
-                                             ids[op.name], variant, opts), op)
+        if op.name in folds:
+            mname, text, _ = _op_module(top, op, ins, out, False, 0, None, False, ids[op.name], "folded",
+                                        {"reuse": folds[op.name]})
+            cycles = registered = folds[op.name]
+        else:
+            mname, text, cycles = bnn.module(
+                lambda variant, opts: _op_module(top, op, ins, out, registered, max_level, blk, weights == "tmr",
+                                                 ids[op.name], variant, opts), op)
         files[f"{mname}.v"] = text
         target = max(stage[i] for i in op.inputs)
+        if op.name in folds:  # start: the valid pipeline at the layer's input stage
+            conns_start = [f".start({'accept' if target == 0 else f'valid_pipe[{target - 1}]'})"]
+        else:
+            conns_start = []
         conns = []
         for k, i in enumerate(op.inputs):
             src = sig_of[i]
@@ -844,6 +866,7 @@ def generate(net: Network, top: str | None = None, pipeline: str = "layer", weig
                     sig_of[f"{i}@{d + 1}"] = dname
                 src = dname
             conns.append(f".in{k}({src})")
+        conns += conns_start
         wname = f"t_{ids[op.name]}"
         w = out.width
         decls.append(f"  wire [{w - 1}:0] {wname};" if w > 1 else f"  wire {wname};")
@@ -857,25 +880,33 @@ def generate(net: Network, top: str | None = None, pipeline: str = "layer", weig
         sig_of[op.name] = wname
         stage[op.name] = target + cycles
         op_stage[op.name] = {"module": mname, "instance": f"u_{ids[op.name]}", "stage": stage[op.name],
-                             "registered": registered, "cycles": cycles, "width": out.width, "element_bits": out.ew,
-                             "signed": _signed_bus(out), "binary": out.binary}
+                             "registered": bool(registered), "cycles": cycles, "width": out.width,
+                             "element_bits": out.ew, "signed": _signed_bus(out), "binary": out.binary}
+        if op.name in folds:
+            op_stage[op.name]["reuse"] = folds[op.name]
         if out.mf:
             op_stage[op.name]["minifloat"] = type_to_manifest(out.mf)
     out_name = net.outputs[0]
     latency = stage[out_name]
     iw, ow = infos[net.inputs[0].name].width, infos[out_name].width
     top_lines = [
-        f"// {top}: integer network '{net.name}' as a fully pipelined datapath (one inference per clock)",
+        f"// {top}: integer network '{net.name}' as a fully pipelined datapath (one inference per clock)"
+        if ii == 1 else f"// {top}: integer network '{net.name}', folded layers: one inference every {ii} clocks",
         f"// generated by {GENERATOR}",
         f"// in_data : {infos[net.inputs[0].name].n} x {infos[net.inputs[0].name].ew}-bit "
         f"{_layout(infos[net.inputs[0].name])}, element i at bits [i*W +: W] (C order, channels last)",
         f"// out_data: {infos[out_name].n} x {infos[out_name].ew}-bit {_layout(infos[out_name])}",
         f"// out_valid follows in_valid after LATENCY = {latency} clock cycles; rst (synchronous) clears it",
+    ] + ([
+        f"// in_ready: in_valid is taken only while in_ready is high; after a vector is taken in_ready is low "
+        f"for II - 1 = {ii - 1} clocks",
+    ] if ii > 1 else []) + [
         "`default_nettype none",
         f"module {top} (",
         "  input wire clk,",
         "  input wire rst,",
         "  input wire in_valid,",
+    ] + (["  output wire in_ready,"] if ii > 1 else []) + [
         _port_decl("input", "in_data", iw) + ",",
         "  output wire out_valid,",
         _port_decl("output", "out_data", ow) + ("," if layout else ""),
@@ -888,12 +919,16 @@ def generate(net: Network, top: str | None = None, pipeline: str = "layer", weig
         ");",
         f"  localparam integer LATENCY = {latency};",
     ]
+    take = "in_valid"
+    if ii > 1:
+        top_lines += _ready_lines(ii)
+        take = "accept"
     if latency > 0:
         top_lines += [
             "  reg [LATENCY-1:0] valid_pipe;",
             "  always @(posedge clk) begin",
             "    if (rst) valid_pipe <= {LATENCY{1'b0}};",
-            "    else valid_pipe <= " + ("{valid_pipe[LATENCY-2:0], in_valid};" if latency > 1 else "in_valid;"),
+            "    else valid_pipe <= " + (f"{{valid_pipe[LATENCY-2:0], {take}}};" if latency > 1 else f"{take};"),
             "  end",
             "  assign out_valid = valid_pipe[LATENCY-1];",
         ]
@@ -908,7 +943,7 @@ def generate(net: Network, top: str | None = None, pipeline: str = "layer", weig
     top_lines += ["endmodule", "`default_nettype wire", ""]
     files[f"{top}.v"] = "\n".join(top_lines)
 
-    axis_name, axis_text = axis_wrapper(top, iw, ow, latency, cfg=bool(layout))
+    axis_name, axis_text = axis_wrapper(top, iw, ow, latency, cfg=bool(layout), ii=ii)
     files[f"{axis_name}.v"] = axis_text
     manifest = {
         "generator": GENERATOR, "top": top, "network": net.name, "latency": latency, "pipeline": pipeline,
@@ -921,6 +956,8 @@ def generate(net: Network, top: str | None = None, pipeline: str = "layer", weig
                    "binary": infos[out_name].binary},
         "ops": op_stage, "files": sorted(files), "axis_top": axis_name, "weights": weights,
     }
+    if ii > 1:  # unrolled designs keep their manifest unchanged (II 1, no in_ready port)
+        manifest.update({"initiation_interval": ii, "in_ready": True, "reuse": dict(sorted(folds.items()))})
     for key, info in (("input", infos[net.inputs[0].name]), ("output", infos[out_name])):
         if info.mf:
             manifest[key]["minifloat"] = type_to_manifest(info.mf)
@@ -932,6 +969,22 @@ def generate(net: Network, top: str | None = None, pipeline: str = "layer", weig
         manifest["cfg"] = {"bits": sum(b.bits for b in layout), "mode": weights,
                            "blocks": [dict(b.__dict__, instance=f"u_{ids[b.op]}") for b in layout]}
     return Design(top, files, latency, stage, manifest)
+
+
+def _ready_lines(ii: int) -> list[str]:
+    """The II > 1 input handshake: ``accept`` = in_valid & in_ready; after a vector is accepted,
+    in_ready stays low for II - 1 clocks (a down-counter; rst clears it)."""
+    w = max(1, (ii - 1).bit_length())
+    return [
+        f"  reg [{w - 1}:0] busy;  // clocks until the next vector may enter (II = {ii})",
+        f"  assign in_ready = busy == {w}'d0;",
+        "  wire accept = in_valid & in_ready;",
+        "  always @(posedge clk) begin",
+        f"    if (rst) busy <= {w}'d0;",
+        f"    else if (accept) busy <= {w}'d{ii - 1};",
+        f"    else if (busy != {w}'d0) busy <= busy - {w}'d1;",
+        "  end",
+    ]
 
 
 def _signed_bus(t: TensorInfo) -> bool:

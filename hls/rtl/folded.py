@@ -1,0 +1,203 @@
+"""Folded dense and convolution layers (``--reuse R``): the ``folded`` Verilog variant of
+``dense``, ``conv1d`` and ``conv2d``.  The golden model is unchanged: the variant computes the
+same integers as the unrolled layer over R clocks (initiation interval R).
+
+Structure: **digit-serial inputs, most significant digit first.**  Every b-bit input element x
+is split into R digits of d = ceil(b / R) bits (sign- or zero-extended to R*d bits):
+x = D_0 * 2^(d(R-1)) + D_1 * 2^(d(R-2)) + ... + D_(R-1), D_0 signed (for a signed input), the
+others unsigned in [0, 2^d).  One clock applies the layer's constant matrix -- the same CSE'd
+shift-and-add graph as the unrolled layer (``ModuleText.linear_layer``), but over d-bit digits
+instead of b-bit values -- to the current digit of every input, and one accumulator per output
+takes A <- (A << d) + P.  After R clocks A = sum_i w_i x_i exactly (A_k = sum_i w_i *
+floor(x_i / 2^(d(R-k))) after k digits; its range, computed per k by interval arithmetic,
+sizes the accumulator).  The bias b = q * 2^(d(R-1)) + r (0 <= r < 2^(d(R-1))) costs no adder:
+the first clock loads q into the accumulator instead of zero, and every later clock shifts r's
+next d-bit digit into the d low bits that ``A << d`` leaves zero.
+
+Why this and not phase-selected constants: weights are constants folded into the logic.
+Selecting a different constant (or a different input group) per phase turns each product into
+a general multiplier by an R-way constant mux -- no smaller than the R constant products it
+replaces.  Digit-serial keeps every weight a constant and the *same* constants every clock, so
+only the data width shrinks: every node of the adder graph is narrower by about b - d bits.
+Its limit: widths also carry the weights' bits and log2(fan-in), which do not shrink; so the
+saving is about (b - d) / (b + |w| + log2 n) per adder (measured: bench/folding.py).
+
+"R divides b" here means R <= b (a digit holds at least one bit of every input of the layer);
+when R does not divide b exactly the top digit is partly sign/zero extension.
+
+Ports: the folded module has ``start`` besides ``clk``/``in0``/``out``: high for the clock in
+which ``in0`` holds a valid vector (the top's valid pipeline at the layer's input stage).  It
+captures the lower digits in a shift register, so ``in0`` may change afterwards; ``out`` holds
+the result from R clocks after ``start`` until the next result.  ``start`` restarts the layer
+at any time (a reset needs nothing else).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hls.rtl.emitters import EMITTERS, RTLError
+from hls.rtl.text import Sig, const
+from qat.ir.network import Network
+from qat.ir.schedule import MAC_KINDS, parse_reuse
+from qat.ir.types import BinaryType, MinifloatType, signed_bits_for
+
+if TYPE_CHECKING:  # annotations only: hls.rtl.verilog imports this module
+    from hls.rtl.verilog import OpModule
+
+FOLDABLE = MAC_KINDS  # dense, conv1d, conv2d
+VARIANT = "folded"
+
+
+def input_bits(t) -> tuple[int, bool]:
+    """(b, signed) of an input element as digits see it: the bus element width."""
+    return int(t.type.bits), bool(t.type.signed)
+
+
+def digit_bits(b: int, r: int) -> int:
+    return -(-b // r)
+
+
+def plan_reuse(net: Network, spec, weights: str) -> dict[str, int]:
+    """{op name: R > 1} for the layers to fold (``spec``: the ``--reuse`` text, an int or a dict,
+    parsed by qat.ir.schedule.parse_reuse); raises NetworkError/RTLError (one line, naming the layer and
+    the option) for unknown layers, kinds that cannot fold, minifloat or binary tensors,
+    register weights, and factors larger than the input's bits."""
+    ops = {op.name: op for op in net.ops}
+    if isinstance(spec, dict):
+        spec = ",".join(f"{k}={v}" for k, v in spec.items())
+    plan = {k: v for k, v in parse_reuse(None if spec is None else str(spec), net, FOLDABLE).items() if v > 1}
+    if not plan:
+        return {}
+    if weights != "fixed":
+        first = next(iter(plan))
+        raise RTLError(f"--reuse {first}={plan[first]}: folded layers need --weight-storage fixed (the folded "
+                       f"datapath reuses constant shift-and-add logic; register weights are not supported)")
+    types = net.tensor_types()
+    for name, r in plan.items():
+        op = ops[name]
+        t_in, t_out = types[op.inputs[0]], types[name]
+        for what, t in (("input", t_in), ("output", t_out)):
+            if isinstance(t, MinifloatType):
+                raise RTLError(f"--reuse {name}={r}: layer '{name}' has a minifloat {what} ({t.describe()}); "
+                               f"folding needs two's-complement integers")
+            if isinstance(t, BinaryType):
+                raise RTLError(f"--reuse {name}={r}: layer '{name}' has a binary {what}; folding needs "
+                               f"multi-bit integers")
+        b = int(t_in.bits)
+        if r > b:
+            raise RTLError(f"--reuse {name}={r}: R must divide the {b}-bit input of layer '{name}' into digits "
+                           f"of at least one bit (R <= {b})")
+    return plan
+
+
+def _floor_shift(v: int, s: int) -> int:
+    return v >> s  # Python's >> floors negative numbers, as two's-complement arithmetic shift
+
+
+@EMITTERS.register(*FOLDABLE, variant=VARIANT)
+def g_folded(gen: OpModule) -> list:
+    """The folded layer's output elements: registers valid R clocks after ``start``."""
+    r = int(gen.options["reuse"])
+    op, m = gen.op, gen.m
+    t = gen.ins[0]
+    b, signed = input_bits(t)
+    d = digit_bits(b, r)
+    e = r * d  # extended input width
+    if op.kind == "dense":
+        w = op.arrays["weight"]
+        ci, co = w.shape
+        pos = t.n // ci
+        rows = [[(p * ci + i, int(w[i, o])) for i in range(ci) if w[i, o]] for p in range(pos) for o in range(co)]
+        biases = [int(op.arrays["bias"][o]) for _ in range(pos) for o in range(co)]
+    else:
+        taps = gen._conv_taps()
+        rows = [[(i, wv) for i, wv, _ in tp if wv] for _, tp in taps]
+        biases = [int(op.arrays["bias"][o]) for o, _ in taps]
+    used = sorted({i for row in rows for i, _ in row})
+    pw = max(1, (r - 1).bit_length())
+    m.lines.append(f"  // folded over R = {r} clocks: {b}-bit inputs as {r} digits of {d} bits, MSB first")
+    m.lines.append(f"  reg [{pw - 1}:0] ph;  // phase of the digit being summed (0: start)")
+    m.lines.append("  always @(posedge clk) begin")
+    m.lines.append(f"    if (start) ph <= {pw}'d1;")
+    m.lines.append(f"    else if (ph == {pw}'d{r - 1}) ph <= {pw}'d0;")
+    m.lines.append(f"    else if (ph != {pw}'d0) ph <= ph + {pw}'d1;")
+    m.lines.append("  end")
+    m.lines.append(f"  wire last = ph == {pw}'d{r - 1};")
+    digits: dict[int, Sig] = {}
+    for i in used:
+        lo_i, hi_i = int(t.lo[i]), int(t.hi[i])
+        sl = f"in0[{i * b + b - 1}:{i * b}]" if b > 1 else f"in0[{i}]"
+        x = m.fresh("xe")
+        if e == b:
+            m.lines.append(f"  wire [{e - 1}:0] {x} = {sl};")
+        elif signed:
+            m.lines.append(f"  wire [{e - 1}:0] {x} = {{{{{e - b}{{in0[{i * b + b - 1}]}}}}, {sl}}};")
+        else:
+            m.lines.append(f"  wire [{e - 1}:0] {x} = {{{e - b}'d0, {sl}}};")
+        sh = m.fresh("ds")
+        rest = e - d  # lower digits kept after the first clock
+        m.lines.append(f"  reg [{rest - 1}:0] {sh};")
+        shifted = f"{{{sh}[{rest - d - 1}:0], {d}'d0}}" if rest > d else f"{rest}'d0"
+        m.lines.append(f"  always @(posedge clk) {sh} <= start ? {x}[{rest - 1}:0] : {shifted};")
+        dg = m.fresh("dg")
+        m.lines.append(f"  wire [{d - 1}:0] {dg} = start ? {x}[{e - 1}:{e - d}] : {sh}[{rest - 1}:{rest - d}];")
+        neg = signed and lo_i < 0
+        if neg:  # the first digit is signed, the others are not
+            dlo, dhi = -(1 << (d - 1)), (1 << d) - 1
+            expr = f"{{start & {dg}[{d - 1}], {dg}}}"
+        else:
+            dlo, dhi = 0, (1 << d) - 1
+            expr = f"{{1'b0, {dg}}}"
+        digits[i] = m.wire("dv", d + 1, dlo, dhi, expr)
+    parts = m.linear_layer([[(digits[i], wv) for i, wv in row] for row in rows], [0] * len(rows))
+    outs = []
+    lo_x = [int(v) for v in t.lo]
+    hi_x = [int(v) for v in t.hi]
+    for o, (row, bias, p) in enumerate(zip(rows, biases, parts)):
+        lo_o, hi_o = int(gen.out.lo[o]), int(gen.out.hi[o])
+        if not row:  # no nonzero weight: the output is the bias
+            outs.append(m.const_sig(bias))
+            continue
+        # accumulator range: A_k = sum_i w_i floor(x_i / 2^s) + floor(bias / 2^s), s = d(R-k), k = 1..R
+        alo, ahi = lo_o, hi_o
+        for k in range(1, r + 1):
+            s = d * (r - k)
+            lo_k = hi_k = _floor_shift(bias, s)
+            for i, wv in row:
+                a, c = wv * _floor_shift(lo_x[i], s), wv * _floor_shift(hi_x[i], s)
+                lo_k += min(a, c)
+                hi_k += max(a, c)
+            alo, ahi = min(alo, lo_k), max(ahi, hi_k)
+        wa = max(signed_bits_for(alo, ahi), p.width, d + 1)
+        q = _floor_shift(bias, d * (r - 1))
+        rem = bias - (q << (d * (r - 1)))
+        acc, rd = m.fresh("acc"), m.fresh("rd")
+        m.lines.append(f"  reg [{wa - 1}:0] {acc};")
+        # r's digit for phase k (k = 1..R-1) enters the low d bits of A << d
+        rdig = [(rem >> (d * (r - 1 - k))) & ((1 << d) - 1) for k in range(1, r)]
+        expr = f"{d}'d0"
+        for k in range(r - 1, 0, -1):
+            if rdig[k - 1]:
+                expr = f"(ph == {pw}'d{k}) ? {d}'d{rdig[k - 1]} : {expr}"
+        m.lines.append(f"  wire [{d - 1}:0] {rd} = {expr};")
+        if wa > d:
+            shl = f"{{{acc}[{wa - d - 1}:0], {rd}}}"
+            m.unused.append(f"{acc}[{wa - 1}:{wa - d}]")
+        else:
+            shl = f"{rd}[{wa - 1}:0]"
+            m.unused.append(acc)
+            if wa < d:
+                m.unused.append(f"{rd}[{d - 1}:{wa}]")
+        init = const(q, wa) if q >= 0 else f"-{wa}'sd{-q}"
+        s = m.fresh("sa")
+        pe = m.ext(p, wa) if p.width <= wa else f"{p.name}[{wa - 1}:0]"
+        m.lines.append(f"  wire [{wa - 1}:0] {s} = (start ? {init} : {shl}) + {pe};")
+        m.lines.append(f"  always @(posedge clk) {acc} <= {s};")
+        wo = signed_bits_for(lo_o, hi_o)
+        y = m.fresh("y")
+        m.lines.append(f"  reg signed [{wo - 1}:0] {y};")
+        m.lines.append(f"  always @(posedge clk) if (last) {y} <= {s}[{wo - 1}:0];")
+        if wa > wo:
+            m.unused.append(f"{s}[{wa - 1}:{wo}]")
+        outs.append(Sig(y, wo, lo_o, hi_o, r, 0))
+    return outs
