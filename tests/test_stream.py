@@ -125,6 +125,22 @@ def test_stream_lint_and_determinism(designs, name, tmp_path):
     assert again.files == d.files and again.manifest == d.manifest
 
 
+@pytest.mark.parametrize("name", sorted(NETS))
+def test_stream_schedule_matches_the_harness(designs, name):
+    """The manifest's clocks per image and latency come from a model of the handshakes: it must
+    predict the harness's clock count exactly (input always valid, output always read)."""
+    from hls.rtl.stream import clock_stages, plan
+    from rtl_sim.fast_sim import build, bus_input_elements, simulate
+
+    net, d = designs[name]
+    x = _vectors(net, 20)
+    run = simulate(build(d), bus_input_elements(d.manifest, x, name))
+    _, done = clock_stages(plan(net, net.ops)[0], len(x))
+    tail = d.manifest["latency"] + 4 + d.manifest["initiation_interval"]  # the harness's idle clocks at the end
+    assert run.cycles == done[-1] + tail
+    assert done[-1] - done[-2] == d.manifest["initiation_interval"]
+
+
 def test_stream_manifest(designs):
     _, d = designs["s2d"]
     m = d.manifest

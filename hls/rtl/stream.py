@@ -163,8 +163,16 @@ def plan(net: Network, ops: list[Op]) -> tuple[list[Stage], Shape, Shape]:
 
 def schedule(stages: list[Stage], images: int = 3) -> tuple[int, int]:
     """(clocks per image in steady state, latency: clocks from the rising edge that accepts an
-    image's first input beat to the one after which its last output beat is valid), by
-    clocking the stages' handshakes as the Verilog does, input always valid, output always read."""
+    image's first input beat to the one after which its last output beat is valid)."""
+    first_in, done = clock_stages(stages, images)
+    ii = done[-1] - done[-2] if images > 1 else done[0]
+    return ii, done[0] - first_in[0]
+
+
+def clock_stages(stages: list[Stage], images: int) -> tuple[list[int], list[int]]:
+    """Clock the stages' handshakes as the Verilog does (rising edges numbered from 1 after reset),
+    input always valid, output always read: per image, the edge that accepts its first input beat
+    and the edge after which its last output beat is valid."""
     n = len(stages)
     pos = [0] * n
     out_v = [False] * n
@@ -210,8 +218,7 @@ def schedule(stages: list[Stage], images: int = 3) -> tuple[int, int]:
                 done.append(cycle)
     if len(done) < images:
         raise RTLError("internal error: the streaming schedule does not finish")
-    ii = done[-1] - done[-2] if images > 1 else done[0]
-    return ii, done[0] - first_in[0]
+    return first_in, done
 
 
 # ---- Verilog -------------------------------------------------------------------------------------
