@@ -4,7 +4,9 @@ Reads its job from ``$QRTL_COSIM_DIR/job.json`` (written by rtl_sim.cosim):
 packed input bus values, the manifest, and the golden outputs.  Streams the
 vectors back to back (one per clock) with random valid gaps, one reset in the
 middle of the stream while a vector is in flight (that vector must vanish and
-is sent again), and compares every output with the golden model.  Writes
+is sent again), and compares every output with the golden model.  A top with
+``in_ready`` (manifest ``in_ready``, initiation interval > 1) gets each vector
+held on the bus until in_ready is high, and random data while in_valid is low.  Writes
 ``result.json`` next to the job.  Minifloat tensors (manifest key
 ``minifloat``) are compared as bus codes (hls.rtl.minifloat_code); a mismatch
 reports the decoded raw values and both codes.
@@ -95,6 +97,9 @@ async def stream_phase(dut, inputs: list[int], expected: np.ndarray, man: dict, 
             history.append({k: _peek(getattr(dut, man["ops"][k]["instance"]).out) for k in layer_expect})
 
     reset_at = len(inputs) // 2 if len(inputs) >= 4 else -1
+    ready = bool(man.get("in_ready"))  # II > 1: in_valid is taken only while in_ready is high
+    waiting = False  # a vector is offered and in_ready was low
+    width = int(man["input"]["width"])
     i = 0
     resets = 0
     idle_tail = latency + 4
@@ -124,14 +129,26 @@ async def stream_phase(dut, inputs: list[int], expected: np.ndarray, man: dict, 
             dut.rst.value = 0
             dut.in_valid.value = 0
             resets += 1
+            waiting = False  # an offered vector not yet taken is offered again after the reset
             continue
+        elif ready and waiting:
+            # II > 1: the offered vector is held until in_ready is high (it is taken at the next rising edge)
+            if _read(dut.in_ready):
+                sent_at.append(cycle)
+                i += 1
+                waiting = False
         elif rng.random() < gap_prob:
             dut.in_valid.value = 0
+            if ready:  # what the bus carries while in_valid is low must not matter
+                dut.in_data.value = rng.getrandbits(width)
         else:
             dut.in_valid.value = 1
             dut.in_data.value = inputs[i]
-            sent_at.append(cycle)
-            i += 1
+            if ready and not _read(dut.in_ready):
+                waiting = True
+            else:
+                sent_at.append(cycle)
+                i += 1
         await FallingEdge(dut.clk)
         cycle += 1
 

@@ -149,7 +149,9 @@ def g_folded(gen: OpModule) -> list:
             dlo, dhi = 0, (1 << d) - 1
             expr = f"{{1'b0, {dg}}}"
         digits[i] = m.wire("dv", d + 1, dlo, dhi, expr)
-    parts = m.linear_layer([[(digits[i], wv) for i, wv in row] for row in rows], [0] * len(rows))
+    live = [row for row in rows if row]  # an all-zero row is its bias: no graph, no accumulator
+    built = iter(m.linear_layer([[(digits[i], wv) for i, wv in row] for row in live], [0] * len(live)))
+    parts = [next(built) if row else None for row in rows]
     outs = []
     lo_x = [int(v) for v in t.lo]
     hi_x = [int(v) for v in t.hi]
