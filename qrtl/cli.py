@@ -256,10 +256,17 @@ def cmd_rtl(args) -> int:
 
     net = load_network(args, "net")
     d = generate(net, args.top, args.pipeline, args.weight_storage, bnn_order=args.bnn_order,
-                 mst_depth=args.mst_depth)
+                 mst_depth=args.mst_depth, reuse=args.reuse, io=args.io)
     d.write(args.out)
     print(f"wrote {len(d.files)} Verilog files to {args.out} (top {d.top}, latency {d.latency} cycles, "
           f"in {d.manifest['input']['width']} bits, out {d.manifest['output']['width']} bits)")
+    if "reuse" in d.manifest:  # folded layers (hls.rtl.folded)
+        print(f"folded: {', '.join(f'{k} over {r} clocks' for k, r in d.manifest['reuse'].items())}; one inference "
+              f"every {d.manifest['initiation_interval']} clocks (in_ready)")
+    if "stream" in d.manifest:
+        st = d.manifest["stream"]
+        print(f"streaming: {st['in_beats']} input beats of {st['in_beat_elements']} elements and "
+              f"{st['out_beats']} output beat(s) per image, one image every {st['clocks_per_image']} clocks")
     if "bnn" in d.manifest:
         from hls.rtl.binary_mst import print_report
 
@@ -275,7 +282,7 @@ def cmd_cosim(args) -> int:
     raw = vectors_from_args(args, net)
     work = Path(args.out) if args.out else Path(args.net).resolve().parent / "build" / f"cosim_{Path(args.net).name}"
     design = generate(net, pipeline=args.pipeline, weights=args.weight_storage, bnn_order=args.bnn_order,
-                      mst_depth=args.mst_depth)
+                      mst_depth=args.mst_depth, reuse=args.reuse, io=args.io)
     res, report = run_engines(net, raw, work, args.engine, args.simulator, design, args.trace_layers, args.waves,
                               seed=args.seed, phases=_weight_phases(args, net, design), sample=args.sample)
     (work / "cosim.json").write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
@@ -311,7 +318,7 @@ def cmd_synth(args) -> int:
         prog.update(task, advance=1, description="generate RTL")
         t0 = time.perf_counter()
         design = generate(net, pipeline=args.pipeline, weights=args.weight_storage, bnn_order=args.bnn_order,
-                          mst_depth=args.mst_depth)
+                          mst_depth=args.mst_depth, reuse=args.reuse, io=args.io)
         design.write(out / "rtl")
         rtl_s = time.perf_counter() - t0
         prog.update(task, advance=1, description=f"co-simulate {args.random} vectors")
@@ -328,12 +335,17 @@ def cmd_synth(args) -> int:
     timing = clock_timing(syn, b.clock_mhz)
     report = {"network": net.name, "board": b.name, "part": b.part, "clock_mhz": b.clock_mhz,
               "weight_storage": args.weight_storage, "timing": timing,
-              "latency_cycles": design.latency, "initiation_interval": 1, "rtl_seconds": round(rtl_s, 3),
+              "latency_cycles": design.latency,
+              "initiation_interval": int(design.manifest.get("initiation_interval", 1)), "rtl_seconds": round(rtl_s, 3),
               "cosim": res.as_dict(), "synthesis": syn, "notes": list(net.notes)}
     if "bnn" in design.manifest:
         report["bnn"] = design.manifest["bnn"]
     (out / "report.json").write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
     _print_synth(report)
+    if "bnn" in report:
+        from hls.rtl.binary_mst import print_report
+
+        print_report(report["bnn"])
     print(res.describe())
     return 0 if res.ok else 1
 

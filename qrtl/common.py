@@ -50,11 +50,13 @@ def add_design_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pipeline", default="layer", metavar="MODE",
                    help="register stages: 'layer' after every op (default), 'none' only at the output, "
                         "'depth:N' also inside ops after every N adder levels (shorter paths, more latency)")
-    p.add_argument("--bnn-order", choices=("plain", "mst", "auto"), default="plain",
+    p.add_argument("--bnn-order", choices=("plain", "mst", "auto"), default="auto",
                    help="binary layers: plain XNOR-popcount, MST-reordered (channels from their spanning-tree "
-                        "parent over the differing weights), or whichever the cost model says is smaller")
+                        "parent over the differing weights), or per layer whichever the cost model says is "
+                        "smaller ('auto', default)")
     p.add_argument("--mst-depth", type=int, metavar="D", help="depth bound of the MST (levels below the root; "
                                                                "default unbounded)")
+    add_schedule_arguments(p)  # --reuse (hls.rtl.folded), --io (hls.rtl.stream)
 
 
 def add_schedule_arguments(p: argparse.ArgumentParser) -> None:

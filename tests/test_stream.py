@@ -191,3 +191,17 @@ def test_stream_refusals():
     nb.requant_to("r", "flat", 3)  # per-element multipliers over a flattened stream
     with pytest.raises(RTLError, match=r"op 'r' \(requant.*per-channel arrays over a flattened stream"):
         generate(nb.network("r"), io="stream")
+
+
+def test_stream_command_line(tmp_path, capsys):
+    from qat.ir import netfile
+    from qrtl.cli import main
+
+    netfile.save(s2d(), tmp_path / "s2d")
+    assert main(["rtl", str(tmp_path / "s2d"), "--io", "stream", "-o", str(tmp_path / "rtl")]) == 0
+    assert "one image every 63 clocks" in capsys.readouterr().out
+    assert json.loads((tmp_path / "rtl" / "manifest.json").read_text())["io"] == "stream"
+    netfile.save(rtl_nets.requant_bank(), tmp_path / "vec")
+    assert main(["rtl", str(tmp_path / "vec"), "--io", "stream", "-o", str(tmp_path / "rtl2")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "needs a spatial input" in err
