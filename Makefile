@@ -38,7 +38,7 @@ $(SYSTOOLS):
 	@mkdir -p $(VENV) && touch $(SYSTOOLS)
 
 test: install
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --dist loadfile
 
 # Default: the flagship ECON-T encoder flow (examples/econ_autoencoder/synth.py): shipped trained
 # checkpoint -> EMD -> integer network -> RTL (fixed, reconfigurable, TMR weights) -> Verilator
