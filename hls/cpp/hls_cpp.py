@@ -977,9 +977,9 @@ class _Stream:
         self._clocks = t_iter * r
         e = g.emit
         e(f"{x.ctype} lb[{rb}][{geo.w}][{geo.c}];  // line buffer: the last {rb} input rows")
-        g.pragmas += ["#pragma HLS ARRAY_PARTITION variable=lb complete dim=1",
-                      f"#pragma HLS ARRAY_PARTITION variable=lb cyclic factor={geo.kw} dim=2",
-                      "#pragma HLS ARRAY_PARTITION variable=lb complete dim=3"]
+        e("#pragma HLS ARRAY_PARTITION variable=lb complete dim=1")  # rows and channels: all at once;
+        e(f"#pragma HLS ARRAY_PARTITION variable=lb cyclic factor={geo.kw} dim=2")  # KW adjacent columns
+        e("#pragma HLS ARRAY_PARTITION variable=lb complete dim=3")
         e("int in_y = 0, in_x = 0;  // next input pixel")
         e("int oy = 0, ox = 0;  // next output pixel")
         e(f"for (int t = 0; t < {t_iter}; t++) {{")
@@ -1027,7 +1027,7 @@ class _Stream:
         ov = Tensor(out.name, "yout.data", (co,), out.type, out.bounds, out.ctype)
         e = g.emit
         e(f"{acc_t} acc[{co}];")
-        g.pragmas.append("#pragma HLS ARRAY_PARTITION variable=acc complete dim=0")
+        e("#pragma HLS ARRAY_PARTITION variable=acc complete dim=0")
         e(f"for (int j = 0; j < {nch}; j++) {{  // {ch} of the {ci} inputs per read")
         e(f"#pragma HLS PIPELINE II={r}", 2)
         e(f"const {self.ck(x, ch)} xin = i0.read();", 2)
