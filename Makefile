@@ -96,6 +96,14 @@ bench-bnn: install
 bench-stream: install
 	nice -n 10 $(BIN)/python bench/streaming.py
 
+# Folded layers (bench/folding.py, issue #12 item 2): the jet tagger at --reuse 1,2,4,8 (digit-serial folds,
+# hls.rtl.folded): bit-exact fast-harness check on 2,000 vectors, Yosys LUT/FF/CARRY per design and per layer,
+# II and latency, plus one layer (fc3) as digit-serial vs a phase-selected-constant fold; writes
+# bench/results/folding.{json,md}. About 30-60 minutes on 2 cores (Yosys reports of unchanged Verilog reused).
+.PHONY: bench-fold
+bench-fold: install
+	nice -n 10 $(BIN)/python bench/folding.py
+
 # Mutation check (bench/mutants.py): a fixed list of semantic mutations (rounding, saturation, CSE sign,
 # argmax tie order, threshold direction, minifloat carry, TMR voter, cosim `ok`) applied one at a time to a
 # scratch copy of HEAD (never this tree); each runs its relevant tests with -x.  Table + bench/results/mutants.json;

@@ -48,6 +48,17 @@ FOLDABLE = MAC_KINDS  # dense, conv1d, conv2d
 VARIANT = "folded"
 
 
+FORCE_STYLE: str | None = None  # 'cse' or 'rom' for every folded layer (measurements: bench/folding.py)
+
+
+def choose_style(d: int) -> str:
+    """'rom' (LUT tables, distributed arithmetic) for digits of at most ROM_MAX_DIGIT bits, else 'cse'."""
+    return "rom" if d <= ROM_MAX_DIGIT else "cse"
+
+
+ROM_MAX_DIGIT = 2
+
+
 def input_bits(t) -> tuple[int, bool]:
     """(b, signed) of an input element as digits see it: the bus element width."""
     return int(t.type.bits), bool(t.type.signed)
@@ -90,6 +101,58 @@ def plan_reuse(net: Network, spec, weights: str) -> dict[str, int]:
     return plan
 
 
+def _rom_sums(m, rows: list, raw: dict[int, str], used: list[int], d: int) -> list:
+    """Distributed arithmetic: per output, the digit's partial sum sum_i w_i D_i as LUT ROMs.  The used
+    inputs are cut into chunks of 6; for each chunk and digit bit j, a 6-input table gives
+    sum_(i in chunk) w_i * bit_j(D_i) (one LUT6 per result bit), shifted by j and summed."""
+    chunks = [used[k:k + 6] for k in range(0, len(used), 6)]
+    addr: dict[tuple[int, int], str] = {}
+    outs = []
+    for row in rows:
+        if not row:
+            outs.append(None)
+            continue
+        wmap = dict(row)
+        terms = []
+        for c, chunk in enumerate(chunks):
+            ws = [wmap.get(i, 0) for i in chunk]
+            if not any(ws):
+                continue
+            idx = [k for k, wv in enumerate(ws) if wv]
+            lo = sum(ws[k] for k in idx if ws[k] < 0)
+            hi = sum(ws[k] for k in idx if ws[k] > 0)
+            wr = signed_bits_for(lo, hi)
+            vals = [sum(ws[idx[q]] for q in range(len(idx)) if p >> q & 1) for p in range(1 << len(idx))]
+            tables = []
+            for bit in range(wr):
+                tv = sum(1 << p for p, v in enumerate(vals) if (v >> bit) & 1)
+                tables.append(tv)
+            for j in range(d):
+                key = (c, j, tuple(idx))
+                if key not in addr:
+                    a = m.fresh("da")
+                    bits = ", ".join(f"{raw[chunk[k]]}[{j}]" for k in reversed(idx))
+                    m.lines.append(f"  wire [{len(idx) - 1}:0] {a} = {{{bits}}};")
+                    addr[key] = a
+                a = addr[key]
+                rom = m.fresh("rom")
+                n = 1 << len(idx)
+                bits = []
+                for tv in reversed(tables):
+                    if tv == 0:
+                        bits.append("1'b0")
+                    elif tv == (1 << n) - 1:
+                        bits.append("1'b1")
+                    else:
+                        tn = m.fresh("tt")
+                        m.lines.append(f"  localparam [{n - 1}:0] {tn} = {n}'h{tv:x};")
+                        bits.append(f"{tn}[{a}]")
+                m.lines.append(f"  wire signed [{wr - 1}:0] {rom} = {{{', '.join(bits)}}};")
+                terms.append(m.shl(Sig(rom, wr, lo, hi), j))
+        outs.append(m.tree(terms))
+    return outs
+
+
 def _floor_shift(v: int, s: int) -> int:
     return v >> s  # Python's >> floors negative numbers, as two's-complement arithmetic shift
 
@@ -102,6 +165,7 @@ def g_folded(gen: OpModule) -> list:
     t = gen.ins[0]
     b, signed = input_bits(t)
     d = digit_bits(b, r)
+    style = gen.options.get("style") or FORCE_STYLE or choose_style(d)
     e = r * d  # extended input width
     if op.kind == "dense":
         w = op.arrays["weight"]
@@ -124,16 +188,25 @@ def g_folded(gen: OpModule) -> list:
     m.lines.append("  end")
     m.lines.append(f"  wire last = ph == {pw}'d{r - 1};")
     digits: dict[int, Sig] = {}
+    raw: dict[int, str] = {}  # the d-bit digit wire of each input
+    lo_x = [int(v) for v in t.lo]
+    hi_x = [int(v) for v in t.hi]
+    offset = set()  # 'rom': signed inputs in offset binary (x + 2^(e-1)), every digit unsigned
     for i in used:
         lo_i, hi_i = int(t.lo[i]), int(t.hi[i])
         sl = f"in0[{i * b + b - 1}:{i * b}]" if b > 1 else f"in0[{i}]"
         x = m.fresh("xe")
+        flip = style == "rom" and signed and lo_i < 0
         if e == b:
-            m.lines.append(f"  wire [{e - 1}:0] {x} = {sl};")
+            ext = sl
         elif signed:
-            m.lines.append(f"  wire [{e - 1}:0] {x} = {{{{{e - b}{{in0[{i * b + b - 1}]}}}}, {sl}}};")
+            ext = f"{{{{{e - b}{{in0[{i * b + b - 1}]}}}}, {sl}}}"
         else:
-            m.lines.append(f"  wire [{e - 1}:0] {x} = {{{e - b}'d0, {sl}}};")
+            ext = f"{{{e - b}'d0, {sl}}}"
+        m.lines.append(f"  wire [{e - 1}:0] {x} = {ext}" + (f" ^ {{1'b1, {e - 1}'d0}};" if flip else ";"))
+        if flip:
+            offset.add(i)
+            lo_x[i], hi_x[i] = lo_i + (1 << (e - 1)), hi_i + (1 << (e - 1))
         sh = m.fresh("ds")
         rest = e - d  # lower digits kept after the first clock
         m.lines.append(f"  reg [{rest - 1}:0] {sh};")
@@ -141,7 +214,10 @@ def g_folded(gen: OpModule) -> list:
         m.lines.append(f"  always @(posedge clk) {sh} <= start ? {x}[{rest - 1}:0] : {shifted};")
         dg = m.fresh("dg")
         m.lines.append(f"  wire [{d - 1}:0] {dg} = start ? {x}[{e - 1}:{e - d}] : {sh}[{rest - 1}:{rest - d}];")
-        neg = signed and lo_i < 0
+        raw[i] = dg
+        neg = signed and lo_i < 0 and i not in offset
+        if style == "rom":
+            continue
         if neg:  # the first digit is signed, the others are not
             dlo, dhi = -(1 << (d - 1)), (1 << d) - 1
             expr = f"{{start & {dg}[{d - 1}], {dg}}}"
@@ -150,11 +226,13 @@ def g_folded(gen: OpModule) -> list:
             expr = f"{{1'b0, {dg}}}"
         digits[i] = m.wire("dv", d + 1, dlo, dhi, expr)
     live = [row for row in rows if row]  # an all-zero row is its bias: no graph, no accumulator
-    built = iter(m.linear_layer([[(digits[i], wv) for i, wv in row] for row in live], [0] * len(live)))
-    parts = [next(built) if row else None for row in rows]
+    if style == "rom":
+        parts = _rom_sums(m, rows, raw, used, d)
+        biases = [bias - (sum(wv for i, wv in row if i in offset) << (e - 1)) for row, bias in zip(rows, biases)]
+    else:
+        built = iter(m.linear_layer([[(digits[i], wv) for i, wv in row] for row in live], [0] * len(live)))
+        parts = [next(built) if row else None for row in rows]
     outs = []
-    lo_x = [int(v) for v in t.lo]
-    hi_x = [int(v) for v in t.hi]
     for o, (row, bias, p) in enumerate(zip(rows, biases, parts)):
         lo_o, hi_o = int(gen.out.lo[o]), int(gen.out.hi[o])
         if not row:  # no nonzero weight: the output is the bias
