@@ -55,23 +55,29 @@ class Runner:
         self.executed = 0  # jobs actually run (not found in the cache)
 
     def __enter__(self) -> "Runner":
-        import ray
-
         if self.address:
             check_address(self.address)
+        return self
+
+    def _ensure_ray(self) -> None:
+        """Start (or connect to) Ray the first time a job must really run: a search whose jobs are
+        all in the cache needs no Ray at all."""
+        import ray
+
         if ray.is_initialized():
-            return self
+            return
+        # local workers inherit the driver's environment: this source tree first on their path
         root = str(Path(__file__).resolve().parents[2])
-        env = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": os.pathsep.join(
-            [root] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []))}
-        kw: dict[str, Any] = {"log_to_driver": False, "include_dashboard": False, "logging_level": "ERROR",
-                              "runtime_env": {"env_vars": env}}
+        path = os.environ.get("PYTHONPATH", "")
+        if not self.address and root not in path.split(os.pathsep):
+            os.environ["PYTHONPATH"] = os.pathsep.join([root] + ([path] if path else []))
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        kw: dict[str, Any] = {"log_to_driver": False, "include_dashboard": False, "logging_level": "ERROR"}
         if self.address:
             ray.init(address=self.address, **kw)
         else:
             ray.init(num_cpus=self.workers or os.cpu_count() or 1, **kw)
         self._started = True
-        return self
 
     def __exit__(self, *exc) -> None:
         if self._started:
@@ -112,6 +118,8 @@ class Runner:
                       console=console, transient=False, disable=not self.progress or not sys.stderr) as prog:
             task = prog.add_task(title, total=len(jobs), completed=len(jobs) - len(todo))
             pending = {}
+            if todo:
+                self._ensure_ray()
             for j in todo:
                 remote = ray.remote(num_cpus=1, max_retries=1)(j.fn)
                 pending[remote.remote(*(self._put(a) for a in j.args))] = j
