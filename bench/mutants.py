@@ -76,7 +76,7 @@ MUTANTS = [
            (HLS, "-k", "csim_bit_exact")),
     # -- sign of a shared (CSE) adder term -----------------------------------------------------
     Mutant("csd_cse_term_sign", "a CSE'd CSD adder adds where it should subtract (and vice versa)",
-           ("hls/rtl/*.py", "hls/rtl/**/*.py"), "sub=sg < 0", "sub=sg > 0",
+           ("hls/rtl/*.py", "hls/rtl/**/*.py"), "sub=nd.sub, lo=nd.lo", "sub=not nd.sub, lo=nd.lo",
            (COSIM, "-k", "bit_exact and (cnn2d or seq1d)")),
     # -- argmax tie order ----------------------------------------------------------------------
     Mutant("rtl_argmax_tie_int", "RTL integer argmax: the last index wins ties",

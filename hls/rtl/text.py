@@ -7,13 +7,17 @@ is zero-extended by one bit when it enters arithmetic.
 """
 from __future__ import annotations
 
-import heapq
-from collections import Counter
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from hls.engine.cmvm import build, csd, csd_weight
+from hls.rtl.emitters import RTLError
 from qat.ir.types import signed_bits_for
 
 GENERATOR = "qrtl hls.verilog 1"  # named in every generated file
+LINEAR_SLACK = 2  # extra adder levels linear_layer may try when the module is not pipelined by depth
+MAX_UNROLL_ADDERS = 200_000  # beyond this a constant layer is not unrolled (about 20 LUTs per adder)
 
 
 @dataclass(frozen=True)
@@ -32,43 +36,6 @@ class Sig:
     level: int = 0
 
 
-def _first_pair(t: list[tuple[int, int, int]], best: tuple, key) -> tuple[int, int] | None:
-    """The first (i, j), i < j in scan order, whose pair pattern is ``best`` = (a, b, dshift, sign).
-
-    Terms are (signal id, shift, digit).  Candidates are found through an
-    index by (signal, shift) instead of trying every pair: O(n) per search."""
-    a, b, dsh, _ = best
-    where: dict[tuple[int, int], list[int]] = {}
-    for q, (s, k, _d) in enumerate(t):
-        if s in (a, b):
-            where.setdefault((s, k), []).append(q)
-    for i, (s, k, _d) in enumerate(t):
-        cands: list[int] = []
-        if s == a:
-            cands += where.get((b, k + dsh), [])
-        if s == b:
-            cands += where.get((a, k - dsh), [])
-        js = [j for j in cands if j > i and key(t[i], t[j]) == best]
-        if js:
-            return i, min(js)
-    return None
-
-
-def csd(value: int) -> list[tuple[int, int]]:
-    """Canonical signed digits of ``value``: [(shift, +1|-1), ...], fewest nonzeros."""
-    digits = []
-    k = 0
-    v = int(value)
-    while v:
-        if v & 1:
-            d = 2 - (v & 3)  # +1 if v%4==1, -1 if v%4==3
-            digits.append((k, d))
-            v -= d
-        v >>= 1
-        k += 1
-    return digits
-
-
 def const(value: int, width: int) -> str:
     value = int(value)
     return f"{width}'sd{value}" if value >= 0 else f"-{width}'sd{-value}"
@@ -85,6 +52,7 @@ class ModuleText:
     _n: int = 0
     _products: dict = field(default_factory=dict)
     _delays: dict = field(default_factory=dict)
+    graphs: list = field(default_factory=list)  # hls.engine.cmvm.Graph of every linear_layer
 
     def fresh(self, base: str) -> str:
         self._n += 1
@@ -233,142 +201,61 @@ class ModuleText:
             acc = self.add(acc, self.const_sig(bias))
         return acc
 
+    def cost_comment(self) -> str | None:
+        """The adder/LUT estimate line of this module's constant-matrix graphs (None without)."""
+        from hls.engine.cost import comment
+
+        return comment(self.graphs) if self.graphs else None
+
+    def check_unroll(self, adders: int) -> None:
+        """Refuse (RTLError, one line) a constant layer of about ``adders`` adders (CSD digits)
+        too large to unroll, pointing to the streaming and folding options."""
+        if adders > MAX_UNROLL_ADDERS:
+            raise RTLError(f"{self.name}: unrolling this layer needs about {adders:,} adders "
+                           f"(~{adders * 20:,} LUTs, over the {MAX_UNROLL_ADDERS:,}-adder limit); "
+                           "build it streamed (--io stream) or folded (--reuse N) instead")
+
     def linear_layer(self, rows: list[list[tuple[Sig, int]]], biases: list[int]) -> list[Sig]:
-        """Many outputs sum(x * w) + b sharing subexpressions across outputs.
+        """Many outputs sum(x * w) + b as one constant-matrix adder graph (hls.engine.cmvm).
 
-        Every weight becomes CSD digits, i.e. terms +-(x << k).  Then, greedily,
-        the pair pattern (a, b << d, relative sign) that occurs in the most
-        outputs becomes one new signal a +- (b << d), replacing both terms
-        wherever it occurs (common-subexpression elimination over the whole
-        layer).  What is left in each output is summed by a tree that always
-        combines the two shallowest operands first.
-        """
-        sigs: list[Sig] = []
-        depth: list[int] = []
-        ids: dict[str, int] = {}
-
-        def sid(x: Sig) -> int:
-            if x.name not in ids:
-                ids[x.name] = len(sigs)
-                sigs.append(x)
-                depth.append(0)
-            return ids[x.name]
-
-        terms: list[list[tuple[int, int, int]]] = []
+        The engine decomposes the matrix (spanning tree over the outputs, shared CSD
+        subexpressions, shallowest-first trees) within the minimum adder depth when the module
+        is pipelined by depth (``max_level``), so latency never grows; every node here is
+        exactly as wide as its proven range."""
+        self.check_unroll(sum(int(csd_weight(np.array([int(w) for _, w in row], dtype=np.int64)).sum())
+                              for row in rows if row))
+        ins: list[Sig] = []
+        col: dict[str, int] = {}
         for row in rows:
-            t = []
+            for x, _ in row:
+                if x.name not in col:
+                    col[x.name] = len(ins)
+                    ins.append(x)
+        W = np.zeros((len(rows), len(ins)), dtype=np.int64)
+        for r, row in enumerate(rows):
             for x, w in row:
-                for k, d in csd(int(w)):
-                    t.append((sid(x), k, d))
-            terms.append(t)
-
-        def key(t1, t2):
-            if (t1[1], t1[0]) > (t2[1], t2[0]):
-                t1, t2 = t2, t1
-            return (t1[0], t2[0], t2[1] - t1[1], t1[2] * t2[2])
-
-        # row_keys[r][k]: how often pattern k occurs in row r; rows_of[k]: rows holding k;
-        # a lazy max-heap orders patterns by the number of rows holding them.  A pattern of two
-        # original terms that only one row holds is never tracked: rows can only lose such a
-        # pattern (new terms carry new signals), so it can never be shared by two rows.
-        row_keys: list[dict] = []
-        rows_of: dict[tuple, set[int]] = {}
-        heap: list = []
-
-        def drop(rk: dict, r: int, k: tuple) -> None:
-            """One occurrence of pattern k leaves row r (untracked patterns are not in rk)."""
-            before = rk.get(k, 0)
-            if before > 1:
-                rk[k] = before - 1
-            elif before == 1:
-                del rk[k]
-                rows_of[k].discard(r)
-
-        def gain(rk: dict, r: int, k: tuple) -> None:
-            """One occurrence of pattern k (it holds a new signal) joins row r."""
-            before = rk.get(k, 0)
-            rk[k] = before + 1
-            if before == 0:
-                rows = rows_of.get(k)
-                if rows is None:
-                    rows = rows_of[k] = set()
-                rows.add(r)
-                heapq.heappush(heap, (-len(rows), k))
-
-        shared: Counter = Counter()
-        for t in terms:
-            rk = Counter(key(t[i], t[j]) for i in range(len(t)) for j in range(i + 1, len(t)))
-            row_keys.append(rk)
-            shared.update(rk.keys())
-        for r, rk in enumerate(row_keys):
-            row_keys[r] = rk = {k: v for k, v in rk.items() if shared[k] >= 2}
-            for k in rk:
-                rows_of.setdefault(k, set()).add(r)
-        heap = [(-len(rs), k) for k, rs in rows_of.items()]
-        heapq.heapify(heap)
-
-        while heap:
-            negc, best = heapq.heappop(heap)
-            have = len(rows_of.get(best, ()))
-            if have != -negc:
-                if have >= 2:
-                    heapq.heappush(heap, (-have, best))
-                continue
-            if have < 2:
-                break
-            a, b, dsh, sg = best
-            new = self.add(sigs[a], self.shl(sigs[b], dsh), sub=sg < 0)
-            nid = sid(new)
-            depth[nid] = max(depth[a], depth[b]) + 1
-            for r in sorted(rows_of[best]):
-                t = terms[r]
-                rk = row_keys[r]
-                while True:
-                    found = _first_pair(t, best, key)
-                    if found is None:
-                        break
-                    i, j = found
-                    t1 = t[i] if (t[i][1], t[i][0]) <= (t[j][1], t[j][0]) else t[j]
-                    rest = [x for q, x in enumerate(t) if q not in (i, j)]
-                    ti, tj = t[i], t[j]
-                    for x in rest:
-                        drop(rk, r, key(ti, x))
-                        drop(rk, r, key(tj, x))
-                    drop(rk, r, best)
-                    nt = (nid, t1[1], t1[2])
-                    for x in rest:
-                        gain(rk, r, key(nt, x))
-                    t = rest + [nt]
-                terms[r] = t
-
+                W[r, col[x.name]] += int(w)
+        g = build(W, np.asarray(biases, dtype=np.int64), np.array([x.lo for x in ins], dtype=np.int64),
+                  np.array([x.hi for x in ins], dtype=np.int64), slack=0 if self.max_level else LINEAR_SLACK)
+        self.graphs.append(g)
+        sigs: list[Sig] = list(ins)
+        for nd in g.nodes:
+            a = self.shl(sigs[nd.a], nd.sa)
+            sigs.append(self.add(a, self.shl(sigs[nd.b], nd.sb), sub=nd.sub, lo=nd.lo, hi=nd.hi))
         outs = []
-        for t, bias in zip(terms, biases):
-            pos = [(depth[i], self.shl(sigs[i], k)) for i, k, d in t if d > 0]
-            neg = [(depth[i], self.shl(sigs[i], k)) for i, k, d in t if d < 0]
-            p, dp = self._shallow_tree(pos)
-            n, dn = self._shallow_tree(neg)
-            if p is None and n is None:
-                outs.append(self.const_sig(int(bias)))
+        for o in g.outputs:
+            if o.sig < 0:
+                outs.append(self.const_sig(o.bias))
                 continue
-            acc = self.neg(n) if p is None else (p if n is None else self.add(p, n, sub=True))
-            if bias:
-                acc = self.add(acc, self.const_sig(int(bias)))
+            acc = self.shl(sigs[o.sig], o.shift)
+            if o.neg and o.bias:
+                acc = self.add(self.const_sig(o.bias), acc, sub=True, lo=o.lo, hi=o.hi)
+            elif o.neg:
+                acc = self.neg(acc)
+            elif o.bias:
+                acc = self.add(acc, self.const_sig(o.bias), lo=o.lo, hi=o.hi)
             outs.append(acc)
         return outs
-
-    def _shallow_tree(self, items: list[tuple[int, Sig]]) -> tuple[Sig | None, int]:
-        """Sum, always adding the two shallowest operands (minimum depth)."""
-        if not items:
-            return None, 0
-        heap = [(d, i, s) for i, (d, s) in enumerate(items)]
-        heapq.heapify(heap)
-        n = len(heap)
-        while len(heap) > 1:
-            d1, _, s1 = heapq.heappop(heap)
-            d2, _, s2 = heapq.heappop(heap)
-            n += 1
-            heapq.heappush(heap, (max(d1, d2) + 1, n, self.add(s1, s2)))
-        return heap[0][2], heap[0][0]
 
     def mul_const(self, x: Sig, m: int) -> Sig:
         return x if m == 1 else self.linear([(x, m)], 0)

@@ -1,0 +1,73 @@
+"""LUT estimate of a constant-matrix adder graph (``hls.engine.cmvm.Graph``) after Yosys
+``synth_xilinx`` (xc7: one LUT per carry-chain bit where both operands vary).
+
+Per adder ``(a << sa) +- (b << sb)`` of ``w`` result bits: the ``min``-shift operand's low
+``|sa - sb|`` bits pass through as wires (no logic) when the shifted operand is the one added
+or subtracted, and the carry-out bit needs no LUT, so ``w - |sa - sb| - 1`` LUTs; a final
+negation costs its width; adding a constant (a bias) maps to the carry chain alone (0 LUT).
+``LUT_PER_BIT`` and ``LUT_OFFSET`` are fitted on Yosys runs of single layers
+(bench/cost_calibration.py, data in bench/results/cost_calibration.json).
+"""
+from __future__ import annotations
+
+import re
+
+from hls.engine.cmvm import Graph, bits_for
+
+# fitted by bench/cost_calibration.py (LUT ~ LUT_PER_BIT * adder bits + LUT_OFFSET * adders)
+LUT_PER_BIT = 1.0
+LUT_OFFSET = 0.0
+
+
+def adder_bits(g: Graph) -> tuple[int, int]:
+    """(sum over adders of the bits that need a LUT, number of adders), negations included."""
+    bits = n = 0
+    for nd in g.nodes:
+        w = bits_for(nd.lo, nd.hi)
+        free = abs(nd.sa - nd.sb) if nd.sb >= nd.sa else 0
+        bits += max(1, w - free - 1)
+        n += 1
+    for o in g.outputs:
+        if o.sig >= 0 and o.neg:
+            bits += bits_for(o.lo, o.hi)
+            n += 1
+    return bits, n
+
+
+def graph_luts(g: Graph) -> float:
+    """Predicted Yosys xc7 LUTs of the graph's adders."""
+    bits, n = adder_bits(g)
+    return LUT_PER_BIT * bits + LUT_OFFSET * n
+
+
+ESTIMATE_TAG = "// arithmetic estimate (hls.engine.cost):"
+
+
+def comment(graphs: list[Graph]) -> str:
+    """The one-line estimate written into a module that holds constant-matrix graphs."""
+    adders = sum(adder_bits(g)[1] for g in graphs)
+    luts = sum(graph_luts(g) for g in graphs)
+    notes = "; ".join(g.note for g in graphs if g.note)
+    return f"{ESTIMATE_TAG} {adders} adders, ~{round(luts)} LUT" + (f" ({notes})" if notes else "")
+
+
+def estimates(files: dict[str, str]) -> list[tuple[str, int, int]]:
+    """(file, adders, LUTs) for every generated file carrying an estimate comment."""
+    out = []
+    for name in sorted(files):
+        for line in files[name].splitlines()[:8]:
+            if line.startswith(ESTIMATE_TAG):
+                m = re.match(r" (\d+) adders, ~(\d+) LUT", line[len(ESTIMATE_TAG):])
+                if m:
+                    out.append((name, int(m.group(1)), int(m.group(2))))
+    return out
+
+
+def summary(files: dict[str, str]) -> str | None:
+    """One line for ``qrtl rtl``: the predicted LUTs of the constant arithmetic, per layer."""
+    est = estimates(files)
+    if not est:
+        return None
+    per = ", ".join(f"{n.rsplit('.', 1)[0]} {lut:,}" for n, _, lut in est)
+    return (f"constant arithmetic (hls.engine.cost, Yosys xc7 estimate): ~{sum(e[2] for e in est):,} LUT in "
+            f"{sum(e[1] for e in est):,} adders ({per})")

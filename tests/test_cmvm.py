@@ -1,0 +1,109 @@
+"""The constant-matrix engine (hls.engine.cmvm): exact results, exact node ranges, the depth
+bound, determinism, the spanning-tree stage, and its Verilog through ModuleText.linear_layer."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hls.engine.cmvm import bits_for, build, csd, csd_weight
+from hls.engine.cost import graph_luts
+
+
+def _inputs(lo: np.ndarray, hi: np.ndarray, W: np.ndarray, rng, n: int = 64) -> np.ndarray:
+    """Random vectors plus the extremes: all-lo, all-hi, zero (where legal) and each row's max/min corner."""
+    xs = [lo, hi, np.clip(np.zeros_like(lo), lo, hi)]
+    for r in range(W.shape[0]):
+        xs.append(np.where(W[r] > 0, hi, lo))
+        xs.append(np.where(W[r] > 0, lo, hi))
+    xs += [rng.integers(lo, hi + 1) for _ in range(n)]
+    return np.stack(xs)
+
+
+def _case(seed: int):
+    rng = np.random.default_rng(seed)
+    n_in, n_out = int(rng.integers(1, 24)), int(rng.integers(1, 20))
+    wb = int(rng.integers(1, 10))
+    W = rng.integers(-(1 << (wb - 1)), (1 << (wb - 1)) + 1, (n_out, n_in))
+    W[rng.random(W.shape) < rng.random() * 0.6] = 0
+    if n_out > 2:
+        W[1] = W[0] + (rng.random(n_in) < 0.2)  # similar rows: the spanning tree has work to do
+        W[-1] = 0  # a zero row
+    ib = int(rng.integers(1, 17))
+    if rng.random() < 0.5:
+        lo, hi = np.full(n_in, -(1 << (ib - 1))), np.full(n_in, (1 << (ib - 1)) - 1)
+    else:
+        lo, hi = np.zeros(n_in, dtype=np.int64), np.full(n_in, (1 << ib) - 1)
+    lo[0] = hi[0] = 3 if n_in > 1 else lo[0]  # a constant input
+    b = rng.integers(-1000, 1000, n_out) * (rng.random(n_out) < 0.7)
+    return W, b, lo.astype(np.int64), hi.astype(np.int64), rng
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_graph_is_exact_and_every_node_exactly_as_wide_as_its_range(seed):
+    W, b, lo, hi, rng = _case(seed)
+    g = build(W, b, lo, hi, slack=seed % 3)
+    x = _inputs(lo, hi, W, rng)
+    ref = x.astype(object) @ W.T.astype(object) + b.astype(object)
+    assert (g.evaluate(x) == ref).all()
+    # each node's range is the exact range of its linear function over the input box
+    vals = g.values(np.vstack([np.zeros((1, W.shape[1]), dtype=np.int64), np.eye(W.shape[1], dtype=np.int64)]))
+    for j, nd in enumerate(g.nodes):
+        v = vals[g.n_inputs + j]
+        c = np.array([int(v[i + 1] - v[0]) for i in range(W.shape[1])], dtype=object)
+        lo_x = sum(min(ci * int(a), ci * int(z)) for ci, a, z in zip(c, lo, hi))
+        hi_x = sum(max(ci * int(a), ci * int(z)) for ci, a, z in zip(c, lo, hi))
+        assert (nd.lo, nd.hi) == (lo_x, hi_x)
+        corner_hi = np.where(c > 0, hi, lo)[None, :]
+        corner_lo = np.where(c > 0, lo, hi)[None, :]
+        assert g.values(corner_hi)[g.n_inputs + j][0] == nd.hi and g.values(corner_lo)[g.n_inputs + j][0] == nd.lo
+        assert bits_for(nd.lo, nd.hi) <= 64
+    for o, r in zip(g.outputs, range(W.shape[0])):
+        assert o.lo == min(ref[:, r]) and o.hi == max(ref[:, r])  # the row's own corners are in x
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_depth_bound_is_respected(seed):
+    W, b, lo, hi, _ = _case(100 + seed)
+    need = max(0, (int(csd_weight(W).sum(axis=1).max()) - 1).bit_length())
+    for slack in (0, 1, 2):
+        g = build(W, b, lo, hi, slack=slack)
+        for o in g.outputs:
+            if o.sig >= 0:
+                assert g.sig_depth(o.sig) <= need + slack
+    g = build(W, b, lo, hi, depth_bound=need + 3)
+    assert all(g.sig_depth(o.sig) <= need + 3 for o in g.outputs if o.sig >= 0)
+
+
+def test_deterministic():
+    W, b, lo, hi, _ = _case(7)
+    assert build(W, b, lo, hi, slack=2) == build(W.copy(), b.copy(), lo.copy(), hi.copy(), slack=2)
+
+
+def test_spanning_tree_helps_similar_rows():
+    rng = np.random.default_rng(5)
+    base = rng.integers(-31, 32, 48)
+    W = np.stack([base + (rng.random(48) < 0.05) * rng.integers(-2, 3, 48) for _ in range(16)])
+    lo, hi = np.zeros(48, dtype=np.int64), np.full(48, 255)
+    flat = build(W, np.zeros(16, dtype=np.int64), lo, hi, slack=3, mst_depths=(1,))
+    tree = build(W, np.zeros(16, dtype=np.int64), lo, hi, slack=3, mst_depths=(1, 2, 3))
+    assert graph_luts(tree) < 0.8 * graph_luts(flat)
+    assert "depth 1" not in tree.note
+    x = _inputs(lo, hi, W, rng)
+    assert (tree.evaluate(x) == x.astype(object) @ W.T.astype(object)).all()
+
+
+def test_csd_helpers():
+    for v in range(-300, 301):
+        assert sum(d << k for k, d in csd(v)) == v
+        assert csd_weight(np.array([v]))[0] == len(csd(v))
+    assert bits_for(-128, 127) == 8 and bits_for(0, 128) == 9 and bits_for(0, 0) == 1 and bits_for(-1, 0) == 1
+
+
+def test_binary_weights_wide_layer_is_cheap_in_memory():
+    """784 -> 16 of +-1 weights on 2-bit inputs: built (exactly) without quadratic blow-up."""
+    rng = np.random.default_rng(3)
+    W = rng.choice([-1, 1], size=(16, 784))
+    lo, hi = np.zeros(784, dtype=np.int64), np.full(784, 3)
+    g = build(W, np.zeros(16, dtype=np.int64), lo, hi, mst_depths=(1,))
+    x = _inputs(lo, hi, W, rng, 8)
+    assert (g.evaluate(x) == x.astype(object) @ W.T.astype(object)).all()
