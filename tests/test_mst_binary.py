@@ -14,7 +14,7 @@ from hls.rtl.binary_mst import BnnOrder, make_plan, evaluate, module_cost
 from hls.rtl.verilog import RTLError, generate
 from qat.ir.network import Network
 from qat.ir.types import BinaryType
-from rtl_nets import Builder, _reshape, binary, cnn2d
+from rtl_nets import Builder, _reshape, binary, branch, cnn2d, seq1d
 from rtl_sim.cosim import run_cosim, tool_env
 from rtl_sim.vectors import random_vectors
 
@@ -89,7 +89,7 @@ def net():
 @pytest.mark.parametrize("depth", [1, 2, 3, 4])
 @pytest.mark.parametrize("pipeline", ["layer", "depth:1", "depth:3"])
 def test_latency_bound_and_report(net, depth, pipeline):
-    plain = generate(net, pipeline=pipeline)
+    plain = generate(net, pipeline=pipeline, bnn_order="plain")
     d = generate(net, pipeline=pipeline, bnn_order="mst", mst_depth=depth)
     rep = d.manifest["bnn"]["layers"]
     assert set(rep) == {"bc", "bd1", "bd2"}
@@ -110,10 +110,17 @@ def test_negated_edges_and_bconv_in_report(net):
     assert rep["bc"]["tree_channels"] == 9  # the always-off channel is a constant, not a vertex
 
 
-def test_default_path_unchanged(net):
-    a, b = generate(net), generate(net, bnn_order="plain")
-    assert a.files == b.files and a.manifest == b.manifest and "bnn" not in a.manifest
-    assert module_cost(a.files[f"{a.top}_bd1.v"])["xnor"] == 160 * 24  # a full popcount per channel
+def test_default_is_auto_and_plain_is_unchanged(net):
+    """The default picks per layer by the cost model; networks without binary layers are byte-identical
+    to the plain order (no 'bnn' section); --bnn-order plain keeps the full popcount per channel."""
+    a, b = generate(net), generate(net, bnn_order="auto")
+    assert a.files == b.files and a.manifest == b.manifest and a.manifest["bnn"]["order"] == "auto"
+    p = generate(net, bnn_order="plain")
+    assert "bnn" not in p.manifest
+    assert module_cost(p.files[f"{p.top}_bd1.v"])["xnor"] == 160 * 24  # a full popcount per channel
+    for other in (cnn2d(), seq1d(), branch()):
+        x, y = generate(other), generate(other, bnn_order="plain")
+        assert x.files == y.files and x.manifest == y.manifest and "bnn" not in x.manifest
 
 
 def test_auto_picks_the_cheaper_form(net):
@@ -130,7 +137,10 @@ def test_too_small_layer_notice_and_plain_form():
     nb.add("one", "bdense", ["x"], arrays={"weight": np.array([[1], [0], [1], [1], [0]])})
     net = nb.network("one")
     d = generate(net, bnn_order="mst")
-    assert d.files == generate(net).files  # plain form
+    assert d.files == generate(net, bnn_order="plain").files  # plain form
+    auto = generate(net)  # auto: the plain form without a notice (nothing was asked for)
+    assert auto.files == d.files and auto.manifest["bnn"]["layers"]["one"]["form"] == "plain"
+    assert auto.manifest["bnn"]["notices"] == []
     (notice,) = d.manifest["bnn"]["notices"]
     assert "'one'" in notice and "too small" in notice and "\n" not in notice
 
@@ -143,8 +153,7 @@ def test_bad_input_one_line():
         generate(binary(), bnn_order="mst", mst_depth=0)
     with pytest.raises(RTLError, match=r"--bnn-order must be one of"):
         BnnOrder(binary(), "tree", None)
-    assert "bnn" not in generate(cnn2d(), bnn_order="auto").manifest or \
-        generate(cnn2d(), bnn_order="auto").manifest["bnn"]["layers"] == {}
+    assert "bnn" not in generate(cnn2d(), bnn_order="auto").manifest
 
 
 @pytest.mark.skipif(shutil.which("verilator", path=tool_env()["PATH"]) is None, reason="verilator not installed")

@@ -338,8 +338,8 @@ def _positions_net(binary: bool) -> Network:
     return net
 
 
-@pytest.mark.parametrize("binary,options", [(False, {}), (False, {"weights": "registers"}), (True, {}),
-                                            (True, {"bnn_order": "mst"})], ids=["dense", "dense-registers", "bdense",
+@pytest.mark.parametrize("binary,options", [(False, {}), (False, {"weights": "registers"}),
+                                            (True, {"bnn_order": "plain"}), (True, {"bnn_order": "mst"})], ids=["dense", "dense-registers", "bdense",
                                                                                "bdense-mst"])
 def test_dense_over_every_position(binary, options, tmp_path):
     from rtl_sim.fast_sim import run_fast

@@ -384,8 +384,8 @@ class BnnOrder:
     """Per-op choice between the plain and the MST-reordered binary layer, and its report.
 
     ``order``: ``plain`` (every binary layer plain), ``mst`` (every binary layer reordered, unless
-    it is too small to benefit: then a notice and the plain form), ``auto`` (per layer, whichever
-    the cost model -- adder bits of the generated popcount trees -- says is smaller)."""
+    it is too small to benefit: then a notice and the plain form), ``auto`` (the default: per layer,
+    whichever the cost model -- adder bits of the generated popcount trees -- says is smaller)."""
 
     def __init__(self, net, order: str, depth: int | None, weights: str = "fixed"):
         if order not in ORDERS:
@@ -413,7 +413,8 @@ class BnnOrder:
         mst = build("mst", opts)
         cp, cm = module_cost(plain[1]), module_cost(mst[1])
         plan: Plan = opts["_mst_plan"]
-        use = cm["adder_bits_shared"] < cp["adder_bits_shared"]
+        # a tree without edges computes every channel in full: nothing to gain from the reordering
+        use = bool(plan.edges) and cm["adder_bits_shared"] < cp["adder_bits_shared"]
         rep = {"kind": op.kind, "plain": cp, "mst": cm, "fan_in": plan.n, "channels": int(op.arrays["weight"].shape[-1]),
                "tree_channels": len(plan.channels), "roots": sum(1 for c in plan.channels if c not in plan.edges),
                "tree_depth": plan.max_depth, "depth_bound": self.depth, "mst_distance": plan.tree.total - plan.n * sum(
@@ -423,6 +424,7 @@ class BnnOrder:
                "form": "mst" if use else "plain"}
         if not use:
             rep["added_latency"] = 0
+        if not use and self.order == "mst":
             self.notices.append(f"{op.where()}: too small to benefit from MST reordering ({cm['adder_bits_shared']} "
                                 f"shared adder bits vs {cp['adder_bits_shared']} plain); plain form")
         self.report[op.name] = rep

@@ -773,15 +773,16 @@ def _op_module(top: str, op: Op, ins: list[TensorInfo], out: TensorInfo, registe
 
 
 def generate(net: Network, top: str | None = None, pipeline: str = "layer", weights: str = "fixed",
-             weight_bits: int | None = None, bias_bits: int | None = None, bnn_order: str = "plain",
+             weight_bits: int | None = None, bias_bits: int | None = None, bnn_order: str = "auto",
              mst_depth: int | None = None, reuse=None, io: str = "parallel") -> Design:
     """Build the Verilog design for ``net`` (deterministic text).
 
     ``weights``: ``fixed`` (constants folded into shift-and-add logic),
     ``registers`` (reconfigurable through the serial cfg port, see
     hls.rtl.reconfig) or ``tmr`` (registers triplicated with majority voting).
-    ``bnn_order``/``mst_depth``: binary layers plain, MST-reordered or whichever is smaller
-    (hls.rtl.binary_mst; the report goes to manifest["bnn"]).
+    ``bnn_order``/``mst_depth``: binary layers plain, MST-reordered or (``auto``, default) per layer
+    whichever the cost model says is smaller (hls.rtl.binary_mst; the report goes to manifest["bnn"];
+    networks without binary layers are unaffected).
     """
     from hls.rtl.binary_mst import BnnOrder
     from hls.rtl.folded import plan_reuse
@@ -963,7 +964,7 @@ def generate(net: Network, top: str | None = None, pipeline: str = "layer", weig
             manifest[key]["minifloat"] = type_to_manifest(info.mf)
     if dropped:
         manifest["dropped_ops"] = dropped
-    if bnn.order != "plain":
+    if bnn.report:  # binary layers built with --bnn-order mst|auto
         manifest["bnn"] = {"order": bnn.order, "mst_depth": mst_depth, "layers": bnn.report, "notices": bnn.notices}
     if layout:
         manifest["cfg"] = {"bits": sum(b.bits for b in layout), "mode": weights,
