@@ -111,3 +111,18 @@ def test_bad_reuse_one_line(net):
     nb.add("d", "dense", ["x"], arrays={"weight": nb.weights((4, 2), -3, 3), "bias": nb.bias(2, 3)})
     with pytest.raises(NetworkError, match="d=2.*minifloat input"):
         plan_reuse(nb.network("d"), "2", "fixed")
+
+
+def test_cli_rtl_reuse(net, tmp_path, capsys):
+    from qat.ir import netfile
+    from qrtl.cli import main
+
+    netfile.save(net, tmp_path / "net")
+    assert main(["rtl", str(tmp_path / "net"), "-o", str(tmp_path / "rtl"), "--reuse", "2,d2=3"]) == 0
+    out = capsys.readouterr().out
+    assert "folded: c1 over 2 clocks, d1 over 2 clocks, d2 over 3 clocks; one inference every 3 clocks" in out
+    man = json.loads((tmp_path / "rtl" / "manifest.json").read_text())
+    assert man["initiation_interval"] == 3 and man["in_ready"] and man["reuse"] == {"c1": 2, "d1": 2, "d2": 3}
+    assert main(["rtl", str(tmp_path / "net"), "-o", str(tmp_path / "bad"), "--reuse", "fc9=2"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "no layer 'fc9'" in err and len(err.splitlines()) == 1
