@@ -74,6 +74,15 @@ bench: install bench-sim
 bench-sim: install
 	$(BIN)/python bench/sim_speed.py
 
+# Constant-matrix engine (hls/engine/cmvm.py, issue #13): cost-model calibration on single layers through
+# Yosys synth_xilinx (bench/results/cost_calibration.json, ~10-20 min) and the engine's time/peak memory on
+# the stress layers (bench/results/cmvm_speed.json, a few minutes).
+.PHONY: cost-calibration cmvm-speed
+cost-calibration: install
+	nice -n 10 $(BIN)/python bench/cost_calibration.py
+cmvm-speed: install
+	nice -n 10 $(BIN)/python bench/cmvm_speed.py
+
 # Integer vs minifloat on real RTL (bench/digits/run_digits.py): MLP 64-32-10 on scikit-learn digits as
 # int8, int4, dyadic int4, FP8 E4M3, FP4 E2M1 -> golden model -> Verilator co-sim -> Yosys; writes
 # bench/digits/results.{json,md}, timings.{json,md}, accuracy_vs_luts.png.
