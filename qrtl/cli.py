@@ -267,6 +267,10 @@ def cmd_rtl(args) -> int:
         st = d.manifest["stream"]
         print(f"streaming: {st['in_beats']} input beats of {st['in_beat_elements']} elements and "
               f"{st['out_beats']} output beat(s) per image, one image every {st['clocks_per_image']} clocks")
+    from hls.engine.cost import summary
+
+    if summary(d.files):
+        print(summary(d.files))
     if "bnn" in d.manifest:
         from hls.rtl.binary_mst import print_report
 
