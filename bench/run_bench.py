@@ -417,6 +417,28 @@ def synth_job(tag: str, files: list[Path], top: str, work: Path) -> dict:
     return out
 
 
+def synth_flat_job(tag: str, files: list[Path], top: str, work: Path) -> dict:
+    """The same design through ``synth_xilinx -flatten`` (one netlist, cross-module optimisation)."""
+    from boards.catalog import board
+    from boards.yosys_report import classify_xilinx
+
+    work.mkdir(parents=True, exist_ok=True)
+    fam = board(BOARD).yosys_family
+    script = "\n".join([*(f"read_verilog {Path(f).resolve()}" for f in files), f"hierarchy -check -top {top}",
+                        f"synth_xilinx -flatten -noiopad -family {fam} -top {top}",
+                        "tee -q -o stat_flat.json stat -json", ""])
+    (work / "synth_flat.ys").write_text(script)
+    t = time.perf_counter()
+    subprocess.run(["yosys", "-q", "-s", "synth_flat.ys"], cwd=work, check=True, capture_output=True, text=True)
+    secs = time.perf_counter() - t
+    total = classify_xilinx(design_cells(work / "stat_flat.json"))
+    out = {"family": fam, "flow": "synth_xilinx -flatten",
+           **{k: total[k] for k in ("LUT", "FF", "CARRY", "DSP", "BRAM", "MUXF", "SRL")},
+           "yosys_seconds": rnd(secs, 1), "load_avg_1min_after": load()}
+    log(f"yosys -flatten {tag}: {out['LUT']} LUT, {out['FF']} FF, {out['CARRY']} CARRY ({secs:.0f} s)")
+    return out
+
+
 # ---- 4. report --------------------------------------------------------------------------------------
 
 def _models(doc: dict):
@@ -451,6 +473,21 @@ def verdicts(doc: dict) -> list[str]:
             out.append(f"{name}: simulation faster than hls4ml's C-sim: {'yes' if a > b else 'no'} — "
                        f"{a:.0f} vs {b:.0f} inferences/s ({a / b:.2f}x)")
     return out
+
+
+def flow_table(doc: dict) -> list[str]:
+    """LUTs of qrtl and da4ml through both Yosys flows, with the qrtl/da4ml ratio."""
+    L = ["## LUTs per Yosys flow: qrtl / da4ml (target: ratio <= 0.80 at equal latency)\n",
+         "| model | flow | qrtl LUT | da4ml LUT | ratio | latency qrtl / da4ml (cycles) |", "|---|---|--:|--:|--:|--|"]
+    for name, m in _models(doc):
+        q, d = m.get("qrtl", {}), m.get("da4ml", {})
+        for key, flow in (("synth", "hierarchy kept"), ("synth_flat", "-flatten")):
+            a, b = q.get(key, {}).get("LUT"), d.get(key, {}).get("LUT")
+            if a is None or b is None:
+                continue
+            L.append(f"| {name} | {flow} | {a} | {b} | {a / b:.3f} | {q.get('latency_cycles')} / "
+                     f"{d.get('latency_cycles')} |")
+    return L + [""]
 
 
 def markdown(doc: dict) -> str:
@@ -492,6 +529,7 @@ def markdown(doc: dict) -> str:
                      f"{ds.get('yosys_seconds', '-')} | da4ml interpreter {d.get('bit_exact_vectors', '-')}/"
                      f"{d.get('test_vectors', '-')} vs golden |")
     L.append("")
+    L += flow_table(doc)
     L.append("## Simulation: qrtl RTL co-simulation (cocotb + Verilator) vs hls4ml C-simulation\n")
     L.append("| model | simulator | build / compile (s) | inferences | run (s) | inferences/s | "
              "outputs bit-equal |")
@@ -572,6 +610,7 @@ def main() -> int:
     ap.add_argument("--reuse-models", action="store_true", help="do not train when bench/models has the model")
     ap.add_argument("--no-synth", action="store_true", help="skip Yosys (results will have no resource counts)")
     ap.add_argument("--yosys-jobs", type=int, default=2)
+    ap.add_argument("--no-flat", action="store_true", help="skip the second Yosys flow (synth_xilinx -flatten)")
     ap.add_argument("--no-half-up", action="store_true", help="skip the extra da4ml variant with half-up rounding")
     ap.add_argument("--validate-da4ml-rtl", action="store_true",
                     help="also simulate da4ml's Verilog with its own Verilator harness (several minutes per model)")
@@ -625,14 +664,18 @@ def main() -> int:
         # largest designs first (Verilog size as a proxy for Yosys time), so the two workers finish together
         synth_jobs.sort(key=lambda j: -sum(Path(f).stat().st_size for f in j[2]))
         with ThreadPoolExecutor(max_workers=args.yosys_jobs) as pool:
-            futs = [(tag, dest, pool.submit(synth_job, tag, files, top, work))
+            futs = [(tag, dest, "synth", pool.submit(synth_job, tag, files, top, work))
                     for tag, dest, files, top, work in synth_jobs]
-            for tag, dest, fut in futs:
+            if not args.no_flat:
+                futs += [(tag, dest, "synth_flat", pool.submit(synth_flat_job, tag, files, top,
+                                                               work.with_name(work.name + "_flat")))
+                         for tag, dest, files, top, work in synth_jobs]
+            for tag, dest, key, fut in futs:
                 try:
-                    dest["synth"] = fut.result()
+                    dest[key] = fut.result()
                 except Exception as exc:
-                    dest["synth"] = {"error": f"{type(exc).__name__}: {exc}"}
-                    log(f"yosys {tag} failed: {exc}")
+                    dest[key] = {"error": f"{type(exc).__name__}: {exc}"}
+                    log(f"yosys {tag} ({key}) failed: {exc}")
         doc["yosys_parallel_jobs"] = args.yosys_jobs
 
     doc["total_seconds"] = rnd(time.perf_counter() - T0, 1)

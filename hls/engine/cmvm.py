@@ -188,7 +188,7 @@ class _Builder:
         del self.nodes[mark:], self.coef[n:], self.lo[n:], self.hi[n:], self.depth[n:]
 
     def cost_since(self, mark: int) -> int:
-        return sum(_node_luts(nd.lo, nd.hi, nd.sb - nd.sa) for nd in self.nodes[mark:])
+        return sum(_node_luts(nd.lo, nd.hi, max(0, nd.sb - nd.sa)) for nd in self.nodes[mark:])
 
     def add(self, a: int, sa: int, b: int, sb: int, sub: bool) -> int:
         coef = {i: c << sa for i, c in self.coef[a].items()}
@@ -505,12 +505,21 @@ def _tree(bld: _Builder, terms: list[tuple[int, int, int]], bound: int | None = 
         else:
             i, j = best[2], best[3]
         (di, (s1, k1, g1)), (dj, (s2, k2, g2)) = live[i], live[j]
-        if (k2, s2) < (k1, s1):
-            s1, k1, g1, s2, k2, g2 = s2, k2, g2, s1, k1, g1
-        nid = bld.add(s1, 0, s2, k2 - k1, g1 * g2 < 0)
+        nid, k1, g1 = _join(bld, s1, k1, g1, s2, k2, g2, len(live) == 2)
         pot += (1 << bld.depth[nid]) - (1 << di) - (1 << dj)
         live = [t for q, t in enumerate(live) if q not in (i, j)] + [(bld.depth[nid], (nid, k1, g1))]
     return live[0][1]
+
+
+def _join(bld: _Builder, s1: int, k1: int, g1: int, s2: int, k2: int, g2: int, last: bool) -> tuple[int, int, int]:
+    """g1*(s1 << k1) + g2*(s2 << k2) as one adder: (signal, shift, sign), the lower term as the base
+    (its low bits pass through).  The ``last`` adder of a row prefers a positive result (no negation
+    after it): (s2 << d) - s1 when only the base is negative."""
+    if (k2, s2) < (k1, s1):
+        s1, k1, g1, s2, k2, g2 = s2, k2, g2, s1, k1, g1
+    if last and g1 < 0 < g2:
+        return bld.add(s2, k2 - k1, s1, 0, True), k1, 1
+    return bld.add(s1, 0, s2, k2 - k1, g1 * g2 < 0), k1, g1
 
 
 def _shallow_tree(bld: _Builder, terms: list[tuple[int, int, int]]) -> tuple[int, int, int]:
@@ -523,9 +532,7 @@ def _shallow_tree(bld: _Builder, terms: list[tuple[int, int, int]]) -> tuple[int
     while len(heap) > 1:
         _, _, _, s1, k1, g1 = heapq.heappop(heap)
         _, _, _, s2, k2, g2 = heapq.heappop(heap)
-        if (k2, s2) < (k1, s1):
-            s1, k1, g1, s2, k2, g2 = s2, k2, g2, s1, k1, g1
-        nid = bld.add(s1, 0, s2, k2 - k1, g1 * g2 < 0)
+        nid, k1, g1 = _join(bld, s1, k1, g1, s2, k2, g2, not heap)
         n += 1
         heapq.heappush(heap, (bld.depth[nid], bits_for(bld.lo[nid], bld.hi[nid]) + k1, n, nid, k1, g1))
     _, _, _, s, k, g = heap[0]
