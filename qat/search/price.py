@@ -33,7 +33,7 @@ def layer_groups(net: Network, layers: list[str]) -> tuple[dict[str, list[Op]], 
     fixed: list[Op] = []
     current = None
     for op in net.ops:
-        src = op.source.split(",")[0].strip() if op.source else ""
+        src = op.source.split(",")[0].split(" (")[0].strip() if op.source else ""  # 'fc0 (node_linear)' -> fc0
         if src in groups and not groups[src]:
             current = src
         (groups[current] if current else fixed).append(op)
@@ -68,26 +68,74 @@ def verilog_text(design) -> str:
     return "".join(f"// file {f}\n{design.files[f]}" for f in design.verilog_files)
 
 
-_WIRE = re.compile(r"^\s*wire signed \[(\d+):0\] \w+ = (.*);\s*$")
+_WIRE = re.compile(r"^\s*wire signed \[(\d+):0\] (\w+) = (.*);\s*$")
+_ID = re.compile(r"[A-Za-z_]\w*")
+
+
+def _operand(text: str, tz: dict[str, int]) -> str | None:
+    """The wire an operand expression (a name, a sign extension or a slice of it) reads."""
+    for name in _ID.findall(re.sub(r"\d+'[sb]?[dhb]?[0-9a-fA-F_]+", "", text)):
+        if name in tz:
+            return name
+    return None
+
+
+def _split_binary(expr: str) -> tuple[str, str, str] | None:
+    """``A + B`` / ``A - B`` at brace depth 0, else None."""
+    depth = 0
+    for i, ch in enumerate(expr):
+        depth += ch in "{([" and 1 or 0
+        depth -= ch in "})]" and 1 or 0
+        if depth == 0 and ch in "+-" and expr[i - 1:i] == " " and expr[i + 1:i + 2] == " ":
+            return expr[:i].strip(), ch, expr[i + 2:].strip()
+    return None
 
 
 def count_lut_bits(design) -> int:
-    """LUT bits of the generated Verilog's operators (the fast price when hls.engine.cost is absent):
-    w for each w-bit add/subtract/negate and each w-bit compare-and-select (saturation, ReLU, max)."""
+    """LUT bits of the generated Verilog's operators (the fast price when hls.engine.cost gives no
+    design price), after Yosys synth_xilinx on xc7: a w-bit adder needs one LUT per carry-chain bit
+    where both operands vary (low bits known zero in one operand pass through, the carry-out is
+    free: w - max(tz) - 1); a negation, an incrementer and a saturating compare-and-select of w bits
+    cost w.  Known-zero low bits (tz) are tracked through shifts, extensions and slices."""
     bits = 0
     for f in design.verilog_files:
         if f == f"{design.top}.v" or f.endswith("_axis.v"):
             continue
+        tz: dict[str, int] = {}
         for line in design.files[f].splitlines():
             m = _WIRE.match(line)
             if not m:
                 continue
-            w, expr = int(m.group(1)) + 1, m.group(2)
-            body = re.sub(r"\{[^{}]*\}", "", re.sub(r"\[[^\]]*\]", "", expr))
-            if "?" in expr or re.search(r"(?<![<>=!])[<>](?![<>])", body):
+            w, name, expr = int(m.group(1)) + 1, m.group(2), m.group(3).strip()
+            tz[name] = 0
+            sh = re.fullmatch(r"\{(\w+), (\d+)'b0\}", expr)
+            if sh:
+                tz[name] = tz.get(sh.group(1), 0) + int(sh.group(2))
+                continue
+            if "?" in expr or re.search(r"(?<![<>=!])[<>](?![<>])", expr.replace("<<", "").replace(">>", "")):
                 bits += w
-            elif re.search(r"[+-]", body.replace("'sd", "")):
+                continue
+            if expr.startswith("-"):
                 bits += w
+                continue
+            b = _split_binary(expr)
+            if b is None:
+                src = _operand(expr, tz)
+                sl = re.fullmatch(r"(\w+)\[(\d+):(\d+)\]", expr)
+                if sl and sl.group(1) in tz:
+                    tz[name] = max(0, tz[sl.group(1)] - int(sl.group(3)))
+                elif src is not None and re.fullmatch(r"\{\{\d+\{\w+\[\d+\]\}\}, \w+\}|\w+", expr):
+                    tz[name] = tz[src]
+                continue
+            a, op, c = b
+            ta = tz.get(_operand(a, tz) or "", 0)
+            tc = tz.get(_operand(c, tz) or "", 0)
+            if "'b0, " in c or "'b0," in c:  # increment by a 1-bit carry
+                bits += w
+                continue
+            free = max(ta, tc) if (op == "+" or tc >= ta) else tc
+            tz[name] = min(ta, tc)
+            bits += max(1, w - free - 1)
     return bits
 
 

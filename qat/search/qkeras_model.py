@@ -86,7 +86,10 @@ def layers(model) -> list[str]:
 
     A layer with a kernel but no ``bits`` kernel quantizer stops the search (one line naming it)."""
     names = []
+    present = {lyr.name for lyr in model.layers}
     for cfg in model.get_config()["layers"]:
+        if cfg["config"].get("name") not in present:  # a Sequential model's InputLayer entry
+            continue
         layer = model.get_layer(cfg["config"]["name"])
         if not hasattr(layer, "kernel"):
             continue
@@ -120,9 +123,21 @@ def with_widths(model, widths: dict[str, int]):
             if kc is None:
                 raise SearchError(f"layer '{name}': cannot be re-quantized (no kernel quantizer bits)")
             kc["bits"] = int(widths[name])
-    new = tf.keras.Model.from_config(cfg, custom_objects=_custom_objects())
+    cls = tf.keras.Sequential if isinstance(model, tf.keras.Sequential) else tf.keras.Model
+    new = cls.from_config(cfg, custom_objects=_custom_objects())
     new.set_weights(model.get_weights())
     return new
+
+
+def logits_model(model):
+    """The model without a final softmax (the integer network and the hardware output logits); the
+    same layers and weights, so training it trains ``model``."""
+    tf = _tf()
+    last = model.layers[-1]
+    act = getattr(last, "activation", None)
+    if type(last).__name__ == "Activation" and getattr(act, "__name__", "") == "softmax":
+        return tf.keras.Model(model.inputs, model.layers[-2].output)
+    return model
 
 
 def task_of(y: np.ndarray) -> str:
@@ -141,7 +156,7 @@ def _loss_obj(task: str):
 def evaluate(model, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
     """Mean loss (cross-entropy on logits, or MSE) and metric (accuracy, or -MSE) on (x, y)."""
     task = task_of(y)
-    pred = model.predict(x, batch_size=1024, verbose=0)
+    pred = logits_model(model).predict(x, batch_size=1024, verbose=0)
     loss = float(_loss_obj(task)(y, pred).numpy())
     metric = float(np.mean(np.argmax(pred, axis=-1) == y)) if task == "classification" else -loss
     return {"loss": loss, "metric": metric}
@@ -152,6 +167,7 @@ def hutchinson_trace(model, layer: str, x: np.ndarray, y: np.ndarray, samples: i
     Tr(H) ~ mean z^T H z), through the quantizers' straight-through gradients (HAWQ-V2/V3)."""
     tf = _tf()
     var = model.get_layer(layer).kernel
+    model = logits_model(model)
     loss_fn = _loss_obj(task_of(y))
     rng = np.random.default_rng(seed)
     xt, yt = tf.constant(x), tf.constant(y)
@@ -184,11 +200,12 @@ def finetune(model, x: np.ndarray, y: np.ndarray, epochs: int, lr: float, seed: 
     from qat.recipes.qkeras_recipes import _fit
 
     tf.keras.utils.set_random_seed(seed)
+    lm = logits_model(model)
     if task_of(y) == "classification":
-        _fit(model, x, y, epochs, lr, batch_size, seed)
+        _fit(lm, x, y, epochs, lr, batch_size, seed)
     elif epochs > 0:
-        model.compile(optimizer=tf.keras.optimizers.Adam(lr), loss=_loss_obj("regression"))
-        model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0)
+        lm.compile(optimizer=tf.keras.optimizers.Adam(lr), loss=_loss_obj("regression"))
+        lm.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0)
     return model
 
 
@@ -200,7 +217,8 @@ def to_network(model):
 
 
 def outputs(model, x: np.ndarray) -> np.ndarray:
-    return np.asarray(model.predict(x, batch_size=1024, verbose=0))
+    """The framework's outputs the integer network reproduces (before a final softmax)."""
+    return np.asarray(logits_model(model).predict(x, batch_size=1024, verbose=0))
 
 
 def from_ref(ref) -> object:
