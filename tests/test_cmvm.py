@@ -106,3 +106,23 @@ def test_binary_weights_wide_layer_is_cheap_in_memory():
     g = build(W, np.zeros(4, dtype=np.int64), lo, hi, mst_depths=(1,))
     x = _inputs(lo, hi, W, rng, 8)
     assert (g.evaluate(x) == x.astype(object) @ W.T.astype(object)).all()
+
+
+def test_too_large_to_unroll_is_one_line_with_an_estimate_and_the_alternatives():
+    """An MNIST-sized conv (28x28x16 -> 3x3x32, 8-bit weights) is refused before its taps are listed."""
+    import time
+
+    from hls.rtl.emitters import RTLError
+    from hls.rtl.verilog import generate
+    from qat.ir.types import IntType
+    from rtl_nets import Builder
+
+    nb = Builder("mnist_like", (28, 28, 16), IntType(4, True, (2.0 ** -3,)), 0)
+    nb.add("conv", "conv2d", ["x"], attrs={"strides": [1, 1], "padding": "same"},
+           arrays={"weight": nb.weights((3, 3, 16, 32), -127, 127, 0.0), "bias": nb.bias(32, 20)})
+    t = time.perf_counter()
+    with pytest.raises(RTLError) as e:
+        generate(nb.network("conv"))
+    assert time.perf_counter() - t < 20
+    msg = str(e.value)
+    assert "\n" not in msg and "adders" in msg and "--io stream" in msg and "--reuse" in msg and "conv" in msg
