@@ -158,3 +158,36 @@ def test_infeasible_budget_and_unreachable_address_are_one_line(tiny, first_run,
     assert main(_args(tiny, tiny / "out3", "--budget-luts", "100", "--ray-address", "127.0.0.1:1")) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("qrtl: error: --ray-address 127.0.0.1:1: no Ray cluster reachable") and "\n" not in err
+
+
+# ---- Brevitas models (the same jobs, in process) -------------------------------------------------
+
+def test_brevitas_layers_are_requantized_priced_and_written(tmp_path):
+    from qat.search import brevitas_model as bm
+    from qat.search import jobs as J
+    from qat.search.frameworks import ModelRef, materialize, ref_of
+
+    (tmp_path / "model.py").write_text("from qat.recipes import brevitas_recipes as br\n\n\n"
+                                       "def net():\n    return br.mlp(8, (4,), 3, 'int4', seed=0)\n")
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 120)
+    x = np.clip(rng.uniform(0.2, 0.8, (3, 8))[y] + rng.normal(0, 0.12, (120, 8)), 0, 0.99).astype(np.float32)
+    data = dict(x_train=x, y_train=y, x_test=x, y_test=y, x_sens=x, y_sens=y)
+    ref = ref_of(f"{tmp_path / 'model.py'}:net", (8,))
+    m = materialize(ref)
+    assert bm.layers(m) == ["fc0", "fc_out"] and bm.widths_of(m) == {"fc0": 4, "fc_out": 4}
+    assert bm.widths_of(bm.with_widths(m, {"fc0": 2})) == {"fc0": 2, "fc_out": 4}
+    m2 = J.measured(ref, data, "fc0", 2)
+    assert m2["loss"] != J.base(ref, data)["sens"]["loss"] and m2["weight_error"] > 0 and m2["n_weights"] == 32
+    assert np.isfinite(J.hessian(ref, data, "fc0", 2, 0)["trace"])
+    p = J.price(ref, "fc0", 3, ["fc0", "fc_out"], "pynq-z2", "fast", None)
+    assert p["ops"] == ["fc0", "act0"] and p["luts"] > 0
+    tuned = J.finetune(ref, data, {"fc0": 3, "fc_out": 5}, 1, 1e-2, 0)
+    best = ModelRef("brevitas", tuned["model_bytes"], ref.source, ref.name, ref.input_shape)
+    files = bm.write_best(best, tmp_path)
+    assert files[0] == "best.py:best"
+    from qat.importers.convert import load_torch_module
+
+    again = load_torch_module(f"{tmp_path / 'best.py'}:best")
+    assert bm.widths_of(again) == {"fc0": 3, "fc_out": 5}
+    assert np.array_equal(bm.outputs(again, x), bm.outputs(materialize(best), x))

@@ -73,10 +73,18 @@ class Runner:
             os.environ["PYTHONPATH"] = os.pathsep.join([root] + ([path] if path else []))
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         kw: dict[str, Any] = {"log_to_driver": False, "include_dashboard": False, "logging_level": "ERROR"}
-        if self.address:
-            ray.init(address=self.address, **kw)
-        else:
-            ray.init(num_cpus=self.workers or os.cpu_count() or 1, **kw)
+        for attempt in range(3):  # Ray gives a local node 30 s to start; a busy machine can need a retry
+            try:
+                if self.address:
+                    ray.init(address=self.address, **kw)
+                else:
+                    ray.init(num_cpus=self.workers or os.cpu_count() or 1, **kw)
+                break
+            except Exception as exc:  # noqa: BLE001 - Ray raises a bare Exception for a slow start
+                ray.shutdown()
+                if attempt == 2 or "timed out during startup" not in str(exc):
+                    where = f"--ray-address {self.address}" if self.address else "local Ray instance"
+                    raise SearchError(f"{where}: Ray did not start ({str(exc).splitlines()[0]})") from None
         self._started = True
 
     def __exit__(self, *exc) -> None:
