@@ -113,6 +113,15 @@ bench-stream: install
 bench-fold: install
 	nice -n 10 $(BIN)/python bench/folding.py
 
+# Mixed-precision search studies (bench/search_jet.py, bench/search_econ.py; 'qrtl search'): the jet tagger and
+# the ECON-T encoder searched at 0.70x the predicted LUTs of uniform 6-bit weights vs uniform 4/6/8-bit, every
+# row fine-tuned alike and synthesized whole (Yosys); jobs on a local Ray instance, cached under bench/build.
+# Writes bench/results/search_{jet,econ}.{json,md}. SEARCH_ARGS="--price yosys" prices layers by Yosys.
+.PHONY: bench-search
+bench-search: install
+	nice -n 10 $(BIN)/python bench/search_jet.py $(SEARCH_ARGS)
+	nice -n 10 $(BIN)/python bench/search_econ.py $(SEARCH_ARGS)
+
 # Mutation check (bench/mutants.py): a fixed list of semantic mutations (rounding, saturation, CSE sign,
 # argmax tie order, threshold direction, minifloat carry, TMR voter, cosim `ok`) applied one at a time to a
 # scratch copy of HEAD (never this tree); each runs its relevant tests with -x.  Table + bench/results/mutants.json;

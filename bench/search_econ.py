@@ -1,0 +1,41 @@
+"""Mixed-precision search study on the ECON-T style encoder (bench/models/econt_encoder.h5:
+QConv2D 8x3x3/2 -> QDense 16, synthetic HGCAL-like showers from bench/models.py): searched weight
+widths vs uniform 4/6/8-bit.  The encoder alone is searched, so the task is regression onto the
+shipped encoder's own latent code (metric: -MSE of the 16 latent values); the EMD of the decoded
+modules needs the off-detector decoder and is not measured here.
+
+    python bench/search_econ.py [--price fast|yosys] [--workers N]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.models import econ_data  # noqa: E402
+from bench.search_study import ROOT, run_study  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--price", choices=("fast", "yosys"), default="fast")
+    ap.add_argument("--workers", type=int)
+    ap.add_argument("--epochs", type=int, default=2)
+    a = ap.parse_args()
+    from qat.search import qkeras_model as qm
+
+    model = ROOT / "models" / "econt_encoder.h5"
+    data = ROOT / "build" / "search_econ" / "data.npz"
+    data.parent.mkdir(parents=True, exist_ok=True)
+    x = econ_data(4000, seed=11).reshape(-1, 8, 8, 1).astype(np.float32)
+    y = qm.outputs(qm.load(str(model)), x).astype(np.float32)  # the shipped encoder's latent code
+    np.savez(data, x_train=x[:3000], y_train=y[:3000], x_test=x[3000:], y_test=y[3000:])
+    run_study("econ", str(model), data, [3, 4, 5, 6, 8], a.price, a.epochs, a.workers)
+
+
+if __name__ == "__main__":
+    main()

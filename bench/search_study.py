@@ -1,0 +1,91 @@
+"""Worked mixed-precision study (issue: mixed-precision search priced in synthesized hardware):
+a searched configuration at <= 0.70x the LUTs of uniform 6-bit against uniform 4-, 6- and 8-bit
+weights, every configuration QAT fine-tuned the same way and synthesized whole with Yosys.
+
+Used by bench/search_jet.py and bench/search_econ.py; results in bench/results/search_<name>.{json,md}.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent
+
+
+def run_study(name: str, model: str, data: Path, widths: list[int], price: str, epochs: int, workers: int | None,
+              ratio: float = 0.70, uniform: tuple[int, ...] = (4, 6, 8), board: str = "pynq-z2") -> dict:
+    """Search at ``ratio`` x the predicted LUTs of uniform 6-bit, then fine-tune and synthesize the
+    uniform baselines with the same recipe; write bench/results/search_<name>.json/.md."""
+    from qat.search import jobs as J
+    from qat.search.cache import JobCache, content_key
+    from qat.search.frameworks import ModelRef, ref_of
+    from qat.search.run import SEARCH_VERSION, SearchOptions, _data_key, load_data, search
+    from qat.search.runner import Job, Runner
+
+    out = ROOT / "build" / f"search_{name}"
+    cache = str(out / "cache")
+    t0 = time.perf_counter()
+    base = SearchOptions(widths=widths, budget_luts=1e12, price=price, epochs=epochs, workers=workers,
+                         cache=cache, verify=False, board=board)
+    probe = search(model, str(data), out / "probe", base)  # sensitivities and prices (cached)
+    u6 = next(c for c in probe["configurations"] if c["name"] == "uniform 6-bit")["luts"]
+    opts = SearchOptions(**{**base.__dict__, "budget_luts": float(np.floor(ratio * u6)), "verify": True})
+    rep = search(model, str(data), out / "searched", opts)
+    search_s = time.perf_counter() - t0
+
+    # the uniform baselines: same fine-tuning, same verification (whole-network Yosys)
+    ref = ref_of(model)
+    d = load_data(data, opts.sens_samples)
+    dk = _data_key(d)
+    rows = [{"name": f"searched ({ratio:.2f}x uniform 6-bit budget)", "widths": rep["chosen"]["widths"],
+             "predicted_luts": rep["chosen"]["predicted_luts"], "synthesized_luts": rep["chosen"].get("synthesized_luts"),
+             "metric": rep["chosen"]["metric"], "verified": rep["verification"]["ok"]}]
+    layers = rep["layers"]
+    with Runner(JobCache(cache), None, workers) as runner:
+        fts = {}
+        for w in uniform:
+            ws = {n: w for n in layers}
+            fts[w] = Job("finetune", content_key(SEARCH_VERSION, "finetune", ref.key, dk, ws, opts.epochs, opts.lr,
+                                                 opts.seed), J.finetune, (ref, d, ws, opts.epochs, opts.lr, opts.seed),
+                         f"fine-tune uniform {w}", {"model_bytes": "model"})
+        r = runner.run(list(fts.values()), "fine-tune uniform baselines")
+        vs = {}
+        for w, j in fts.items():
+            bref = ModelRef(ref.framework, r[j.key]["model_bytes"])
+            vs[w] = Job("verify", content_key(SEARCH_VERSION, "verify", bref.key, dk, opts.board, opts.random_vectors,
+                                              True, opts.seed), J.verify,
+                        (bref, d, opts.board, opts.random_vectors, True, opts.seed), f"verify uniform {w}")
+        v = runner.run(list(vs.values()), "verify uniform baselines")
+    preds = {c["name"]: c["luts"] for c in rep["configurations"]}
+    for w in uniform:
+        res = v[vs[w].key]
+        rows.append({"name": f"uniform {w}-bit", "widths": {n: w for n in layers},
+                     "predicted_luts": preds.get(f"uniform {w}-bit"), "synthesized_luts": res["synthesis"]["total"]["LUT"],
+                     "metric": r[fts[w].key]["after"]["metric"], "verified": res["ok"]})
+    u6row = next(x for x in rows if x["name"] == "uniform 6-bit")
+    s = rows[0]
+    summary = {"study": name, "model": model, "price": price, "widths": widths, "epochs": epochs, "rows": rows,
+               "searched_over_uniform6_synth_luts": s["synthesized_luts"] / u6row["synthesized_luts"],
+               "metric_delta_vs_uniform6": s["metric"] - u6row["metric"],
+               "predicted_over_synthesized": s["predicted_luts"] / s["synthesized_luts"],
+               "seconds": round(time.perf_counter() - t0, 1), "search_seconds": round(search_s, 1),
+               "command": f"make bench-search  (python bench/search_{name}.py)"}
+    res_dir = ROOT / "results"
+    (res_dir / f"search_{name}.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
+    md = [f"# Mixed-precision search: {name}", "",
+          f"Model `{model}`, candidate weight widths {widths}, {price} layer prices, {epochs} epoch(s) of QAT "
+          f"fine-tuning for every row; LUTs from Yosys synth_xilinx of the whole network.", "",
+          "| configuration | widths | predicted LUTs | synthesized LUTs | metric | verified |", "|---|---|---|---|---|---|"]
+    for x in rows:
+        md.append(f"| {x['name']} | {'-'.join(str(x['widths'][n]) for n in layers)} | "
+                  f"{x['predicted_luts'] if x['predicted_luts'] is None else round(x['predicted_luts'])} | "
+                  f"{x['synthesized_luts']} | {x['metric']:.4f} | {x['verified']} |")
+    md += ["", f"searched / uniform 6-bit synthesized LUTs: {summary['searched_over_uniform6_synth_luts']:.3f}; "
+               f"metric difference {summary['metric_delta_vs_uniform6']:+.4f}; predicted / synthesized "
+               f"{summary['predicted_over_synthesized']:.3f}", ""]
+    (res_dir / f"search_{name}.md").write_text("\n".join(md))
+    print("\n".join(md))
+    return summary
