@@ -126,3 +126,29 @@ def test_too_large_to_unroll_is_one_line_with_an_estimate_and_the_alternatives()
     assert time.perf_counter() - t < 20
     msg = str(e.value)
     assert "\n" not in msg and "adders" in msg and "--io stream" in msg and "--reuse" in msg and "conv" in msg
+
+
+# latencies (cycles) of the generator before the engine (greedy-CSE linear_layer, commit 0926185)
+_OLD_LATENCY = {("cnn2d", "depth:1"): 42, ("cnn2d", "depth:2"): 24, ("seq1d", "depth:1"): 27,
+                ("seq1d", "depth:2"): 16, ("branch", "depth:1"): 35, ("branch", "depth:3"): 15,
+                ("cnn2d", "layer"): 11, ("branch", "layer"): 10}
+
+
+@pytest.mark.parametrize("name,pipeline", sorted(_OLD_LATENCY))
+def test_latency_does_not_grow(name, pipeline):
+    import rtl_nets
+    from hls.rtl.verilog import generate
+
+    assert generate(rtl_nets.ALL[name](), pipeline=pipeline).latency <= _OLD_LATENCY[(name, pipeline)]
+
+
+def test_qrtl_rtl_prints_the_estimate():
+    import rtl_nets
+    from hls.engine.cost import estimates, summary
+    from hls.rtl.verilog import generate
+
+    d = generate(rtl_nets.cnn2d())
+    est = estimates(d.files)
+    assert len(est) == 5 and all(a > 0 and lut > 0 for _, a, lut in est)  # 4 convs and the dense
+    line = summary(d.files)
+    assert line.startswith("constant arithmetic") and "\n" not in line
