@@ -150,6 +150,7 @@ def bits_for(lo: int, hi: int) -> int:
 
 TREE_WINDOW = 8  # candidate terms per step of the final trees
 TREE_GREEDY_MAX = 96  # longer rows: shallowest-first trees only
+CSE_OCCURRENCE_WEIGHT = None  # LUTs one more occurrence of a pattern saves (None: the median output width)
 SEARCH_MAX_DIGITS = 12_000  # larger matrices: one decomposition, no search
 
 
@@ -271,6 +272,7 @@ def _cse(bld: _Builder, rows: list[_Row], bounds: list[int], reserve: list[int],
     score of a pattern found ``c`` times is ``c * out_width - (LUTs of its adder)``: the count
     first, then the narrower adder."""
     total = sum(r.n for r in rows)
+    ow = out_width if CSE_OCCURRENCE_WEIGHT is None else CSE_OCCURRENCE_WEIGHT
     S = bld.n_in + total + 1
     maxk = max([int(r.k[:r.n].max()) for r in rows if r.n] + [0])
     D = maxk + 2
@@ -377,7 +379,7 @@ def _cse(bld: _Builder, rows: list[_Row], bounds: list[int], reserve: list[int],
     CB = 1 << 16
 
     def item(key: int, cnt: int, cost: int) -> int:
-        return (-(cnt * out_width - cost) * CB + cost) * KS + key
+        return (-(cnt * ow - cost) * CB + cost) * KS + key
 
     heap = []
     for key, cnt in zip(skeys.tolist(), scount.tolist()):
@@ -393,7 +395,7 @@ def _cse(bld: _Builder, rows: list[_Row], bounds: list[int], reserve: list[int],
         cnt = count(key)
         if cnt < 2:
             continue
-        if cnt * out_width - cost != -neg_sc:
+        if cnt * ow - cost != -neg_sc:
             heapq.heappush(heap, item(key, cnt, cost))
             continue
         a, b, d, g = decode(key)
