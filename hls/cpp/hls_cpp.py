@@ -350,18 +350,18 @@ class _Gen:
         return g.h, g.w, g.c, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.oh, g.ow
 
     # ---- folding (--reuse R) ------------------------------------------------------
-    def mults(self, op: Op, in_shape: tuple[int, ...]) -> int:
+    @staticmethod
+    def mults(op: Op) -> int:
         """Multiplications of one output position of a dense / conv layer (the matrix hls4ml's reuse
         factor folds): inputs x outputs of a dense, KH*KW*C x CO of a convolution."""
-        wt = op.arrays["weight"]
-        return int(np.prod(wt.shape))
+        return int(np.prod(op.arrays["weight"].shape))
 
     def reuse_of(self, op: Op, x: Tensor) -> int:
         """The op's reuse factor R, checked: R must divide the layer's multiplications."""
         r = int(self.reuse.get(op.name, 1))
         if r == 1:
             return 1
-        n = self.mults(op, x.shape)
+        n = self.mults(op)
         if n % r:
             raise HLSError(f"--reuse {op.name}={r}: {op.where()} has {n} multiplications per output position "
                            f"({' x '.join(str(v) for v in op.arrays['weight'].shape)}); the reuse factor must "
@@ -806,6 +806,8 @@ class _Stream:
         self.chunk: dict[str, int] = {}  # tensor -> elements per stream read as its producer writes it
         self.reads: dict[tuple[str, int], tuple[str, int]] = {}  # (op, input k) -> (stream, chunk)
         self.writes: dict[str, list[str]] = {}  # tensor -> streams its producer writes
+        self.later: list[tuple] = []  # re-chunking processes to emit after the current producer
+        self._clocks = 1  # clocks per inference of the process being emitted (set by its p_* method)
 
     # -- planning ----------------------------------------------------------------
     def kind(self, op: Op) -> str:
@@ -935,7 +937,6 @@ class _Stream:
         return Tensor(t.name, var, (c,), t.type, Bounds(lo, hi), t.ctype)
 
     def gen(self) -> None:
-        self.later: list = []
         for k, i in enumerate(self.net.inputs):
             if len(i.shape) < 2:
                 raise HLSError(f"--io stream: input '{i.name}' has shape {tuple(i.shape)}, not spatial (streaming "
