@@ -1,5 +1,6 @@
 """Time and peak memory of the constant-matrix engine (hls.engine.cmvm.build) on the issue's
-stress layers, and its LUT estimate (hls.engine.cost).  One layer per child process so the peak
+stress layers, and its LUT estimate (hls.engine.cost).  CPU seconds are the figure to compare on a
+shared machine (wall seconds grow with the load).  One layer per child process so the peak
 memory (ru_maxrss) is the layer's own.
 
     .venv/bin/python bench/cmvm_speed.py      (make cmvm-speed) -> bench/results/cmvm_speed.json
@@ -41,10 +42,10 @@ def one(name: str) -> dict:
 
     n_out, n_in, kind, lo, hi = LAYERS[name]
     W = weights(kind, n_out, n_in)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     g = build(W, np.zeros(n_out, dtype=np.int64), np.full(n_in, lo), np.full(n_in, hi))
-    secs = time.perf_counter() - t
-    return {"layer": name, "seconds": round(secs, 2), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    secs, cpu = time.perf_counter() - t, time.process_time() - c
+    return {"layer": name, "seconds": round(secs, 2), "cpu_seconds": round(cpu, 2), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             "adders": adder_bits(g)[1], "lut_estimate": round(graph_luts(g)), "kept": g.note,
             "load_avg_1min": round(os.getloadavg()[0], 2)}
 
