@@ -7,9 +7,9 @@ fed by an input of the previous tensor's type, turned into Verilog by ``hls.rtl.
 
 * ``yosys``: synthesized with ``boards.yosys_report.synthesize`` (synth_xilinx for the board's
   family), total LUTs of the sub-network's top; or
-* ``fast``: the adder-graph cost model ``hls.engine.cost`` when it exists, otherwise the LUT bits
-  counted in the generated Verilog: every adder/subtractor/negation and every saturation
-  compare-and-select of w bits is w LUTs (a 6-input LUT plus carry per bit on 7-series).
+* ``fast``: the adder-graph cost model ``hls.engine.cost`` (its estimate, written by the generator
+  into each module of constant-matrix arithmetic) plus the LUT bits counted in the other generated
+  modules (:func:`count_lut_bits`: adders, negations, saturating compare-and-selects).
 
 The key of a price is the SHA-256 of the generated Verilog, the board and the method, so an
 identical layer (same weights, widths and types) is never priced twice.
@@ -23,7 +23,7 @@ from pathlib import Path
 from qat.ir.network import Input, Network, Op
 from qat.search.errors import SearchError
 
-PRICE_VERSION = 1  # bump when the way a price is computed changes (invalidates cached prices)
+PRICE_VERSION = 2  # bump when the way a price is computed changes (invalidates cached prices)
 
 
 def layer_groups(net: Network, layers: list[str]) -> tuple[dict[str, list[Op]], list[Op]]:
@@ -91,15 +91,15 @@ def _split_binary(expr: str) -> tuple[str, str, str] | None:
     return None
 
 
-def count_lut_bits(design) -> int:
-    """LUT bits of the generated Verilog's operators (the fast price when hls.engine.cost gives no
-    design price), after Yosys synth_xilinx on xc7: a w-bit adder needs one LUT per carry-chain bit
+def count_lut_bits(design, skip: frozenset[str] = frozenset()) -> int:
+    """LUT bits of the generated Verilog's operators outside the files in ``skip`` (those the cost
+    model prices), after Yosys synth_xilinx on xc7: a w-bit adder needs one LUT per carry-chain bit
     where both operands vary (low bits known zero in one operand pass through, the carry-out is
     free: w - max(tz) - 1); a negation, an incrementer and a saturating compare-and-select of w bits
     cost w.  Known-zero low bits (tz) are tracked through shifts, extensions and slices."""
     bits = 0
     for f in design.verilog_files:
-        if f == f"{design.top}.v" or f.endswith("_axis.v"):
+        if f == f"{design.top}.v" or f.endswith("_axis.v") or f in skip:
             continue
         tz: dict[str, int] = {}
         for line in design.files[f].splitlines():
@@ -140,14 +140,17 @@ def count_lut_bits(design) -> int:
 
 
 def fast_price(design) -> dict:
-    """{'luts': ...} from the project's adder-graph cost model if present, else :func:`count_lut_bits`."""
+    """{'luts': ...}: the adder-graph cost model's estimate (hls.engine.cost, written by the generator
+    into every module holding constant-matrix arithmetic) for those modules, :func:`count_lut_bits`
+    for the others (requantization, ReLU, pooling), or for all when the cost model is absent."""
     try:
-        from hls.engine import cost  # written concurrently by another change; used when it is there
+        from hls.engine.cost import estimates
     except ImportError:
-        cost = None
-    if cost is not None and hasattr(cost, "design_luts"):
-        return {"luts": float(cost.design_luts(design)), "model": "hls.engine.cost"}
-    return {"luts": float(count_lut_bits(design)), "model": "verilog LUT bits"}
+        estimates = None
+    est = estimates(design.files) if estimates is not None else []
+    done = frozenset(name for name, _, _ in est)
+    luts = float(sum(lut for _, _, lut in est) + count_lut_bits(design, done))
+    return {"luts": luts, "model": "hls.engine.cost + verilog LUT bits" if est else "verilog LUT bits"}
 
 
 def yosys_price(design, board_name: str, work: str | Path | None = None) -> dict:
