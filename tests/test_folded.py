@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import rtl_nets
+from hls.rtl import folded
 from hls.rtl.folded import plan_reuse
 from hls.rtl.verilog import generate
 from qat.ir.network import NetworkError
@@ -50,9 +51,13 @@ def vectors(net):
     return np.concatenate([edges, x]).astype(np.int64)
 
 
-@pytest.mark.parametrize("reuse, ii", [(2, 2), ({"c1": 7, "d2": 4}, 7), ("d1=5", 5)])
-def test_folded_bit_exact(net, vectors, reuse, ii):
-    """Global R, and mixed designs (folded and unrolled layers in one top): II = the largest R."""
+@pytest.mark.parametrize("reuse, ii, style", [(2, 2, None), ({"c1": 7, "d2": 4}, 7, None),
+                                              ("c1=2,d1=5,d2=3", 5, "rom")])
+def test_folded_bit_exact(net, vectors, reuse, ii, style, monkeypatch):
+    """Global R, and mixed designs (folded and unrolled layers in one top): II = the largest R.  Both
+    digit-sum structures: the adder graph and distributed-arithmetic tables (the default for 1-bit
+    digits; forced here for 4-, 1- and 2-bit digits, signed inputs in offset binary)."""
+    monkeypatch.setattr(folded, "FORCE_STYLE", style)
     d = generate(net, reuse=reuse)
     man = d.manifest
     assert man["initiation_interval"] == ii and man["in_ready"] is True
@@ -75,7 +80,11 @@ def test_folded_protocol_cocotb_and_axis(net, vectors, tmp_path):
     assert r["input_stall_cycles"] > 0 and r["frames_ok"]
 
 
-def test_lint_and_ports(net, tmp_path):
+def test_lint_and_ports(net, tmp_path, monkeypatch):
+    monkeypatch.setattr(folded, "FORCE_STYLE", "rom")
+    r = generate(net, reuse="c1=2,d1=5,d2=3")
+    assert lint(r, tmp_path / "rom", r.top) == ""
+    monkeypatch.setattr(folded, "FORCE_STYLE", None)
     d = generate(net, reuse="2,d2=3")
     for top in (d.top, d.manifest["axis_top"]):
         assert lint(d, tmp_path / "rtl", top) == "", top
