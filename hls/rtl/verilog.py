@@ -8,7 +8,8 @@ Layout of the generated design (``DIR/``):
 * the top module ``<top>.v``: ``clk``, ``rst`` (synchronous, active high,
   clears the valid pipeline), ``in_valid``, ``in_data``, ``out_valid``,
   ``out_data``; ``localparam LATENCY`` = cycles from ``in_valid`` to
-  ``out_valid``; delay lines balance branches of unequal depth;
+  ``out_valid``; delay lines balance branches of unequal depth; with folded
+  layers (``reuse``, hls.rtl.folded) also ``in_ready``: one vector per II clocks;
 * ``manifest.json``: bus layouts, latency, per-op stage, file list.
 
 Bus layout: a tensor is flattened in C order (channels last, batch
