@@ -106,8 +106,8 @@ def measure(path: Path, n: int, n_cosim: int, seed: int = 0) -> dict:
     # the reference's tensor where the integer network ends (before the output conversion)
     ref = _ref_model(path, 1000)
     tap = None
-    if conv:  # empty when the conversion starts with a float layer bias (no ONNX tensor holds the sum without it)
-        tap = conv["onnx_input"] or None
+    if conv:
+        tap = conv["onnx_input"]
     elif ref.graph.node[-1].op_type == "Softmax":
         tap = ref.graph.node[-1].input[0]
     outs, taps = [], []
@@ -140,7 +140,7 @@ def measure(path: Path, n: int, n_cosim: int, seed: int = 0) -> dict:
     else:  # a single output (sign): its value is the class
         r_am = None
     res = {"model": name, "n": n, "convert_s": round(t_conv, 2), "reference_on_grid": on_grid,
-           "grid_equal": None if conv and tap is None else float(eq_grid.mean()), "final_equal": float(eq_fin.mean()) if tap is None or conv else None,
+           "grid_equal": float(eq_grid.mean()), "final_equal": float(eq_fin.mean()) if tap is None or conv else None,
            "argmax_equal": None if r_am is None else float((am == r_am).mean()),
            "single_vs_batched_reference": same_single, "input_type": it,
            "notes": [n_ for n_ in net.notes if "conversion" in n_ or "input" in n_][:3]}

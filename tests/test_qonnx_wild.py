@@ -125,7 +125,7 @@ def float_bias_mlp(seed=8, tail="sign"):
     """UNSW-NB15 shape: unquantized {-1,+1} input mapped by (x+1)/2, Gemm layers with float (unquantized)
     biases and float weight scales, BatchNorm (some channels with a denormal variance and the mean equal to
     the bias, as Brevitas exports a dead channel) + ReLU + narrow quantizers; the last Gemm ends in a sign
-    (``tail='sign'``) or ends the graph (``tail='logits'``: the bias is part of the output conversion)."""
+    (``tail='sign'``) or ends the graph (``tail='logits'``: the hardware's logits keep that bias)."""
     r = np.random.default_rng(seed)
     g = G()
     x = g.op("Div", [g.op("Add", ["x", g.c([1.0])]), g.c(2.0)])
@@ -170,13 +170,10 @@ def compare(model, x, input_type=None, cosim_dir=None):
     raw = quantize_real(net.inputs[0], framework_to_network_layout(net, x))
     y_int = np.asarray(golden.run(net, raw)[net.outputs[0]], dtype=np.int64)
     conv = net.meta.get("output_conversion")
-    # no ONNX tensor holds the integers when the output conversion starts with a float layer bias
-    on_grid = not conv or conv["onnx_input"]
-    r_out, r_tap = reference(model, x, conv["onnx_input"] if on_grid and conv else None)
-    if on_grid:
-        grid = r_tap.astype(np.float64) / unit_scale(net.tensor_types()[net.outputs[0]])
-        assert np.all(grid == np.round(grid)), "reference not on the integer grid"
-        assert np.array_equal(np.round(grid).astype(np.int64), y_int)
+    r_out, r_tap = reference(model, x, conv["onnx_input"] if conv else None)
+    grid = r_tap.astype(np.float64) / unit_scale(net.tensor_types()[net.outputs[0]])
+    assert np.all(grid == np.round(grid)), "reference not on the integer grid"
+    assert np.array_equal(np.round(grid).astype(np.int64), y_int)
     fin = apply_output_conversion(net, golden.dequantize(net.tensor_types()[net.outputs[0]], y_int))
     assert np.array_equal(np.asarray(fin, dtype=np.float32), r_out.astype(np.float32))
     am = np.asarray(golden.run(net_am, raw)[net_am.outputs[0]], dtype=np.int64)[:, 0]
@@ -238,7 +235,7 @@ def test_unquantized_input_needs_input_type(tmp_path):
 def test_float_gemm_bias_stays_a_float_add(tmp_path):
     """Float (unquantized) Gemm biases before BatchNorm + quantizer or a sign are float32 adds inside the
     thresholds (not rounded onto a refined accumulator grid: with a denormal BatchNorm variance that rounding
-    flipped 11 % of UNSW-NB15's outputs); at the graph's end the bias opens the output conversion."""
+    flipped 11 % of UNSW-NB15's outputs); a bias on the logits stays in the hardware (refined grid, noted)."""
     r = np.random.default_rng(9)
     x = np.concatenate([r.choice([-1.0, 1.0], size=(120, 20)), -np.ones((1, 20)), np.ones((1, 20))])
     x = x.astype(np.float32)
@@ -247,9 +244,9 @@ def test_float_gemm_bias_stays_a_float_add(tmp_path):
     assert [op.kind for op in net.ops] == ["dense", "threshold"] * 3
     assert all(not np.any(op.arrays["bias"]) and "weight_shift" not in op.attrs for op in net.ops if op.kind == "dense")
     assert not any("refined" in n for n in net.notes)
-    net, _ = compare(float_bias_mlp(tail="logits"), x, input_type=t)
-    conv = net.meta["output_conversion"]
-    assert conv["steps"][0]["op"] == "add" and conv["onnx_input"] == "" and net.ops[-1].kind == "dense"
+    net = import_qonnx(float_bias_mlp(tail="logits"), "wild", input_type=t)
+    assert "output_conversion" not in net.meta and net.ops[-1].kind == "dense"
+    assert net.ops[-1].attrs.get("weight_shift", 0) > 0 and sum("refined" in n for n in net.notes) == 1
 
 
 def test_netfile_cli_predict_and_info(tmp_path):

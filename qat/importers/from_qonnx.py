@@ -663,8 +663,8 @@ class QONNXImporter:
         if bias is None:
             b_acc = np.zeros(cout, dtype=np.int64)
         elif isinstance(bias, np.ndarray) and self._float_bias_stays_float(node, bias, acc_scale, cout):
-            # a float bias that float steps carry to thresholds or to the output conversion: a float32 add
-            # there, as ONNX computes it (the accumulator here is the sum without it)
+            # a float bias that float steps carry to a quantizer: a float32 add inside its thresholds, as
+            # ONNX computes it (the accumulator here is the sum without it)
             b32 = bias.astype(np.float32).reshape(-1)
             op = Op(self.label(node, kind), kind, [src.name], (), None,
                     dict(attrs, weight_bits=2 if isinstance(wq.type, BinaryType) else int(wq.type.bits)),
@@ -730,9 +730,11 @@ class QONNXImporter:
     def _float_bias_stays_float(self, node, bias: np.ndarray, acc_scale: np.ndarray, cout: int) -> bool:
         """A float (unquantized) layer bias stays a float32 add when it is not exactly on the accumulator
         grid and the layer's output reaches, through float elementwise ops only (BatchNormalization, Relu,
-        Add/Sub/Mul/Div by a float constant), a quantizer of at most MAX_THRESHOLD_LEVELS steps (exact
-        per-channel thresholds) or the graph output (the output conversion); otherwise (e.g. a wide
-        quantizer, a shape op first) it is rounded onto a refined accumulator grid."""
+        Add/Sub/Mul/Div by a float constant), a sign (BipolarQuant), or a quantizer of at most
+        MAX_THRESHOLD_LEVELS steps after a BatchNorm or a constant (which make it thresholds anyway): the add
+        is then part of exact per-channel thresholds.  Otherwise (the graph output: the hardware's logits
+        keep their bias; ReLU + quantizer: a requantizer is cheaper than thresholds; a shape op first) it is
+        rounded onto a refined accumulator grid."""
         bf = bias.astype(np.float64).reshape(-1)
         if bf.size != cout:
             raise QONNXImportError(f"{self.where(node)}: bias has {bf.size} values for {cout} channels")
@@ -740,7 +742,7 @@ class QONNXImporter:
         if np.array_equal(np.round(bf / step) * step, bf):
             return False  # exactly on the grid: an integer bias
         outs = {o.name for o in self.graph.output}
-        name = node.output[0]
+        name, float_step = node.output[0], False
         while name not in outs:
             users = [n for n in self.graph.node if name in n.input]
             if len(users) != 1:
@@ -750,14 +752,15 @@ class QONNXImporter:
                 return True
             if u.op_type == "Quant":
                 bits = self.values.get(u.input[3]) if len(u.input) > 3 else None
-                return isinstance(bits, np.ndarray) and bits.size == 1 and \
+                return float_step and isinstance(bits, np.ndarray) and bits.size == 1 and \
                     2.0 ** float(bits.reshape(-1)[0]) <= MAX_THRESHOLD_LEVELS
             consts = [i for i in u.input if i != name and isinstance(self.values.get(i), np.ndarray)]
             if not (u.op_type in ("BatchNormalization", "Relu") or
                     (u.op_type in ARITH and len(u.input) == 2 and len(consts) == 1)):
                 return False
+            float_step = float_step or u.op_type != "Relu"
             name = u.output[0]
-        return True
+        return False
 
     def _per_channel(self, node, wq: QConst, axis: int) -> np.ndarray:
         """(Co,) real step of a weight quantizer whose scale varies along ``axis`` at most."""
