@@ -68,7 +68,7 @@ def run_point(model: str, path: Path, io: str, reuse: int, n: int, fresh: bool) 
         res = subprocess.run(["nice", "-n", "10"] + QRTL + cmd, cwd=ROOT, capture_output=True, text=True)
         if not (out / "report.json").is_file():
             last = ((res.stderr or res.stdout).strip().splitlines() or ["no output"])[-1]
-            if last.startswith("qrtl: error:"):  # a one-line refusal (e.g. a reuse factor the layer cannot take)
+            if last.startswith("qrtl: error:") and ("--reuse" in last or "--io" in last):  # an option refused
                 return {"model": model, "io": io, "reuse": reuse, "skipped": last[len("qrtl: error:"):].strip()}
             return {"model": model, "io": io, "reuse": reuse, "error": f"qrtl synth exit {res.returncode}: {last}"}
         stamp.write_text(key)
