@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from hls.engine.cost import bits_for, graph_luts
 from hls.engine.spanning_tree import spanning_tree
 
 
@@ -141,11 +142,6 @@ def csd_weight(a: np.ndarray) -> np.ndarray:
         n += h & 1
         h = h >> 1
     return n
-
-
-def bits_for(lo: int, hi: int) -> int:
-    """Signed two's-complement bits holding [lo, hi]."""
-    return max(int(hi).bit_length(), (-int(lo) - 1).bit_length() if lo < 0 else 0) + 1
 
 
 TREE_WINDOW = 8  # candidate terms per step of the final trees
@@ -670,8 +666,6 @@ def build(W: np.ndarray, bias: np.ndarray, in_lo: np.ndarray, in_hi: np.ndarray,
     ``W`` (n_out, n_in) integers; ``in_lo``/``in_hi`` (n_in,) input ranges; ``depth_bound``:
     adder levels per row sum (before bias/negation), default minimum + ``slack``;
     ``mst_depths``: spanning-tree depths tried (1 = no decomposition)."""
-    from hls.engine.cost import graph_luts
-
     W = np.asarray(W, dtype=np.int64)
     bias = np.asarray(bias, dtype=np.int64)
     lo = np.asarray(in_lo, dtype=np.int64)

@@ -11,8 +11,15 @@ negation costs its width; adding a constant (a bias) maps to the carry chain alo
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from hls.engine.cmvm import Graph, bits_for
+if TYPE_CHECKING:
+    from hls.engine.cmvm import Graph
+
+
+def bits_for(lo: int, hi: int) -> int:
+    """Signed two's-complement bits holding [lo, hi]."""
+    return max(int(hi).bit_length(), (-int(lo) - 1).bit_length() if lo < 0 else 0) + 1
 
 # fitted by bench/cost_calibration.py (LUT ~ LUT_PER_BIT * adder bits + LUT_OFFSET * adders):
 # 3 layers (16x64, 64x32, 9x8; 118-1649 adders), max error 3.4 % (bench/results/cost_calibration.json)

@@ -47,8 +47,8 @@ from hls.rtl.emitters import EMITTERS, RTLError
 from qat.ir.geometry import op_window
 from qat.ir.types import signed_bits_for
 
-if TYPE_CHECKING:  # annotations only: hls.rtl.verilog imports this module
-    from hls.rtl.verilog import OpModule
+if TYPE_CHECKING:  # annotations only: hls.rtl.op_module imports this module
+    from hls.rtl.op_module import OpModule
 
 BINARY_KINDS = ("bdense", "bconv2d")
 ORDERS = ("plain", "mst", "auto")

@@ -50,8 +50,8 @@ from qat.ir.network import Network
 from qat.ir.schedule import MAC_KINDS, parse_reuse
 from qat.ir.types import BinaryType, MinifloatType, signed_bits_for
 
-if TYPE_CHECKING:  # annotations only: hls.rtl.verilog imports this module
-    from hls.rtl.verilog import OpModule
+if TYPE_CHECKING:  # annotations only: hls.rtl.op_module imports this module
+    from hls.rtl.op_module import OpModule
 
 FOLDABLE = MAC_KINDS  # dense, conv1d, conv2d
 VARIANT = "folded"

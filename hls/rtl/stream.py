@@ -42,6 +42,7 @@ from qat.ir.network import Network, Op
 from qat.ir.types import BinaryType, MinifloatType, signed_bits_for
 
 from hls.rtl.emitters import RTLError
+from hls.rtl.op_module import Design, OpModule, TensorInfo, _identifiers, _layout, _op_module, _signed_bus
 from hls.rtl.text import GENERATOR, ModuleText, Sig, const
 
 WINDOW_KINDS = ("conv1d", "conv2d", "bconv2d", "maxpool", "avgpool")
@@ -372,7 +373,6 @@ def point_module(name: str, st: Stage, in_w: int, out_w: int) -> str:
 
 def flatdense_module(name: str, st: Stage, in_info, out_info, x_lo, x_hi) -> str:
     """Flatten + dense: per pixel p, acc[o] += sum_c x[c] * W[p*C + c, o]; one output beat."""
-    from hls.rtl.verilog import OpModule
 
     op = st.op
     p_n, c = st.info["p"], st.in_c
@@ -505,7 +505,6 @@ def check_stream_options(net: Network, weights: str, pipeline: str, bnn_order: s
 
 def generate_stream(net: Network, top: str, pipeline: str, weights: str, bnn_order: str):
     """The streaming design of ``net`` (a chain with a spatial input), as hls.rtl.verilog.Design."""
-    from hls.rtl.verilog import Design, TensorInfo, _identifiers, _layout, _op_module, _signed_bus
 
     check_stream_options(net, weights, pipeline, bnn_order)
     stages, first, last = plan(net, net.ops)

@@ -47,7 +47,7 @@ def _payload(state: dict, widths: dict[str, int]) -> bytes:
 
 def ref_of(path: str, input_shape: tuple[int, ...] | None):
     from qat.importers.convert import load_torch_module
-    from qat.search.frameworks import ModelRef
+    from qat.search.model_ref import ModelRef
 
     if not input_shape:
         raise SearchError(f"{path}: a Brevitas module needs --input-shape (one input without the batch axis)")
@@ -241,7 +241,7 @@ def write_best(ref, out_dir) -> list[str]:
         '"""The fine-tuned module chosen by qrtl search: best_model.py:' + ref.name + ' at the searched widths."""\n'
         "from pathlib import Path\n\n\ndef best():\n"
         "    from qat.search.brevitas_model import from_ref\n"
-        "    from qat.search.frameworks import ModelRef\n\n"
+        "    from qat.search.model_ref import ModelRef\n\n"
         "    here = Path(__file__).resolve().parent\n"
         f"    return from_ref(ModelRef('brevitas', (here / 'best_state_dict.pt').read_bytes(),\n"
         f"                             (here / 'best_model.py').read_text(), {ref.name!r}, {tuple(ref.input_shape)!r}))\n")
