@@ -89,7 +89,7 @@ def compile_csim(project_dir: str | Path, top: str, opt: str = "-O1") -> tuple[P
         digest.update(f.name.encode() + b"\0" + f.read_bytes())
     if exe.is_file() and stamp.is_file() and stamp.read_text().strip() == digest.hexdigest():
         return exe, 0.0  # same sources: reuse the binary
-    cmd = [cxx, "-std=c++14", opt, "-w", f"-I{ap_include_dir()}", f"-I{d / 'firmware'}", str(d / "tb.cpp"),
+    cmd = [cxx, "-std=c++14", opt, "-w", f"-I{ap_include_dir()}", "-iquote", str(d / 'firmware'), str(d / "tb.cpp"),
            str(d / "firmware" / f"{top}.cpp"), "-o", str(exe)]
     t0 = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True)

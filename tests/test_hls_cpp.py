@@ -141,7 +141,8 @@ def net_conv1d(rng) -> Network:
 def net_binary(rng) -> Network:
     """bconv2d / bdense with thresholds (both directions, constant outputs) and without, binary maxpool,
     reshape and concat, a dense on +-1 integers, a clip of a popcount."""
-    b = NB("binary_net", [Input("bits", (6, 6, 3), BinaryType())])
+    # named like a system header (<sched.h>): the generated sched.h must not shadow it in C-sim
+    b = NB("sched", [Input("bits", (6, 6, 3), BinaryType())])
     co = 6
     n = 3 * 3 * 3
     thr = rng.integers(-n, n + 1, size=co)
