@@ -4,7 +4,6 @@ latency bound, the report and the bad-input messages."""
 from __future__ import annotations
 
 import math
-import shutil
 import subprocess
 
 import numpy as np
@@ -156,7 +155,6 @@ def test_bad_input_one_line():
     assert "bnn" not in generate(cnn2d(), bnn_order="auto").manifest
 
 
-@pytest.mark.skipif(shutil.which("verilator", path=tool_env()["PATH"]) is None, reason="verilator not installed")
 @pytest.mark.parametrize("depth,pipeline", [(1, "layer"), (4, "depth:1")])
 def test_lint_clean(net, tmp_path, depth, pipeline):
     d = generate(net, pipeline=pipeline, bnn_order="mst", mst_depth=depth)
