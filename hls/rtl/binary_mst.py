@@ -157,20 +157,22 @@ def evaluate(plan: Plan, wbits: np.ndarray, xbits: np.ndarray) -> dict[int, np.n
 
 # ---- the emitter ----------------------------------------------------------------------------
 
-def _threshold(op, o: int, n: int):
-    """(cmp, p) as the plain emitter: P >= p / P <= p, or a constant '1'b1'/'1'b0', or None (raw)."""
+def popcount_threshold(op, o: int, n: int):
+    """Output channel ``o`` of a binary layer with fused thresholds, over ``n`` XNOR bits with popcount P:
+    (cmp, p) for P >= p / P <= p, a constant '1'b1'/'1'b0', or None (no thresholds: raw 2P - n).
+    One rule for the plain and the MST emitters."""
     if "threshold" not in op.arrays:
         return None
     t = int(op.arrays["threshold"][o])
     d = int(op.arrays["direction"][o])
-    if d > 0:
+    if d > 0:  # 2pc - n >= t  <=>  pc >= ceil((t+n)/2)
         p = -((-(t + n)) // 2)
         if p <= 0:
             return "1'b1"
         if p > n:
             return "1'b0"
         return (">=", p)
-    p = (t + n) // 2
+    p = (t + n) // 2  # 2pc - n <= t  <=>  pc <= floor((t+n)/2)
     if p >= n:
         return "1'b1"
     if p < 0:
@@ -181,7 +183,7 @@ def _threshold(op, o: int, n: int):
 def active_channels(op) -> list[int]:
     wm = op.arrays["weight"]
     n = int(np.prod(wm.shape[:-1]))
-    return [o for o in range(wm.shape[-1]) if not isinstance(_threshold(op, o, n), str)]
+    return [o for o in range(wm.shape[-1]) if not isinstance(popcount_threshold(op, o, n), str)]
 
 
 class _Builder:
@@ -279,7 +281,7 @@ class _Builder:
         plan, n, m = self.plan, self.plan.n, self.m
         outs = []
         for o in range(cout):
-            th = _threshold(op, o, n)
+            th = popcount_threshold(op, o, n)
             if isinstance(th, str):
                 outs.append(th)
                 continue

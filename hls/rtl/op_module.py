@@ -20,6 +20,7 @@ from qat.ir.types import BinaryType, MinifloatType, TensorType, is_po2, log2_exa
 
 from hls.rtl import minifloat as vmf
 from hls.rtl.minifloat_code import MinifloatCodeError, encode_one
+from hls.rtl.binary_mst import popcount_threshold
 from hls.rtl.reconfig import ParamBlock
 from hls.rtl.emitters import EMITTERS, RTLError
 from hls.rtl.text import GENERATOR, ModuleText, Sig, const
@@ -328,24 +329,10 @@ class OpModule:
 
     def _popcount_out(self, o: int, bits: list[str]) -> object:
         n = len(bits)
-        cmp = None
-        if "threshold" in self.op.arrays:
-            t = int(self.op.arrays["threshold"][o])
-            d = int(self.op.arrays["direction"][o])
-            if d > 0:  # 2pc - n >= t  <=>  pc >= ceil((t+n)/2)
-                p = -((-(t + n)) // 2)
-                if p <= 0:
-                    return "1'b1"
-                if p > n:
-                    return "1'b0"
-                cmp = ">="
-            else:  # 2pc - n <= t  <=>  pc <= floor((t+n)/2)
-                p = (t + n) // 2
-                if p >= n:
-                    return "1'b1"
-                if p < 0:
-                    return "1'b0"
-                cmp = "<="
+        th = popcount_threshold(self.op, o, n)
+        if isinstance(th, str):
+            return th
+        cmp, p = th if th else (None, 0)
         # the popcount is built only when the output depends on it (no unused adder trees)
         leaves = [self.m.wire("b", 2, 0, 1, f"{{1'b0, {b}}}") for b in bits]
         pc = self.m.tree(leaves)
