@@ -21,7 +21,7 @@ def run_study(name: str, model: str, data: Path, widths: list[int], price: str, 
     uniform baselines with the same recipe; write bench/results/search_<name>.json/.md."""
     from qat.search import jobs as J
     from qat.search.cache import JobCache, content_key
-    from qat.search.model_ref import ModelRef, ref_of
+    from qat.search.frameworks import ModelRef, ref_of
     from qat.search.run import SEARCH_VERSION, SearchOptions, _data_key, load_data, search
     from qat.search.runner import Job, Runner
 

@@ -165,7 +165,7 @@ def test_infeasible_budget_and_unreachable_address_are_one_line(tiny, first_run,
 def test_brevitas_layers_are_requantized_priced_and_written(tmp_path):
     from qat.search import brevitas_model as bm
     from qat.search import jobs as J
-    from qat.search.model_ref import ModelRef, materialize, ref_of
+    from qat.search.frameworks import ModelRef, materialize, ref_of
 
     (tmp_path / "model.py").write_text("from qat.recipes import brevitas_recipes as br\n\n\n"
                                        "def net():\n    return br.mlp(8, (4,), 3, 'int4', seed=0)\n")

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from qat.search.model_ref import ModelRef, materialize, module
+from qat.search.frameworks import ModelRef, materialize, module
 
 
 def base(ref: ModelRef, data: dict[str, np.ndarray]) -> dict[str, Any]:

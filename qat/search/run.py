@@ -13,7 +13,7 @@ import numpy as np
 from qat.search import jobs as J
 from qat.search.cache import JobCache, content_key
 from qat.search.errors import SearchError
-from qat.search.model_ref import ModelRef, module, ref_of
+from qat.search.frameworks import ModelRef, module, ref_of
 from qat.search.ilp import allocate
 from qat.search.runner import Job, Runner
 
