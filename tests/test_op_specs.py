@@ -70,6 +70,21 @@ def test_bconv2d_padding_must_be_valid():
         analyze(Network("n", [x], [op], ["b"]))
 
 
+def test_maxpool_padding_must_be_smaller_than_the_pool():
+    """Found by the fuzzer: pad >= pool makes windows of padding alone, which have no maximum (the golden
+    model returned the pad value, the C++ 0, the RTL crashed).  Such a pool is refused by name."""
+    x = Input("x", (2, 1, 5), IntType(5, False))
+
+    def net(pad, pool):
+        op = Op("mp", "maxpool", ["x"], (3, 1, 5), IntType(5, False),
+                {"pool": pool, "strides": [1, 2], "dims": 2, "padding": pad})
+        return Network("n", [x], [op], ["mp"])
+
+    with pytest.raises(NetworkError, match=r"'mp'.*padding \[1, 0\] on spatial axis 1 must be smaller than the pool size 1"):
+        analyze(net([[1, 1], [1, 0]], [2, 1]))
+    analyze(net([[1, 1], [0, 0]], [2, 1]))  # pad < pool on both axes: accepted
+
+
 # ---- a new op kind, defined only here -----------------------------------------
 
 def _abs_golden(op, xs, types):

@@ -638,9 +638,12 @@ class OpModule:
             return self._argmax_tree(rows, lambda a, b: vmf.code_ge(a.name, b.name, a.width),
                                      lambda a, b, sel: self.m.wire("av", a.width, 0, 0, f"{sel} ? {a.name} : {b.name}"))
         scale = np.broadcast_to(np.asarray(t.type.scale), (c,))
-        if not is_po2(scale):
+        if len(set(scale.tolist())) == 1:  # one scale (any value): compare the integers as they are
+            shifts = np.zeros(c, dtype=int)
+        elif not is_po2(scale):
             raise RTLError(f"{self.op.where()}: argmax over non-power-of-two per-channel scales has no RTL")
-        shifts = log2_exact(scale) - int(log2_exact(scale).min())
+        else:
+            shifts = log2_exact(scale) - int(log2_exact(scale).min())
 
         def ext(a: Sig, b: Sig) -> tuple[str, str, int]:
             w = max(a.width, b.width)

@@ -17,6 +17,8 @@ outputs every tensor), then to that op alone fed with the exact intermediate val
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
+import fcntl
 import hashlib
 import shutil
 import subprocess
@@ -54,16 +56,36 @@ def run_csim_rows(net: Network, x: np.ndarray) -> np.ndarray:
 
     proj = generate(net)
     d = csim_cache() / _digest(proj.files)
-    proj.write(d)
-    run_csim(net, d, [x])
-    rows = [[int(t) for t in ln.split()] for ln in (d / "tb_output.txt").read_text().splitlines()]
-    try:
+    with _locked(d):  # campaigns in parallel share the build cache; the vectors and outputs are per run
+        proj.write(d)
+        run_csim(net, d, [x])
+        rows = [[int(t) for t in ln.split()] for ln in (d / "tb_output.txt").read_text().splitlines()]
+    try:  # keep the newest 200 builds; an entry another process holds (locked) is left alone
         entries = sorted((p for p in csim_cache().iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
         for p in entries[:-200]:
-            shutil.rmtree(p, ignore_errors=True)
+            with _locked(p, wait=False) as got:
+                if got:
+                    shutil.rmtree(p, ignore_errors=True)
     except OSError:
         pass
     return np.array(rows, dtype=object).reshape(len(x), -1)
+
+
+@contextlib.contextmanager
+def _locked(d: Path, wait: bool = True):
+    """An exclusive lock on the build directory ``d`` (a sibling ``d.lock`` file); yields whether it was
+    taken (always, when ``wait``)."""
+    d.parent.mkdir(parents=True, exist_ok=True)
+    with open(d.parent / f"{d.name}.lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def lint(design) -> str:

@@ -148,14 +148,15 @@ class SubNet:
             return tuple(self.rng.choice(np.array(pool), size=c))
         return (self.draw(st.sampled_from(SCALES)),)
 
-    def padding(self, dims: int, kernel: tuple[int, int], allow_explicit: bool = True):
+    def padding(self, dims: int, kernel: tuple[int, int], allow_explicit: bool = True, pads_only: bool = True):
+        """``pads_only``: a window may cover padding alone (convolutions); maxpool needs pad < pool."""
         opts = ["valid", "same"] + (["explicit"] if allow_explicit else [])
         p = self.draw(st.sampled_from(opts))
         self.feat.add(f"pad_{p}")
         if p != "explicit":
             return p
-        pairs = [[self.draw(st.integers(0, kernel[a] - 1 if kernel[a] > 1 else 1)),
-                  self.draw(st.integers(0, kernel[a] - 1 if kernel[a] > 1 else 1))] for a in range(2 - dims, 2)]
+        top = [kernel[a] - 1 if kernel[a] > 1 or not pads_only else 1 for a in range(2)]
+        pairs = [[self.draw(st.integers(0, top[a])), self.draw(st.integers(0, top[a]))] for a in range(2 - dims, 2)]
         return pairs
 
 
@@ -255,7 +256,7 @@ def _pool(s: SubNet, kind: str):
     pool = [s.draw(st.integers(1, 3)) for _ in range(dims)]
     strides = [s.draw(st.integers(1, 2)) for _ in range(dims)]
     if kind == "maxpool":
-        pad = s.padding(dims, (pool[0] if dims == 2 else 1, pool[-1]))
+        pad = s.padding(dims, (pool[0] if dims == 2 else 1, pool[-1]), pads_only=False)
         t = s.types[src] if not isinstance(s.types[src], IntType) or s.draw(st.booleans()) else None
     else:
         pad, t = "valid", None

@@ -64,6 +64,13 @@ def check(op: Op, types: list[TensorType], shapes: list[tuple[int, ...]]) -> Non
     if op.kind == "avgpool" and attr(op, "padding") != "valid":
         raise NetworkError(f"{where}: average pooling takes 'valid' windows only")
     check_padding(attr(op, "padding"), where, dims)
+    pad = attr(op, "padding")
+    if op.kind == "maxpool" and isinstance(pad, (list, tuple)):
+        _, pool, _ = pool_geometry(op)
+        for axis, (k, pair) in enumerate(zip(pool[2 - dims:], pad)):
+            if max(pair) >= k:  # a window of pads only would have no maximum (PyTorch allows pad <= pool/2)
+                raise NetworkError(f"{where}: padding {list(pair)} on spatial axis {axis} must be smaller than "
+                                   f"the pool size {k}")
 
 
 def max_can_be_zero(op: Op, b: Bounds, ins: list[Bounds], in_types: list[TensorType]) -> bool:
