@@ -8,7 +8,6 @@ modules needs the off-detector decoder and is not measured here.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -17,25 +16,18 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.models import econ_data  # noqa: E402
-from bench.search_study import ROOT, run_study  # noqa: E402
+from bench.search_study import ROOT, study_main  # noqa: E402
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--price", choices=("fast", "yosys"), default="fast")
-    ap.add_argument("--workers", type=int)
-    ap.add_argument("--epochs", type=int, default=2)
-    a = ap.parse_args()
+def make_data(model: Path) -> dict[str, np.ndarray]:
+    """4000 synthetic 8x8 showers (seed 11), labelled with the shipped encoder's latent code: 3000 to
+    train, 1000 to test."""
     from qat.search import qkeras_model as qm
 
-    model = ROOT / "models" / "econt_encoder.h5"
-    data = ROOT / "build" / "search_econ" / "data.npz"
-    data.parent.mkdir(parents=True, exist_ok=True)
     x = econ_data(4000, seed=11).reshape(-1, 8, 8, 1).astype(np.float32)
     y = qm.outputs(qm.load(str(model)), x).astype(np.float32)  # the shipped encoder's latent code
-    np.savez(data, x_train=x[:3000], y_train=y[:3000], x_test=x[3000:], y_test=y[3000:])
-    run_study("econ", str(model), data, [3, 4, 5, 6, 8], a.price, a.epochs, a.workers)
+    return {"x_train": x[:3000], "y_train": y[:3000], "x_test": x[3000:], "y_test": y[3000:]}
 
 
 if __name__ == "__main__":
-    main()
+    study_main("econ", ROOT / "models" / "econt_encoder.h5", make_data, __doc__)

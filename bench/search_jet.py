@@ -5,7 +5,6 @@
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -14,21 +13,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.models import jet_data  # noqa: E402
-from bench.search_study import ROOT, run_study  # noqa: E402
+from bench.search_study import ROOT, study_main  # noqa: E402
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--price", choices=("fast", "yosys"), default="fast")
-    ap.add_argument("--workers", type=int)
-    ap.add_argument("--epochs", type=int, default=2)
-    a = ap.parse_args()
-    data = ROOT / "build" / "search_jet" / "data.npz"
-    data.parent.mkdir(parents=True, exist_ok=True)
+def make_data(model: Path) -> dict[str, np.ndarray]:
+    """6000 synthetic jets (seed 7): 4000 to train, 2000 to test."""
     x, y = jet_data(6000, seed=7)
-    np.savez(data, x_train=x[:4000], y_train=y[:4000], x_test=x[4000:], y_test=y[4000:])
-    run_study("jet", str(ROOT / "models" / "jet_tagger.h5"), data, [3, 4, 5, 6, 8], a.price, a.epochs, a.workers)
+    return {"x_train": x[:4000], "y_train": y[:4000], "x_test": x[4000:], "y_test": y[4000:]}
 
 
 if __name__ == "__main__":
-    main()
+    study_main("jet", ROOT / "models" / "jet_tagger.h5", make_data, __doc__)

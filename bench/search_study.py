@@ -6,13 +6,31 @@ Used by bench/search_jet.py and bench/search_econ.py; results in bench/results/s
 """
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent
+WIDTHS = [3, 4, 5, 6, 8]
+
+
+def study_main(name: str, model: Path, make_data: Callable[[Path], dict[str, np.ndarray]], description: str,
+               argv: list[str] | None = None) -> dict:
+    """Command line of a study script: parse --price/--workers/--epochs, write ``make_data(model)``
+    (x_train, y_train, x_test, y_test) to bench/build/search_<name>/data.npz, then :func:`run_study`."""
+    ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--price", choices=("fast", "yosys"), default="fast", help="layer prices (default fast)")
+    ap.add_argument("--workers", type=int, help="parallel jobs (default: the search's own default)")
+    ap.add_argument("--epochs", type=int, default=2, help="QAT fine-tuning epochs of every row (default 2)")
+    a = ap.parse_args(argv)
+    data = ROOT / "build" / f"search_{name}" / "data.npz"
+    data.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(data, **make_data(model))
+    return run_study(name, str(model), data, WIDTHS, a.price, a.epochs, a.workers)
 
 
 def run_study(name: str, model: str, data: Path, widths: list[int], price: str, epochs: int, workers: int | None,
