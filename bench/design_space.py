@@ -28,6 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.run_meta import git_commit  # noqa: E402
+
 OUT = ROOT / "bench" / "results"
 WORK = ROOT / "bench" / "build" / "design_space"
 QRTL = [sys.executable, "-m", "qrtl.cli"]
@@ -179,8 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[design-space] {json.dumps(rows[-1])}", flush=True)
     OUT.mkdir(parents=True, exist_ok=True)
     meta = {"command": "make bench-space (bench/design_space.py " + " ".join(argv or sys.argv[1:]) + ")",
-            "git": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                  text=True).stdout.strip(),
+            "git": git_commit(),
             "machine": f"{platform.machine()}, {platform.python_version()}", "board": "pynq-z2 (xc7z020)",
             "fmax": "boards.yosys_report.timing: 0.6 ns per LUT level + 0.15 ns per carry on the longest path"}
     (OUT / "design_space.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1, sort_keys=True) + "\n")
