@@ -36,18 +36,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.run_meta import git_commit  # noqa: E402
+
 OUT = ROOT / "bench" / "results"
 WORK = ROOT / "bench" / "build" / "folding"
 MODEL = ROOT / "bench" / "models" / "jet_tagger.h5"
 TARGET = 0.35  # issue #12: the jet tagger with --reuse 4 at <= 0.35x the unrolled LUTs
-
-
-def _git() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def _cached(files: dict[str, str], work: Path, run) -> dict:
@@ -206,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         r["lut_ratio"] = round(r["LUT"] / base["LUT"], 3) if base else None
     cands = [] if args.no_candidates else candidates(net, [v for v in rs if v <= 6])
     result = {"model": "bench/models/jet_tagger.h5 (16-64-32-32-5, 16-bit inputs, 6-bit weights/activations)",
-              "board": "pynq-z2 (xc7z020, synth_xilinx -family xc7)", "git": _git(), "python": platform.python_version(),
+              "board": "pynq-z2 (xc7z020, synth_xilinx -family xc7)", "git": git_commit(), "python": platform.python_version(),
               "runs": runs, "candidates": cands, "target_lut_ratio_at_reuse_4": TARGET,
               "total_seconds": round(time.perf_counter() - t_all, 1)}
     OUT.mkdir(parents=True, exist_ok=True)

@@ -18,9 +18,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,29 +27,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.run_meta import load_averages, run_meta  # noqa: E402
+
 OUT = ROOT / "bench" / "results"
 WORK = ROOT / "bench" / "build" / "streaming"
 PYNQ_LUTS = 53200
 LUTRAM = {"RAM32M": 4, "RAM64M": 4, "RAM32M16": 8, "RAM64M8": 8, "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4,
           "RAM256X1D": 8}
-
-
-def _git() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def _dirty() -> list[str]:
-    """Tracked files with uncommitted changes (the generator the figures came from)."""
-    try:
-        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
-                             text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return []
-    return sorted(line[3:] for line in out.splitlines() if line.strip())
 
 
 def lutram_luts(cells: dict[str, int]) -> tuple[int, int]:
@@ -201,10 +182,11 @@ def main() -> int:
         rows += [r for r in json.loads((OUT / "streaming.json").read_text())["rows"] if r["model"] not in done]
         rows.sort(key=lambda r: (list(loaders).index(r["model"]), r["io"] != "stream"))
     info = json.loads((ROOT / "bench" / "models" / "mnist_cnn.json").read_text())
+    meta = run_meta(untracked=False)  # tracked files with uncommitted changes: the generator the figures came from
     doc = {"rows": rows, "mnist_cnn_keras_accuracy": info["test_accuracy"], "board": "pynq-z2 (xc7z020)",
-           "lut_budget": PYNQ_LUTS, "commit": _git(), "uncommitted": _dirty(), "cpus": os.cpu_count(), "python": platform.python_version(),
-           "load_average": [round(v, 2) for v in os.getloadavg()], "total_seconds": round(time.perf_counter() - t0, 1),
-           "date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+           "lut_budget": PYNQ_LUTS, "commit": meta["git_commit"], "uncommitted": meta["git_dirty_paths"],
+           "cpus": meta["cpus"], "python": meta["python"], "load_average": load_averages(),
+           "total_seconds": round(time.perf_counter() - t0, 1), "date_utc": meta["date_utc"] + " UTC"}
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "streaming.json").write_text(json.dumps(doc, indent=1) + "\n")
     mn = next((r for r in rows if r["model"] == "mnist_cnn"), None)
