@@ -22,14 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -43,6 +41,7 @@ sys.path.insert(0, str(BENCH))
 import numpy as np  # noqa: E402
 
 import models as M  # noqa: E402
+from bench.run_meta import cmd_out, load_average, run_meta  # noqa: E402
 from export import NotExpressible, export_for_da4ml  # noqa: E402
 
 BUILD = BENCH / "build"
@@ -63,7 +62,7 @@ LOADS: list[float] = []
 
 def load() -> float:
     """1-minute load average: the timings below are wall-clock times on a machine that may be shared."""
-    v = round(os.getloadavg()[0], 2)
+    v = load_average()
     LOADS.append(v)
     return v
 
@@ -74,32 +73,21 @@ def rnd(x, n=3):
 
 # ---- environment ----------------------------------------------------------------------------------
 
-def _cmd_out(cmd: list[str], strip: bool = True) -> str:
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout
-        return out.strip() if strip else out
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
 def environment() -> dict:
+    """bench.run_meta.run_meta (uncommitted paths outside bench/) plus the tool versions."""
     import hls4ml
     import qkeras
     import tensorflow as tf
 
     from rtl_sim.cosim import tool_env
 
-    env = tool_env()
-    ver = _cmd_out(["bash", "-c", f"PATH='{env['PATH']}' verilator --version"])
+    gxx = cmd_out(["g++", "--version"])
     return {
-        "date_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
-        "git_commit": _cmd_out(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]),
-        "git_dirty_paths": [ln[3:] for ln in _cmd_out(["git", "-C", str(ROOT), "status", "--porcelain"], False).splitlines()
-                            if not ln[3:].startswith("bench/")],
-        "python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine(),
+        **run_meta(exclude_prefix="bench/"),
         "tensorflow": tf.__version__, "qkeras": getattr(qkeras, "__version__", "?"), "hls4ml": hls4ml.__version__,
-        "numpy": np.__version__, "yosys": _cmd_out(["yosys", "-V"]), "verilator": ver,
-        "gxx": _cmd_out(["g++", "--version"]).splitlines()[0] if _cmd_out(["g++", "--version"]) else "",
+        "numpy": np.__version__, "yosys": cmd_out(["yosys", "-V"]),
+        "verilator": cmd_out(["verilator", "--version"], env=tool_env()),
+        "gxx": gxx.splitlines()[0] if gxx else "",
     }
 
 

@@ -27,12 +27,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -43,6 +40,8 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 import numpy as np  # noqa: E402
+
+from bench.run_meta import cmd_out, load_average, run_meta  # noqa: E402
 
 VARIANTS = ("int8", "int4", "dyadic_int4", "fp8_e4m3", "fp4_e2m1")
 HIDDEN = (32,)
@@ -344,27 +343,16 @@ def write_results(out: Path, results: list[dict], config: dict) -> list[str]:
     return front
 
 
-def _cmd(cmd: list[str]) -> str:
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout.rstrip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
 def environment() -> dict:
+    """bench.run_meta.run_meta (uncommitted paths outside bench/digits) plus the tool versions."""
     import brevitas
     import torch
 
     from rtl_sim.cosim import tool_env
 
-    env = tool_env()
-    dirty = _cmd(["git", "-C", str(ROOT), "status", "--porcelain"]).splitlines()
-    return {"date_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
-            "git_commit": _cmd(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]),
-            "git_dirty_paths": sorted(ln[3:] for ln in dirty if ln[3:] and not ln[3:].startswith("bench/digits")),
-            "python": platform.python_version(), "cpus": os.cpu_count(), "torch": torch.__version__,
-            "brevitas": brevitas.__version__, "numpy": np.__version__, "yosys": _cmd(["yosys", "-V"]),
-            "verilator": _cmd(["bash", "-c", f"PATH='{env['PATH']}' verilator --version"])}
+    return {**run_meta(exclude_prefix="bench/digits"), "torch": torch.__version__, "brevitas": brevitas.__version__,
+            "numpy": np.__version__, "yosys": cmd_out(["yosys", "-V"]),
+            "verilator": cmd_out(["verilator", "--version"], env=tool_env())}
 
 
 def write_timings(out: Path, timings: dict, env: dict, total: float, loads: list[float]) -> None:
@@ -405,13 +393,13 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
     data = R.digits_data()
-    loads = [round(os.getloadavg()[0], 2)]
+    loads = [load_average()]
     recs, timings = {}, {}
     for v in args.variants:
         recs[v] = run_variant(v, work, tuple(args.hidden), args.epochs, args.seed, args.agree, args.cosim_random,
                               synth=False, data=data)
         timings[v] = recs[v]["timings"]
-        loads.append(round(os.getloadavg()[0], 2))
+        loads.append(load_average())
     if not args.no_synth:
         log(f"Yosys synth_xilinx ({BOARD}) of {len(recs)} designs, two at a time")
         with ThreadPoolExecutor(max_workers=2) as pool:
@@ -420,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
                 syn, secs = job.result()
                 recs[v]["result"]["synthesis"] = syn
                 timings[v]["synth_s"] = secs
-                loads.append(round(os.getloadavg()[0], 2))
+                loads.append(load_average())
                 log(f"{v}: {syn['LUT']} LUT, {syn['FF']} FF, {syn['CARRY']} CARRY4, {syn['DSP']} DSP, depth "
                     f"{syn['logic_depth']}, fmax estimate {syn['fmax_estimate_mhz']} MHz ({secs:.0f} s)")
     config = {"hidden": list(args.hidden), "epochs": args.epochs, "seed": args.seed, "lr": LR, "batch": BATCH,
