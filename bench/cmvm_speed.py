@@ -20,6 +20,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.run_meta import load_average  # noqa: E402
+
 # name: (n_out, n_in, weights, input lo, input hi)
 LAYERS = {
     "288x16 random 12-bit weights, 8-bit signed inputs": (16, 288, "int12", -128, 127),
@@ -47,7 +49,7 @@ def one(name: str) -> dict:
     secs, cpu = time.perf_counter() - t, time.process_time() - c
     return {"layer": name, "seconds": round(secs, 2), "cpu_seconds": round(cpu, 2), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             "adders": adder_bits(g)[1], "lut_estimate": round(graph_luts(g)), "kept": g.note,
-            "load_avg_1min": round(os.getloadavg()[0], 2)}
+            "load_avg_1min": load_average()}
 
 
 def main() -> int:

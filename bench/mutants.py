@@ -30,10 +30,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.run_meta import git_commit  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results" / "mutants.json"
 
 
@@ -221,8 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     survivors = [r["mutant"] for r in rows if r["status"] == "SURVIVED"]
-    commit = subprocess.run(["git", "rev-parse", "--short", args.rev], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
+    commit = git_commit(args.rev)
     report = {"source": "working tree" if args.worktree else f"{args.rev} ({commit})", "mutants": len(rows),
               "killed": len(rows) - len(survivors), "survived": survivors, "baseline": baseline, "results": rows}
     out = Path(args.output)

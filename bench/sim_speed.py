@@ -21,13 +21,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
-import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -38,6 +35,8 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from bench.run_meta import cmd_out, load_average, run_meta  # noqa: E402
+
 BUILD = BENCH / "build" / "sim_speed"
 RESULTS = BENCH / "results"
 MODELS = {"jet_tagger": ROOT / "examples" / "jet_tagger" / "jet_tagger.h5",
@@ -47,10 +46,6 @@ T0 = time.perf_counter()
 
 def log(msg: str) -> None:
     print(f"[{time.perf_counter() - T0:7.1f}s] {msg}", flush=True)
-
-
-def load() -> float:
-    return round(os.getloadavg()[0], 2)
 
 
 def rnd(v, k=3):
@@ -78,7 +73,7 @@ def bench_fast(name: str, net, design, vectors: np.ndarray) -> dict:
     assert fb2.cached
     log(f"{name}: fast harness build {cold:.1f} s cold ({cold_cpu:.1f} s CPU in the compilers), {cached:.3f} s cached")
     r = {"build_seconds_cold": rnd(cold, 2), "build_cpu_seconds_cold": rnd(cold_cpu, 1),
-         "build_seconds_cached": rnd(cached, 3), "load_avg_1min_after_build": load()}
+         "build_seconds_cached": rnd(cached, 3), "load_avg_1min_after_build": load_average()}
     t = time.perf_counter()
     res = fast_sim.run_fast(net, vectors, design)
     total = time.perf_counter() - t
@@ -86,7 +81,7 @@ def bench_fast(name: str, net, design, vectors: np.ndarray) -> dict:
     r.update(vectors=res.vectors, exact_vectors=res.exact_vectors, sim_seconds=rnd(res.sim_seconds),
              inferences_per_second=rnd(res.vectors / res.sim_seconds, 1),
              processes=min(fast_sim._cpus(), max(1, res.vectors // fast_sim.MIN_VECTORS_PER_PROCESS)),
-             run_fast_wall_seconds_incl_golden_and_cached_build=rnd(total), load_avg_1min_after=load())
+             run_fast_wall_seconds_incl_golden_and_cached_build=rnd(total), load_avg_1min_after=load_average())
     log(f"{name}: fast harness {res.describe()}: {r['inferences_per_second']:.0f} inferences/s "
         f"({r['processes']} processes)")
     elems = fast_sim.bus_input_elements(design.manifest, vectors, name)
@@ -112,7 +107,7 @@ def bench_cocotb(name: str, net, design, vectors: np.ndarray) -> dict:
     assert res.ok, res.describe()
     r = {"vectors": res.vectors, "exact_vectors": res.exact_vectors, "build_seconds": rnd(res.build_seconds, 2),
          "sim_seconds": rnd(res.sim_seconds), "inferences_per_second": rnd(res.vectors / res.sim_seconds, 1),
-         "load_avg_1min_after": load()}
+         "load_avg_1min_after": load_average()}
     log(f"{name}: cocotb {r['inferences_per_second']:.0f} inferences/s, build {r['build_seconds']:.1f} s")
     return r
 
@@ -143,7 +138,7 @@ def bench_hls4ml(name: str, path: Path, net, vectors: np.ndarray) -> dict:
     r = {"hls4ml": hls4ml.__version__, "convert_seconds": rnd(t_conv, 2), "compile_seconds": rnd(t_comp, 2),
          "inputs": len(x), "predict_seconds": rnd(t_pred), "inferences_per_second": rnd(len(x) / t_pred, 1),
          "predict_cpu_seconds": rnd(cpu), "inferences_per_cpu_second": rnd(len(x) / cpu, 1),
-         "load_avg_1min_after": load()}
+         "load_avg_1min_after": load_average()}
     log(f"{name}: hls4ml {hls4ml.__version__} C-sim: compile {t_comp:.1f} s, {r['inferences_per_second']:.0f} "
         f"inferences/s, {r['inferences_per_cpu_second']:.0f} per CPU second")
     return r
@@ -223,12 +218,12 @@ def main() -> int:
     from rtl_sim.vectors import random_vectors
 
     BUILD.mkdir(parents=True, exist_ok=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
     from rtl_sim.cosim import tool_env
 
-    ver = subprocess.run(["verilator", "--version"], capture_output=True, text=True, env=tool_env()).stdout.strip()
-    res = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cpus": os.cpu_count(),
-           "machine": platform.machine(), "commit": commit, "verilator": ver, "vectors": args.vectors,
+    meta = run_meta()
+    ver = cmd_out(["verilator", "--version"], env=tool_env())
+    res = {"date": meta["date_utc"] + " UTC", "cpus": meta["cpus"],
+           "machine": meta["machine"], "commit": meta["git_commit"], "verilator": ver, "vectors": args.vectors,
            "cocotb_vectors": args.cocotb_vectors, "models": {}}
     for name in args.models:
         path = MODELS[name]
