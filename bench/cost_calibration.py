@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from hls.engine.cost import adder_bits  # noqa: E402
-from hls.rtl.text import ModuleText, Sig  # noqa: E402
+from hls.rtl.text import ModuleText  # noqa: E402
 
 # (n_in, n_out, weight bits, input bits, input signed, zero fraction, seed)
 LAYERS = [

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 
-from qat.ir.geometry import pad_amounts
 from qat.ir.network import Network
 
 
