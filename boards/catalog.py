@@ -17,10 +17,23 @@ class Board:
     yosys_family: str | None  # synth_xilinx -family; None for the generic ASIC target
     speed_grade: str | None
     clock_mhz: float
+    luts: int | None = None  # the part's LUTs (None: no fixed capacity, e.g. the ASIC target)
+    ffs: int | None = None
+    dsps: int | None = None
+    bram36: int | None = None  # 36 Kb block RAMs
 
     @property
     def is_asic(self) -> bool:
         return self.yosys_family is None
+
+
+def fit_problem(b: Board, estimated_luts: int, what: str) -> str | None:
+    """One line when ``estimated_luts`` (a prediction made before synthesis) exceed the board's LUTs."""
+    if b.luts is None or estimated_luts <= b.luts:
+        return None
+    return (f"{what}: the constant arithmetic alone is estimated at ~{estimated_luts:,} LUTs, over the "
+            f"{b.luts:,} LUTs of {b.name} ({b.part}); fold it (--reuse N, or per layer --reuse fc1=4,...) or stream "
+            f"it (--io stream), or pass --no-fit-check to synthesize anyway")
 
 
 def boards() -> dict[str, Board]:

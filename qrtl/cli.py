@@ -118,6 +118,9 @@ def _parser() -> argparse.ArgumentParser:
     sy.add_argument("--random", type=int, default=1000, metavar="N", help="co-simulation vectors (default 1000)")
     add_design_arguments(sy)
     sy.add_argument("--no-asic", action="store_true", help="skip the ASIC gate count")
+    sy.add_argument("--no-fit-check", action="store_true",
+                    help="synthesize even when the arithmetic estimate exceeds the board's LUTs (by default such a "
+                         "design is refused before co-simulation and synthesis, with a hint to fold or stream it)")
     sy.add_argument("--seed", type=int, default=0)
 
     sub.add_parser("boards", help="list the known boards and parts",
@@ -325,6 +328,13 @@ def cmd_synth(args) -> int:
                           mst_depth=args.mst_depth, reuse=args.reuse, io=args.io)
         design.write(out / "rtl")
         rtl_s = time.perf_counter() - t0
+        from boards.catalog import fit_problem
+        from hls.engine.cost import estimates
+
+        est = sum(e[2] for e in estimates(design.files))
+        problem = None if args.no_fit_check else fit_problem(b, est, net.name)
+        if problem:
+            raise ValueError(problem)
         prog.update(task, advance=1, description=f"co-simulate {args.random} vectors")
         from rtl_sim.vectors import random_vectors
 
@@ -360,7 +370,7 @@ def _print_synth(rep: dict) -> None:
 
     syn = rep["synthesis"]
     t = Table(title=f"{rep['network']} on {rep['board']} ({rep['part']}): latency {rep['latency_cycles']} cycles, "
-                    f"II 1")
+                    f"II {rep.get('initiation_interval', 1)}")
     cols = ("module", "LUT", "FF", "CARRY", "DSP", "BRAM")
     for c in cols:
         t.add_column(c, justify="left" if c == "module" else "right")
@@ -388,7 +398,8 @@ def cmd_boards(args) -> int:
     from boards.catalog import boards
 
     for b in boards().values():
-        print(f"{b.name:8s} {b.part:24s} {b.family:12s} {b.clock_mhz:6.1f} MHz  {b.description}")
+        cap = f"{b.luts:>9,} LUT {b.dsps:>6,} DSP" if b.luts else f"{'-':>13s} {'-':>10s}"
+        print(f"{b.name:8s} {b.part:24s} {b.family:12s} {b.clock_mhz:6.1f} MHz {cap}  {b.description}")
     return 0
 
 

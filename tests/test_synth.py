@@ -112,3 +112,28 @@ def test_cli_synth_qkeras_end_to_end(tmp_path, capsys):
     for sub in ("net/network.json", f"rtl/{top}.v", "rtl/manifest.json", "cosim/job/result.json"):
         assert (out / sub).exists(), sub
     assert "200/200 vectors bit-exact" in printed and "TOTAL" in printed
+
+
+def test_board_overflow_is_refused_before_synthesis(tmp_path, capsys):
+    """A design whose arithmetic estimate exceeds the board's LUTs is refused in one line, before the
+    co-simulation and Yosys start, with the fold/stream hint (issue: streaming and folded hardware)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from rtl_nets import Builder
+
+    from boards.catalog import fit_problem
+    from qat.ir import netfile
+
+    nb = Builder("bigconv", (11, 11, 1), IntType(8, True, (2.0 ** -7,)), 3)
+    nb.add("c", "conv2d", ["x"], attrs={"strides": [1, 1], "padding": "valid"},
+           arrays={"weight": nb.weights((3, 3, 1, 8), -127, 127), "bias": nb.bias(8, 20)})
+    netfile.save(nb.network("c"), tmp_path / "net")
+    out = tmp_path / "synth"
+    assert main(["synth", str(tmp_path / "net"), "--board", "pynq-z2", "-o", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "bigconv" in err[0] and "over the 53,200 LUTs of pynq-z2" in err[0]
+    assert "--reuse" in err[0] and "--io stream" in err[0] and "--no-fit-check" in err[0]
+    assert not (out / "cosim").exists() and not (out / "synth").exists()
+    assert fit_problem(board("kc705"), 77_980, "n") is None  # fits the larger part
+    assert fit_problem(board("asic"), 10 ** 9, "n") is None  # no fixed capacity
