@@ -126,7 +126,8 @@ def round_to_code(m: ModuleText, sign: Sig | None, a: Sig, s: int, rounding: str
     man, eb = t.man_bits, t.exp_bits
     cw = 1 + eb + man
     ab = max(int(a.hi), 0).bit_length()
-    if ab == 0:
+    if ab == 0:  # always zero: the operand (and its sign) are read by nothing
+        m.unused.extend([a.name] + ([sign.name] if sign is not None else []))
         z = m.wire("mz", cw, 0, 0, f"{cw}'d0")
         return Sig(z.name, cw, 0, 0, -1, 0)
     maxe = t.max_exp_field
