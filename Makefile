@@ -141,11 +141,13 @@ mutants: install
 # Whole-chain fuzzing (tests/fuzz/campaign.py, issue #17): N random integer networks (hypothesis, seeded), batched
 # BATCH per g++ compile / Verilator build; golden == HLS C-sim == RTL (compiled harness) bit for bit, Verilator lint,
 # file-format round trip; failures shrink into tests/fuzz/regressions/.  Writes bench/results/fuzz.json (cases,
-# minutes, cases/minute, op coverage).  `make fuzz N=10000 BATCH=60 SEED=1 MINUTES=600`.
+# minutes, cases/minute, op coverage).  `make fuzz N=10000 BATCH=60 SEED=1 JOBS=2 MINUTES=600`: JOBS campaigns side
+# by side (seeds SEED..SEED+JOBS-1, N/JOBS networks each; default one per CPU), one combined report.
 .PHONY: fuzz
 N ?= 1000
 BATCH ?= 40
 SEED ?= 1
+JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 fuzz: install
-	nice $(BIN)/python tests/fuzz/campaign.py --networks $(N) --batch $(BATCH) --seed $(SEED) \
+	nice $(BIN)/python tests/fuzz/campaign.py --networks $(N) --batch $(BATCH) --seed $(SEED) --jobs $(JOBS) \
 	  $(if $(MINUTES),--minutes $(MINUTES)) $(if $(COCOTB_EVERY),--cocotb-every $(COCOTB_EVERY)) --json bench/results/fuzz.json

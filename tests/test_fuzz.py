@@ -3,6 +3,7 @@ golden == HLS C-sim == RTL bit for bit, lint clean, file format round trip; regr
 fuzzer found (tests/fuzz/regressions/) replayed.  Long campaigns: ``make fuzz N=...``."""
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from hypothesis import seed as hyp_seed
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fuzz import check  # noqa: E402
-from fuzz.campaign import check_batch, run  # noqa: E402
+from fuzz.campaign import check_batch, combine, run  # noqa: E402
 from fuzz.netgen import GENERATORS, batches, uncovered_kinds, vectors  # noqa: E402
 from qat.ir import intervals, netfile  # noqa: E402
 from qat.ir.network import Input, Network, Op  # noqa: E402
@@ -75,6 +76,12 @@ def test_short_campaign(tmp_path):
              save=False, log=lambda *a: None)
     assert st["networks"] == 16
     assert st["findings"] == [], st["findings"]
+    # campaigns run side by side (make fuzz JOBS=2) merge into one report: counts add, minutes do not
+    doc = json.loads((tmp_path / "fuzz.json").read_text())
+    two = combine([doc, dict(doc, seed=4, findings=[{"engine": "rtl", "part": 0}], mismatches=1)], "test")
+    assert two["networks"] == 32 and two["ops"] == 2 * doc["ops"] and two["minutes"] == doc["minutes"]
+    assert two["seeds"] == [3, 4] and two["mismatches"] == 1 and two["findings"][0]["seed"] == 4
+    assert two["op_kinds_covered"] == {k: 2 * v for k, v in doc["op_kinds_covered"].items()}
 
 
 def test_checks_can_fail(tmp_path):

@@ -169,6 +169,72 @@ def run(networks: int, batch: int, seed_: int, n_vectors: int = 200, out_json: P
     return stats
 
 
+SUMMED = ("networks", "batches", "ops", "mismatches", "cocotb_batches")
+
+
+def combine(docs: list[dict], command: str) -> dict:
+    """One report from campaigns run side by side (one seed each): counts summed, minutes the longest
+    (they ran at the same time), findings and regressions concatenated with their seed."""
+    out = {k: sum(d[k] for d in docs) for k in SUMMED}
+    mins = max(d["minutes"] for d in docs)
+    cnt = collections.Counter()
+    feats = collections.Counter()
+    for d in docs:
+        cnt.update(d["op_kinds_covered"])
+        feats.update(d["features"])
+    out.update({
+        "command": command, "seeds": [d["seed"] for d in docs], "parallel_campaigns": len(docs),
+        "batch_size": docs[0]["batch_size"], "vectors_per_network": docs[0]["vectors_per_network"],
+        "minutes": mins, "networks_per_minute": round(out["networks"] / mins, 2) if mins else None,
+        "findings": [dict(f, seed=d["seed"]) for d in docs for f in d["findings"]],
+        "regressions": [r for d in docs for r in d["regressions"]],
+        "op_kinds_registered": docs[0]["op_kinds_registered"],
+        "op_kinds_uncovered_by_generator": docs[0]["op_kinds_uncovered_by_generator"],
+        "op_kinds_covered": dict(sorted(cnt.items())),
+        "op_kinds_never_generated": [k for k in docs[0]["op_kinds_registered"] if not cnt.get(k)],
+        "features": dict(sorted(feats.items())),
+        "stopped": [d["stopped"] for d in docs if d["stopped"]] or None,
+    })
+    return out
+
+
+def run_parallel(a) -> int:
+    """``--jobs J``: J campaigns (seeds SEED..SEED+J-1, N/J networks each) as subprocesses, one report."""
+    import subprocess
+    import tempfile
+
+    per = math.ceil(a.networks / a.jobs)
+    with tempfile.TemporaryDirectory(prefix="qrtl-fuzz-jobs-") as td:
+        procs, outs = [], []
+        for k in range(a.jobs):
+            js = Path(td) / f"seed{a.seed + k}.json"
+            cmd = [sys.executable, __file__, "--networks", str(per), "--batch", str(a.batch), "--seed", str(a.seed + k),
+                   "--vectors", str(a.vectors), "--json", str(js), "--cocotb-every", str(a.cocotb_every)]
+            cmd += (["--minutes", str(a.minutes)] if a.minutes is not None else []) + (["--no-shrink"] if a.no_shrink else [])
+            log = open(Path(td) / f"seed{a.seed + k}.log", "w")
+            procs.append((subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log))
+            outs.append(js)
+        t0 = time.time()
+        while any(p.poll() is None for p, _ in procs):  # progress: the per-seed reports as they are written
+            time.sleep(30)
+            done = [json.loads(o.read_text()) for o in outs if o.exists()]
+            print(f"[{(time.time() - t0) / 60:.1f} min] {sum(d['networks'] for d in done)} networks, "
+                  f"{sum(len(d['findings']) for d in done)} findings", flush=True)
+        for _, log in procs:
+            log.close()
+        docs = [json.loads(o.read_text()) for o in outs]
+        for k in range(a.jobs):
+            print(f"--- seed {a.seed + k}: " + (Path(td) / f"seed{a.seed + k}.log").read_text().strip().splitlines()[-1])
+    doc = combine(docs, " ".join(sys.argv))
+    a.json.parent.mkdir(parents=True, exist_ok=True)
+    a.json.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    print(f"fuzz: {doc['networks']} networks ({doc['ops']} ops) in {doc['minutes']:.1f} min on {a.jobs} processes "
+          f"({doc['networks_per_minute']}/min); op kinds covered {len(doc['op_kinds_covered'])}/"
+          f"{len(doc['op_kinds_registered'])}; findings {len(doc['findings'])} ({doc['mismatches']} golden/C-sim/RTL "
+          f"mismatches)")
+    return 1 if doc["findings"] or any(p.returncode not in (0, 1) for p, _ in procs) else 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--networks", type=int, default=1000)
@@ -179,7 +245,17 @@ def main(argv=None) -> int:
     ap.add_argument("--cocotb-every", type=int, default=0, help="also run cocotb on every Nth batch (20 vectors)")
     ap.add_argument("--no-shrink", action="store_true")
     ap.add_argument("--json", type=Path, default=Path("bench/results/fuzz.json"))
+    ap.add_argument("--jobs", type=int, default=1, help="campaigns side by side (seeds SEED, SEED+1, ...), one report")
+    ap.add_argument("--combine", nargs="+", type=Path, metavar="JSON",
+                    help="only merge the reports of campaigns already run side by side into --json")
     a = ap.parse_args(argv)
+    if a.combine:
+        doc = combine([json.loads(p.read_text()) for p in a.combine], " ".join(sys.argv))
+        a.json.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+        print(f"fuzz: {doc['networks']} networks in {doc['minutes']:.1f} min; findings {len(doc['findings'])}")
+        return 0
+    if a.jobs > 1:
+        return run_parallel(a)
     st = run(a.networks, a.batch, a.seed, a.vectors, a.json, a.minutes, not a.no_shrink, True, a.cocotb_every)
     mism = sum(1 for f in st["findings"] if f["engine"] in ("csim", "rtl"))
     print(f"fuzz: {st['networks']} networks ({st['ops']} ops) in {st['minutes']:.1f} min "
