@@ -1,13 +1,14 @@
-"""Streaming RTL (``--io stream``, issue #12): the MNIST CNN and the ECON-T encoder.
+"""Streaming RTL (``--io stream``, issue #12): the MNIST CNNs (QKeras and Brevitas) and the ECON-T encoder.
 
 For each model: RTL generation time, co-simulation of the streamed design with the compiled
-harness (rtl_sim.fast_sim) against the golden model (the MNIST CNN on the 1,000 held-out MNIST
+harness (rtl_sim.fast_sim) against the golden model (the MNIST CNNs on the 1,000 held-out MNIST
 images of bench/mnist_cnn.py, the ECON-T encoder on 1,000 of its synthetic showers), clocks per
 image and latency (the manifest's schedule, checked against the harness's clock count), and
 Yosys ``synth_xilinx`` for the PYNQ-Z2 (xc7z020: 53,200 LUTs).  The ECON-T encoder is also
 synthesized fully unrolled (``--io parallel``) for comparison.  Distributed-RAM cells (the line
 buffers) are counted as LUTs too (RAM32M/RAM64M: 4 LUTs, RAM32X1D/RAM64X1D: 2, RAM128X1D: 4,
-other RAM*X1*: 1).
+other RAM*X1*: 1).  The Brevitas CNN (bench/mnist_cnn_brevitas.py) is imported both from the module and from
+the QONNX file Brevitas exports, each checked golden == Brevitas on all 5,000 images.
 
     make bench-stream        # or: .venv/bin/python bench/streaming.py [--no-unrolled]
 
@@ -99,6 +100,50 @@ def model_mnist():
     return net, quantize_real(net.inputs[0], xb[:1000]), yb[:1000]
 
 
+def _agree(module, net, x) -> dict:
+    """Golden vs Brevitas on ``x`` (qat.importers.from_brevitas.agreement): exact images and outputs."""
+    from qat.importers.from_brevitas import agreement
+
+    a = agreement(module, net, x)
+    return {"images": a["vectors"], "exact_images": a["vectors"] - len(a["mismatch_inputs"]),
+            "outputs": a["outputs"], "equal_outputs": a["equal"], "mismatch_rate": a["mismatch_rate"],
+            "max_diff_steps": a["max_diff_steps"], "argmax_agreement": a["argmax_agreement"]}
+
+
+def model_mnist_brevitas():
+    """The Brevitas MNIST CNN (bench/mnist_cnn_brevitas.py:trained), imported from the module; also exported
+    to a QONNX file by Brevitas and imported from that file: golden == Brevitas on all 5,000 images for
+    both, and both networks' golden outputs identical."""
+    import tempfile
+
+    from brevitas.export import export_qonnx
+    import torch
+    from bench.mnist_cnn_brevitas import INPUT_SHAPE, SPEC, mnist_nchw, trained
+    from qat.importers.convert import convert_model
+    from qat.importers.input_quant import framework_to_network_layout, quantize_real
+    from qat.ir import golden
+    from qat.recipes.brevitas_recipes import evaluate
+
+    m = trained()
+    xa, ya, xb, yb = mnist_nchw()
+    t0 = time.perf_counter()
+    net = convert_model(SPEC, input_shape=INPUT_SHAPE)
+    import_s = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory() as d:
+        onnx_path = Path(d) / "mnist_cnn_brevitas.onnx"
+        with torch.no_grad():
+            export_qonnx(trained(), input_t=torch.zeros((1,) + INPUT_SHAPE), export_path=str(onnx_path))
+        net_q = convert_model(onnx_path)
+    x_all = np.concatenate([xb, xa])
+    raw_all = quantize_real(net.inputs[0], framework_to_network_layout(net, x_all))
+    same = np.array_equal(golden.run(net, raw_all)[net.outputs[0]], golden.run(net_q, raw_all)[net_q.outputs[0]])
+    extra = {"framework": "brevitas", "framework_accuracy": round(evaluate(m, xb, yb), 4),
+             "import_seconds": round(import_s, 1),
+             "golden_vs_brevitas": {"module_import": _agree(m, net, x_all), "qonnx_file_import": _agree(m, net_q, x_all),
+                                    "qonnx_file_golden_identical": bool(same)}}
+    return net, raw_all[:1000], yb[:1000], extra
+
+
 def model_econ():
     from bench.models import test_inputs
     from qat.importers.from_qkeras import convert_file
@@ -111,7 +156,7 @@ def model_econ():
 def run_model(name: str, loader, unrolled: bool) -> dict:
     from hls.rtl.verilog import generate
 
-    net, raw, labels = loader()
+    net, raw, labels, *extra = loader()  # extra: a dict of model facts for the row (optional)
     t0, c0 = time.perf_counter(), time.process_time()
     d = generate(net, io="stream")
     gen_s, gen_cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -119,6 +164,8 @@ def run_model(name: str, loader, unrolled: bool) -> dict:
     res = {"model": name, "io": "stream", "generate_seconds": round(gen_s, 2), "generate_cpu_seconds": round(gen_cpu, 2), "beats_in": st["in_beats"],
            "beat_in_elements": st["in_beat_elements"], "beats_out": st["out_beats"],
            "clocks_per_image": st["clocks_per_image"], "latency": st["latency"]}
+    if extra:
+        res.update(extra[0])
     c = cosim(net, d, raw)
     outs = c.pop("outputs")
     res["cosim"] = c
@@ -168,10 +215,11 @@ def _unrolled_from_make_bench() -> dict | None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--no-unrolled", action="store_true", help="skip the unrolled ECON-T synthesis (~5 min)")
-    ap.add_argument("--models", default="mnist_cnn,econt_encoder")
+    ap.add_argument("--models", default="mnist_cnn,mnist_cnn_brevitas,econt_encoder")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    loaders = {"mnist_cnn": (model_mnist, False), "econt_encoder": (model_econ, not args.no_unrolled)}
+    loaders = {"mnist_cnn": (model_mnist, False), "mnist_cnn_brevitas": (model_mnist_brevitas, False),
+               "econt_encoder": (model_econ, not args.no_unrolled)}
     rows = []
     for name in args.models.split(","):
         loader, unrolled = loaders[name]
@@ -205,6 +253,21 @@ def main() -> int:
                   f"held-out images, RTL argmax accuracy {mn.get('rtl_accuracy')} on the same images; "
                   f"{mn['clocks_per_image']} clocks per image (one input pixel per clock), target <= 1,000; "
                   f"LUTs {mn['synth']['LUT_total']} of {PYNQ_LUTS}.\n")
+    mb = next((r for r in rows if r["model"] == "mnist_cnn_brevitas"), None)
+    if mb:
+        ag = mb["golden_vs_brevitas"]
+        md.append(f"\nBrevitas MNIST CNN (`bench/mnist_cnn_brevitas.py:trained`, state_dict bench/models/"
+                  f"mnist_cnn_brevitas.pt: the recipes' `cnn` with the po2_int6 preset, unsigned 6-bit input "
+                  f"QuantIdentity -> QuantConv2d 16@3x3 pad 1 -> QuantReLU 6-bit -> MaxPool 2 -> QuantConv2d 16@3x3 "
+                  f"pad 1 -> QuantReLU 6-bit -> MaxPool 2 -> Flatten -> QuantLinear 10, 6-bit power-of-two "
+                  f"scales): Brevitas accuracy {mb['framework_accuracy']} on the same 1,000 held-out images, RTL "
+                  f"argmax accuracy {mb.get('rtl_accuracy')}; golden == Brevitas (outputs in output steps) on "
+                  f"{ag['module_import']['exact_images']}/{ag['module_import']['images']} images imported from the "
+                  f"module and {ag['qonnx_file_import']['exact_images']}/{ag['qonnx_file_import']['images']} "
+                  f"imported from Brevitas' QONNX file (golden outputs of the two imports identical: "
+                  f"{ag['qonnx_file_golden_identical']}); {mb['clocks_per_image']} clocks per image (the 30x30 "
+                  f"padded frame: pad pixels take a clock each), target <= 1,000; LUTs {mb['synth']['LUT_total']} "
+                  f"of {PYNQ_LUTS}.\n")
     if not any(r["io"] == "parallel" for r in rows):
         prev = _unrolled_from_make_bench()
         if prev:
