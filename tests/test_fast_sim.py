@@ -149,6 +149,10 @@ def test_build_cache_hit_and_parallel_slices():
     assert np.array_equal(one.outputs, two.outputs)
     exp = np.asarray(golden.run(net, x)[net.outputs[0]]).reshape(len(x), -1)
     assert np.array_equal(one.outputs, exp)
+    # the quick (-O0) build of the fuzzer is its own cache entry and computes the same integers
+    assert fast_sim.build_key(d, quick_build=True) != fast_sim.build_key(d)
+    quick = fast_sim.predict_raw(d, x[:300], quick_build=True)
+    assert np.array_equal(quick.reshape(300, -1), exp[:300])
 
 
 # ---- bad input --------------------------------------------------------------------------------
