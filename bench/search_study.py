@@ -38,7 +38,7 @@ def run_study(name: str, model: str, data: Path, widths: list[int], price: str, 
     """Search at ``ratio`` x the predicted LUTs of uniform 6-bit, then fine-tune and synthesize the
     uniform baselines with the same recipe; write bench/results/search_<name>.json/.md."""
     from qat.search import jobs as J
-    from qat.search.cache import JobCache, content_key
+    from qat.search.cache import JobCache, code_fingerprint, content_key
     from qat.search.frameworks import ModelRef, ref_of
     from qat.search.run import SEARCH_VERSION, SearchOptions, _data_key, load_data, search
     from qat.search.runner import Job, Runner
@@ -49,7 +49,8 @@ def run_study(name: str, model: str, data: Path, widths: list[int], price: str, 
     base = SearchOptions(widths=widths, budget_luts=1e12, price=price, epochs=epochs, workers=workers,
                          cache=cache, verify=False, board=board)
     probe = search(model, str(data), out / "probe", base)  # sensitivities and prices (cached)
-    u6 = next(c for c in probe["configurations"] if c["name"] == "uniform 6-bit")["luts"]
+    # by widths, not by name: a uniform configuration the ILP also chose is listed once, as 'chosen'
+    u6 = next(c for c in probe["configurations"] if set(c["widths"].values()) == {6})["luts"]
     opts = SearchOptions(**{**base.__dict__, "budget_luts": float(np.floor(ratio * u6)), "verify": True})
     rep = search(model, str(data), out / "searched", opts)
     search_s = time.perf_counter() - t0
@@ -73,16 +74,20 @@ def run_study(name: str, model: str, data: Path, widths: list[int], price: str, 
         vs = {}
         for w, j in fts.items():
             bref = ModelRef(ref.framework, r[j.key]["model_bytes"])
-            vs[w] = Job("verify", content_key(SEARCH_VERSION, "verify", bref.key, dk, opts.board, opts.random_vectors,
-                                              True, opts.seed), J.verify,
-                        (bref, d, opts.board, opts.random_vectors, True, opts.seed), f"verify uniform {w}")
+            vs[w] = Job("verify", content_key(SEARCH_VERSION, "verify", code_fingerprint(), bref.key, dk, opts.board,
+                                              opts.random_vectors, True, opts.seed), J.verify,
+                        (bref, d, opts.board, opts.random_vectors, True, opts.seed, str(Path(cache).resolve())),
+                        f"verify uniform {w}")
         v = runner.run(list(vs.values()), "verify uniform baselines")
-    preds = {c["name"]: c["luts"] for c in rep["configurations"]}
+    preds = {tuple(sorted(c["widths"].items())): c["luts"] for c in rep["configurations"]}
     for w in uniform:
         res = v[vs[w].key]
         rows.append({"name": f"uniform {w}-bit", "widths": {n: w for n in layers},
-                     "predicted_luts": preds.get(f"uniform {w}-bit"), "synthesized_luts": res["synthesis"]["total"]["LUT"],
+                     "predicted_luts": preds.get(tuple(sorted((n, w) for n in layers))), "synthesized_luts": res["synthesis"]["total"]["LUT"],
                      "metric": r[fts[w].key]["after"]["metric"], "verified": res["ok"]})
+    for x in rows:
+        x["predicted_over_synthesized"] = (x["predicted_luts"] / x["synthesized_luts"]
+                                           if x["predicted_luts"] and x["synthesized_luts"] else None)
     u6row = next(x for x in rows if x["name"] == "uniform 6-bit")
     s = rows[0]
     summary = {"study": name, "model": model, "price": price, "widths": widths, "epochs": epochs, "rows": rows,
@@ -96,11 +101,14 @@ def run_study(name: str, model: str, data: Path, widths: list[int], price: str, 
     md = [f"# Mixed-precision search: {name}", "",
           f"Model `{model}`, candidate weight widths {widths}, {price} layer prices, {epochs} epoch(s) of QAT "
           f"fine-tuning for every row; LUTs from Yosys synth_xilinx of the whole network.", "",
-          "| configuration | widths | predicted LUTs | synthesized LUTs | metric | verified |", "|---|---|---|---|---|---|"]
+          "| configuration | widths | predicted LUTs | synthesized LUTs | predicted / synthesized | metric | verified |",
+          "|---|---|---|---|---|---|---|"]
     for x in rows:
         md.append(f"| {x['name']} | {'-'.join(str(x['widths'][n]) for n in layers)} | "
                   f"{x['predicted_luts'] if x['predicted_luts'] is None else round(x['predicted_luts'])} | "
-                  f"{x['synthesized_luts']} | {x['metric']:.4f} | {x['verified']} |")
+                  f"{x['synthesized_luts']} | "
+                  f"{'-' if x['predicted_over_synthesized'] is None else format(x['predicted_over_synthesized'], '.3f')} | "
+                  f"{x['metric']:.4f} | {x['verified']} |")
     md += ["", f"searched / uniform 6-bit synthesized LUTs: {summary['searched_over_uniform6_synth_luts']:.3f}; "
                f"metric difference {summary['metric_delta_vs_uniform6']:+.4f}; predicted / synthesized "
                f"{summary['predicted_over_synthesized']:.3f}", ""]

@@ -31,7 +31,8 @@ def add_parser(sub) -> None:
                     "(the loss increase measured when only that layer is re-quantized, and the Hessian-trace "
                     "estimate Tr(H)/n*||Q(W)-W||^2 by Hutchinson probes, HAWQ-V2/V3) and the price (LUTs of the "
                     "layer's integer sub-network, generated as by 'qrtl rtl' and synthesized with Yosys, or the "
-                    "fast LUT-bit count). An integer linear program (HiGHS) picks one width per layer: least "
+                    "fast price: the adder-graph cost model for constant-matrix modules, Yosys for the rest). "
+                    "An integer linear program (HiGHS) picks one width per layer: least "
                     "summed sensitivity under --budget-luts, or fewest LUTs under --max-loss. The choice is "
                     "fine-tuned (QAT, the recipes' loop) and verified: golden == framework, RTL co-simulation, "
                     "Yosys of the whole network against the predicted LUTs. Every job runs as a Ray task (a "
@@ -51,7 +52,8 @@ def add_parser(sub) -> None:
     s.add_argument("--objective", choices=("measured", "hessian"), default="measured",
                    help="sensitivity the ILP uses: measured loss increase (default) or Hessian-weighted perturbation")
     s.add_argument("--price", choices=("yosys", "fast"), default="yosys",
-                   help="layer price: Yosys synth_xilinx LUTs (default) or the fast LUT-bit count")
+                   help="layer price: Yosys synth_xilinx LUTs (default) or fast (the adder-graph cost model for "
+                        "constant-matrix modules, Yosys for the small other modules)")
     s.add_argument("--board", default="pynq-z2", help="board whose FPGA family Yosys maps to (default pynq-z2)")
     s.add_argument("--ray-address", metavar="ADDR", help="Ray cluster (HOST:PORT of 'ray start --head'); "
                                                          "default: a local Ray instance")

@@ -131,12 +131,53 @@ def test_tiny_search_end_to_end(tiny, first_run):
     assert widths_of(load(str(out / "best.h5"))) == rep["chosen"]["widths"]
 
 
-def test_second_run_comes_from_the_cache(tiny, first_run):
+def test_second_run_comes_from_the_cache(tiny, first_run, monkeypatch):
     out = tiny / "out1"
     assert main(_args(tiny, out, "--budget-luts", "1000000", "--workers", "1")) == 0
     rep = json.loads((out / "search.json").read_text())
     assert rep["jobs_run"] == 0 and first_run["jobs_run"] > 0
     assert _search_part(rep) == _search_part(first_run) and rep["verification"] == first_run["verification"]
+    # a changed generator: every price is computed again (no stale cached price), nothing else is
+    monkeypatch.setattr("qat.search.run.code_fingerprint", lambda: "another generator")
+    assert main(_args(tiny, out, "--budget-luts", "1000000", "--workers", "1", "--no-verify")) == 0
+    rep = json.loads((out / "search.json").read_text())
+    assert rep["jobs_run"] == len(rep["table"]) + 1  # each layer at each width, and the fixed ops
+    assert _search_part(rep) == _search_part(first_run)
+
+
+def test_fast_price_counts_the_other_modules_as_yosys_does_in_the_whole_network(tiny, first_run):
+    """The fast price's Yosys count of each module outside the constant-matrix arithmetic (requantizers,
+    ReLU) equals that module's LUTs in the whole-network synthesis (hierarchy kept)."""
+    from hls.engine.cost import estimates
+    from hls.rtl.verilog import generate
+    from qat.search.cache import JobCache
+    from qat.search.price import fast_price
+    from qat.search.qkeras_model import load, to_network
+
+    design = generate(to_network(load(str(tiny / "out1" / "best.h5"))))
+    fp = fast_price(design, "pynq-z2", JobCache(tiny / "out1" / "cache"))
+    whole = first_run["verification"]["synthesis"]["per_module"]
+    matrix = {f for f, _, _ in estimates(design.files)}
+    others = {f: luts for f, luts in fp["modules"].items() if f not in matrix}
+    assert matrix and any(others.values())
+    assert others == {f: float(whole.get(f[:-2], {}).get("LUT", 0)) for f in others}
+    assert fp["luts"] == sum(fp["modules"].values())
+
+
+def test_code_fingerprint_follows_the_generator_source(tmp_path):
+    from qat.search.cache import code_fingerprint
+
+    (tmp_path / "gen" / "__pycache__").mkdir(parents=True)
+    (tmp_path / "gen" / "a.py").write_text("X = 1\n")
+    fp = code_fingerprint(("gen",), tmp_path)
+    (tmp_path / "gen" / "__pycache__" / "a.py").write_text("stale copy\n")
+    (tmp_path / "gen" / "notes.txt").write_text("not source\n")
+    assert code_fingerprint(("gen",), tmp_path) == fp
+    (tmp_path / "gen" / "a.py").write_text("X = 2\n")
+    assert code_fingerprint(("gen",), tmp_path) != fp
+    (tmp_path / "gen" / "a.py").write_text("X = 1\n")
+    (tmp_path / "gen" / "b.v").write_text("module b; endmodule\n")
+    assert code_fingerprint(("gen",), tmp_path) != fp
 
 
 def test_one_and_two_workers_give_identical_results(tiny, first_run):

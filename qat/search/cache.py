@@ -23,6 +23,26 @@ def content_key(*parts: Any) -> str:
     return h.hexdigest()
 
 
+# the source that turns a model into Verilog and prices, simulates or synthesizes it (repository paths)
+GENERATOR_SOURCES = ("hls", "qat/ir", "qat/importers", "qat/search/price.py", "qat/search/verify.py", "boards",
+                     "rtl_sim")
+_SOURCE_SUFFIXES = (".py", ".cpp", ".h", ".v", ".json")
+
+
+def code_fingerprint(sources: tuple[str, ...] = GENERATOR_SOURCES, root: str | Path | None = None) -> str:
+    """SHA-256 of the source files under ``sources`` (paths relative to ``root``, default this source
+    tree; relative path and bytes, sorted by path): part of the key of every job whose result depends
+    on the generated Verilog (prices, verification), so a changed generator never serves a stale
+    cached price or synthesis."""
+    root = Path(root) if root is not None else Path(__file__).resolve().parents[2]
+    files: list[Path] = []
+    for src in sources:
+        p = root / src
+        files += [p] if p.is_file() else [f for f in p.rglob("*") if f.suffix in _SOURCE_SUFFIXES and f.is_file()
+                                         and "__pycache__" not in f.parts]
+    return content_key(*[x for f in sorted(files) for x in (f.relative_to(root).as_posix(), f.read_bytes())])
+
+
 class JobCache:
     """Finished job results (JSON-serializable dicts) under ``root``."""
 

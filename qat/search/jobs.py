@@ -55,23 +55,26 @@ def price(ref: ModelRef, layer: str, width: int, layers: list[str], board: str, 
     key = pr.price_key(design, board, method)
     cache = JobCache(cache_root) if cache_root else None
     hit = cache.get("verilog_price", key) if cache else None
-    res = dict(hit) if hit else pr.price(design, board, method)
+    res = dict(hit) if hit else pr.price(design, board, method, cache)
     res.update(verilog_key=key, ops=[op.name for op in groups[layer]], reused=bool(hit))
     if cache and not hit:
         cache.put("verilog_price", key, {k: v for k, v in res.items() if k not in ("verilog_key", "ops", "reused")})
     return res
 
 
-def fixed_price(ref: ModelRef, layers: list[str], board: str, method: str) -> dict[str, Any]:
+def fixed_price(ref: ModelRef, layers: list[str], board: str, method: str,
+                cache_root: str | None = None) -> dict[str, Any]:
     """LUTs of the ops before the first searched layer (0 when there are none)."""
     from qat.search import price as pr
+    from qat.search.cache import JobCache
 
     fw, m = module(ref.framework), materialize(ref)
     net = fw.to_network(m)
     _, fixed = pr.layer_groups(net, layers)
     if not fixed:
         return {"luts": 0.0, "ops": []}
-    res = pr.price(pr.design_of(pr.subnetwork(net, fixed, "fixed")), board, method)
+    res = pr.price(pr.design_of(pr.subnetwork(net, fixed, "fixed")), board, method,
+                   JobCache(cache_root) if cache_root else None)
     res["ops"] = [op.name for op in fixed]
     return res
 
@@ -95,9 +98,12 @@ def finetune(ref: ModelRef, data: dict[str, np.ndarray], widths: dict[str, int],
 
 
 def verify(ref: ModelRef, data: dict[str, np.ndarray], board: str, n_random: int, synth: bool,
-           seed: int) -> dict[str, Any]:
-    """convert -> golden == framework (test set) -> fast RTL co-simulation -> Yosys of the whole network."""
+           seed: int, cache_root: str | None = None) -> dict[str, Any]:
+    """convert -> golden == framework (test set) -> fast RTL co-simulation -> Yosys of the whole network
+    (cached under ``cache_root`` by the generated Verilog: the same design is synthesized once)."""
+    from qat.search.cache import JobCache
     from qat.search.verify import verify_model
 
     fw, m = module(ref.framework), materialize(ref)
-    return verify_model(fw, m, data["x_test"], board, n_random, synth, seed)
+    return verify_model(fw, m, data["x_test"], board, n_random, synth, seed,
+                        JobCache(cache_root) if cache_root else None)

@@ -8,11 +8,15 @@ fed by an input of the previous tensor's type, turned into Verilog by ``hls.rtl.
 * ``yosys``: synthesized with ``boards.yosys_report.synthesize`` (synth_xilinx for the board's
   family), total LUTs of the sub-network's top; or
 * ``fast``: the adder-graph cost model ``hls.engine.cost`` (its estimate, written by the generator
-  into each module of constant-matrix arithmetic) plus the LUT bits counted in the other generated
-  modules (:func:`count_lut_bits`: adders, negations, saturating compare-and-selects).
+  into each module of constant-matrix arithmetic, where Yosys is slow) plus every other generated
+  module (requantizers, ReLU, pooling: small) synthesized alone by Yosys, exactly as it is
+  synthesized inside the whole network (``synth_xilinx`` keeps the hierarchy, so a module's LUTs do
+  not depend on its neighbours); modules of wires only cost 0 without a Yosys run.
 
 The key of a price is the SHA-256 of the generated Verilog, the board and the method, so an
-identical layer (same weights, widths and types) is never priced twice.
+identical layer (same weights, widths and types) is never priced twice; a module's Yosys count is
+cached under the SHA-256 of its text (module name aside), so it is synthesized once for all layers,
+widths and networks that contain it.
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ from pathlib import Path
 from qat.ir.network import Input, Network, Op
 from qat.search.errors import SearchError
 
-PRICE_VERSION = 2  # bump when the way a price is computed changes (invalidates cached prices)
+PRICE_VERSION = 3  # bump when the way a price is computed changes (invalidates cached prices)
 
 
 def layer_groups(net: Network, layers: list[str]) -> tuple[dict[str, list[Op]], list[Op]]:
@@ -139,18 +143,56 @@ def count_lut_bits(design, skip: frozenset[str] = frozenset()) -> int:
     return bits
 
 
-def fast_price(design) -> dict:
+def _module_name(text: str) -> str:
+    m = re.search(r"^module (\w+)", text, re.M)
+    if m is None:
+        raise SearchError("a generated Verilog file holds no module (cannot price it)")
+    return m.group(1)
+
+
+def module_luts(text: str, board_name: str, cache=None) -> float:
+    """LUTs of one generated module (Verilog ``text`` of a leaf module) after Yosys synth_xilinx for
+    the board, synthesized alone; cached (``cache``: a JobCache) by the text with the module renamed."""
+    from qat.search.cache import content_key
+
+    name = _module_name(text)
+    key = content_key("module_luts", PRICE_VERSION, board_name, re.sub(rf"\b{name}\b", "m", text))
+    hit = cache.get("module_luts", key) if cache is not None else None
+    if hit is not None:
+        return float(hit["luts"])
+    from boards.catalog import board as get_board
+    from boards.yosys_report import synth_fpga
+
+    with tempfile.TemporaryDirectory() as d:
+        v = Path(d) / f"{name}.v"
+        v.write_text(text)
+        (Path(d) / "synth").mkdir()
+        luts = float(synth_fpga([v], name, get_board(board_name), Path(d) / "synth")["total"]["LUT"])
+    if cache is not None:
+        cache.put("module_luts", key, {"luts": luts})
+    return luts
+
+
+def fast_price(design, board_name: str = "pynq-z2", cache=None) -> dict:
     """{'luts': ...}: the adder-graph cost model's estimate (hls.engine.cost, written by the generator
-    into every module holding constant-matrix arithmetic) for those modules, :func:`count_lut_bits`
-    for the others (requantization, ReLU, pooling), or for all when the cost model is absent."""
-    try:
-        from hls.engine.cost import estimates
-    except ImportError:
-        estimates = None
-    est = estimates(design.files) if estimates is not None else []
-    done = frozenset(name for name, _, _ in est)
-    luts = float(sum(lut for _, _, lut in est) + count_lut_bits(design, done))
-    return {"luts": luts, "model": "hls.engine.cost + verilog LUT bits" if est else "verilog LUT bits"}
+    into every module holding constant-matrix arithmetic) for those modules, Yosys for each other
+    module (:func:`module_luts`; 0 without a run when :func:`count_lut_bits` finds no operator in it).
+    ``modules`` gives each module's share."""
+    from hls.engine.cost import estimates
+
+    est = {name: float(lut) for name, _, lut in estimates(design.files)}
+    per: dict[str, float] = {}
+    for f in design.verilog_files:
+        if f == f"{design.top}.v" or f.endswith("_axis.v"):
+            continue
+        if f in est:
+            per[f] = est[f]
+        elif count_lut_bits(design, frozenset(design.verilog_files) - {f}) == 0:
+            per[f] = 0.0  # wires only (reshape, slices)
+        else:
+            per[f] = module_luts(design.files[f], board_name, cache)
+    return {"luts": float(sum(per.values())), "modules": per,
+            "model": "hls.engine.cost (constant-matrix modules) + yosys per other module"}
 
 
 def yosys_price(design, board_name: str, work: str | Path | None = None) -> dict:
@@ -174,10 +216,11 @@ def price_key(design, board: str, method: str) -> str:
     return content_key("price", PRICE_VERSION, method, board, verilog_text(design))
 
 
-def price(design, board: str, method: str) -> dict:
-    """The price of a generated design by ``method`` ('yosys' or 'fast')."""
+def price(design, board: str, method: str, cache=None) -> dict:
+    """The price of a generated design by ``method`` ('yosys' or 'fast'; ``cache``, a JobCache, keeps
+    the per-module Yosys counts of the fast price)."""
     if method == "yosys":
         return yosys_price(design, board)
     if method == "fast":
-        return fast_price(design)
+        return fast_price(design, board, cache)
     raise SearchError(f"--price must be 'yosys' or 'fast', got {method!r}")

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from qat.search import jobs as J
-from qat.search.cache import JobCache, content_key
+from qat.search.cache import JobCache, code_fingerprint, content_key
 from qat.search.errors import SearchError
 from qat.search.frameworks import ModelRef, module, ref_of
 from qat.search.ilp import allocate
@@ -95,6 +95,7 @@ def search(model: str, data_path: str, out_dir: str | Path, opts: SearchOptions,
     widths = sorted(set(int(w) for w in opts.widths))
     dk, mk = _data_key(data), ref.key
     croot = str(Path(cache.root).resolve())
+    gen = code_fingerprint()  # prices and verification depend on the generator as it is now
 
     def key(kind: str, *parts: Any) -> str:
         return content_key(SEARCH_VERSION, kind, mk, *parts)
@@ -106,10 +107,10 @@ def search(model: str, data_path: str, out_dir: str | Path, opts: SearchOptions,
                    (ref, data, n, opts.hessian_probes, opts.seed), f"hessian {n}") for n in layers]
         jl += [Job("measured", key("measured", dk, n, w), J.measured, (ref, data, n, w), f"loss {n}@{w}")
                for n in layers for w in widths]
-        jl += [Job("price", key("price", n, w, layers, opts.board, opts.price), J.price,
+        jl += [Job("price", key("price", gen, n, w, layers, opts.board, opts.price), J.price,
                    (ref, n, w, layers, opts.board, opts.price, croot), f"price {n}@{w}") for n in layers for w in widths]
-        jl += [Job("price", key("fixed", layers, opts.board, opts.price), J.fixed_price,
-                   (ref, layers, opts.board, opts.price), "price fixed ops")]
+        jl += [Job("price", key("fixed", gen, layers, opts.board, opts.price), J.fixed_price,
+                   (ref, layers, opts.board, opts.price, croot), "price fixed ops")]
         r = runner.run(jl, "sensitivity + prices")
         base = r[jl[0].key]
         trace = {n: r[j.key]["trace"] for n, j in zip(layers, jl[1:1 + len(layers)])}
@@ -174,9 +175,9 @@ def search(model: str, data_path: str, out_dir: str | Path, opts: SearchOptions,
         verification = None
         best_ref = ModelRef(ref.framework, best["model_bytes"], ref.source, ref.name, ref.input_shape)
         if opts.verify:
-            vj = Job("verify", content_key(SEARCH_VERSION, "verify", best_ref.key, dk, opts.board,
+            vj = Job("verify", content_key(SEARCH_VERSION, "verify", gen, best_ref.key, dk, opts.board,
                                            opts.random_vectors, opts.verify_synth, opts.seed),
-                     J.verify, (best_ref, data, opts.board, opts.random_vectors, opts.verify_synth, opts.seed),
+                     J.verify, (best_ref, data, opts.board, opts.random_vectors, opts.verify_synth, opts.seed, croot),
                      "verify chosen")
             verification = runner.run([vj], "verify")[vj.key]
             executed = runner.executed

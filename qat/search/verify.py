@@ -27,10 +27,34 @@ def golden_vs_framework(fw: ModuleType, model, net, x: np.ndarray) -> tuple[dict
             "first_mismatch": int(bad[0]) if len(bad) else None}, raw
 
 
+def synthesize_design(design, board: str, cache=None) -> dict[str, Any]:
+    """Yosys synth_xilinx of a whole generated design for the board: totals, LUTs per module, seconds;
+    cached (``cache``: a JobCache) under the SHA-256 of the board and the Verilog, so a design is
+    synthesized once however many jobs ask (and again as soon as the generator changes it)."""
+    from boards.catalog import board as get_board
+    from boards.yosys_report import synthesize
+    from qat.search.cache import content_key
+    from qat.search.price import verilog_text
+
+    key = content_key("synthesis", board, verilog_text(design))
+    hit = cache.get("synthesis", key) if cache is not None else None
+    if hit is not None:
+        return hit
+    with tempfile.TemporaryDirectory() as d:
+        files = [p for p in design.write(Path(d) / "rtl") if p.suffix == ".v" and not p.name.endswith("_axis.v")]
+        rep = synthesize(files, design.top, get_board(board), Path(d) / "synth", asic=False)
+    res = {"total": rep["fpga"]["total"], "per_module": rep["fpga"]["per_module"],
+           "seconds": rep["fpga"]["seconds"], "family": rep["fpga"]["family"]}
+    if cache is not None:
+        cache.put("synthesis", key, res)
+    return res
+
+
 def verify_model(fw: ModuleType, model, x_test: np.ndarray, board: str, n_random: int, synth: bool,
-                 seed: int) -> dict[str, Any]:
+                 seed: int, cache=None) -> dict[str, Any]:
     """convert -> golden == framework on ``x_test`` -> fast co-simulation on ``x_test`` plus
-    ``n_random`` edge/random vectors -> (``synth``) Yosys synth_xilinx of the whole network."""
+    ``n_random`` edge/random vectors -> (``synth``) Yosys synth_xilinx of the whole network
+    (:func:`synthesize_design`, cached in ``cache`` when given)."""
     from hls.rtl.verilog import generate
     from rtl_sim.fast_sim import run_fast
     from rtl_sim.vectors import random_vectors
@@ -45,12 +69,5 @@ def verify_model(fw: ModuleType, model, x_test: np.ndarray, board: str, n_random
                                      "mismatches": cos.mismatches, "ok": cos.ok, "latency": cos.latency},
                            "ok": bool(gold["ok"] and cos.ok)}
     if synth:
-        from boards.catalog import board as get_board
-        from boards.yosys_report import synthesize
-
-        with tempfile.TemporaryDirectory() as d:
-            files = [p for p in design.write(Path(d) / "rtl") if p.suffix == ".v" and not p.name.endswith("_axis.v")]
-            rep = synthesize(files, design.top, get_board(board), Path(d) / "synth", asic=False)
-        res["synthesis"] = {"total": rep["fpga"]["total"], "per_module": rep["fpga"]["per_module"],
-                            "seconds": rep["fpga"]["seconds"], "family": rep["fpga"]["family"]}
+        res["synthesis"] = synthesize_design(design, board, cache)
     return res
