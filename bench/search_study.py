@@ -38,7 +38,7 @@ def run_study(name: str, model: str, data: Path, widths: list[int], price: str, 
     """Search at ``ratio`` x the predicted LUTs of uniform 6-bit, then fine-tune and synthesize the
     uniform baselines with the same recipe; write bench/results/search_<name>.json/.md."""
     from qat.search import jobs as J
-    from qat.search.cache import JobCache, code_fingerprint, content_key
+    from qat.search.cache import VERIFY_SOURCES, JobCache, code_fingerprint, content_key
     from qat.search.frameworks import ModelRef, ref_of
     from qat.search.run import SEARCH_VERSION, SearchOptions, _data_key, load_data, search
     from qat.search.runner import Job, Runner
@@ -74,8 +74,8 @@ def run_study(name: str, model: str, data: Path, widths: list[int], price: str, 
         vs = {}
         for w, j in fts.items():
             bref = ModelRef(ref.framework, r[j.key]["model_bytes"])
-            vs[w] = Job("verify", content_key(SEARCH_VERSION, "verify", code_fingerprint(), bref.key, dk, opts.board,
-                                              opts.random_vectors, True, opts.seed), J.verify,
+            vs[w] = Job("verify", content_key(SEARCH_VERSION, "verify", code_fingerprint(VERIFY_SOURCES), bref.key, dk,
+                                              opts.board, opts.random_vectors, True, opts.seed), J.verify,
                         (bref, d, opts.board, opts.random_vectors, True, opts.seed, str(Path(cache).resolve())),
                         f"verify uniform {w}")
         v = runner.run(list(vs.values()), "verify uniform baselines")
@@ -83,14 +83,17 @@ def run_study(name: str, model: str, data: Path, widths: list[int], price: str, 
     for w in uniform:
         res = v[vs[w].key]
         rows.append({"name": f"uniform {w}-bit", "widths": {n: w for n in layers},
-                     "predicted_luts": preds.get(tuple(sorted((n, w) for n in layers))), "synthesized_luts": res["synthesis"]["total"]["LUT"],
+                     "predicted_luts": preds.get(tuple(sorted((n, w) for n in layers))),
+                     "synthesized_luts": res["synthesis"]["total"]["LUT"],
                      "metric": r[fts[w].key]["after"]["metric"], "verified": res["ok"]})
     for x in rows:
         x["predicted_over_synthesized"] = (x["predicted_luts"] / x["synthesized_luts"]
                                            if x["predicted_luts"] and x["synthesized_luts"] else None)
     u6row = next(x for x in rows if x["name"] == "uniform 6-bit")
     s = rows[0]
-    summary = {"study": name, "model": model, "price": price, "widths": widths, "epochs": epochs, "rows": rows,
+    shown = Path(model).resolve().relative_to(ROOT.parent).as_posix() if Path(model).resolve().is_relative_to(
+        ROOT.parent) else model  # the repository path, not this machine's
+    summary = {"study": name, "model": shown, "price": price, "widths": widths, "epochs": epochs, "rows": rows,
                "searched_over_uniform6_synth_luts": s["synthesized_luts"] / u6row["synthesized_luts"],
                "metric_delta_vs_uniform6": s["metric"] - u6row["metric"],
                "predicted_over_synthesized": s["predicted_luts"] / s["synthesized_luts"],
@@ -99,7 +102,7 @@ def run_study(name: str, model: str, data: Path, widths: list[int], price: str, 
     res_dir = ROOT / "results"
     (res_dir / f"search_{name}.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
     md = [f"# Mixed-precision search: {name}", "",
-          f"Model `{model}`, candidate weight widths {widths}, {price} layer prices, {epochs} epoch(s) of QAT "
+          f"Model `{shown}`, candidate weight widths {widths}, {price} layer prices, {epochs} epoch(s) of QAT "
           f"fine-tuning for every row; LUTs from Yosys synth_xilinx of the whole network.", "",
           "| configuration | widths | predicted LUTs | synthesized LUTs | predicted / synthesized | metric | verified |",
           "|---|---|---|---|---|---|---|"]

@@ -23,9 +23,10 @@ def content_key(*parts: Any) -> str:
     return h.hexdigest()
 
 
-# the source that turns a model into Verilog and prices, simulates or synthesizes it (repository paths)
-GENERATOR_SOURCES = ("hls", "qat/ir", "qat/importers", "qat/search/price.py", "qat/search/verify.py", "boards",
-                     "rtl_sim")
+# the source that turns a model into Verilog and prices it (repository paths); verification also
+# simulates it
+GENERATOR_SOURCES = ("hls", "qat/ir", "qat/importers", "qat/search/price.py", "boards")
+VERIFY_SOURCES = GENERATOR_SOURCES + ("qat/search/verify.py", "rtl_sim")
 _SOURCE_SUFFIXES = (".py", ".cpp", ".h", ".v", ".json")
 
 

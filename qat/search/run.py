@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from qat.search import jobs as J
-from qat.search.cache import JobCache, code_fingerprint, content_key
+from qat.search.cache import VERIFY_SOURCES, JobCache, code_fingerprint, content_key
 from qat.search.errors import SearchError
 from qat.search.frameworks import ModelRef, module, ref_of
 from qat.search.ilp import allocate
@@ -95,7 +95,7 @@ def search(model: str, data_path: str, out_dir: str | Path, opts: SearchOptions,
     widths = sorted(set(int(w) for w in opts.widths))
     dk, mk = _data_key(data), ref.key
     croot = str(Path(cache.root).resolve())
-    gen = code_fingerprint()  # prices and verification depend on the generator as it is now
+    gen = code_fingerprint()  # prices depend on the generator as it is now (verification: VERIFY_SOURCES)
 
     def key(kind: str, *parts: Any) -> str:
         return content_key(SEARCH_VERSION, kind, mk, *parts)
@@ -175,8 +175,8 @@ def search(model: str, data_path: str, out_dir: str | Path, opts: SearchOptions,
         verification = None
         best_ref = ModelRef(ref.framework, best["model_bytes"], ref.source, ref.name, ref.input_shape)
         if opts.verify:
-            vj = Job("verify", content_key(SEARCH_VERSION, "verify", gen, best_ref.key, dk, opts.board,
-                                           opts.random_vectors, opts.verify_synth, opts.seed),
+            vj = Job("verify", content_key(SEARCH_VERSION, "verify", code_fingerprint(VERIFY_SOURCES), best_ref.key, dk,
+                                           opts.board, opts.random_vectors, opts.verify_synth, opts.seed),
                      J.verify, (best_ref, data, opts.board, opts.random_vectors, opts.verify_synth, opts.seed, croot),
                      "verify chosen")
             verification = runner.run([vj], "verify")[vj.key]
