@@ -111,9 +111,9 @@ def run_study(name: str, model: str, data: Path, widths: list[int], price: str, 
                   f"{x['predicted_luts'] if x['predicted_luts'] is None else round(x['predicted_luts'])} | "
                   f"{x['synthesized_luts']} | "
                   f"{'-' if x['predicted_over_synthesized'] is None else format(x['predicted_over_synthesized'], '.3f')} | "
-                  f"{x['metric']:.4f} | {x['verified']} |")
+                  f"{x['metric']:.4g} | {x['verified']} |")
     md += ["", f"searched / uniform 6-bit synthesized LUTs: {summary['searched_over_uniform6_synth_luts']:.3f}; "
-               f"metric difference {summary['metric_delta_vs_uniform6']:+.4f}; predicted / synthesized "
+               f"metric difference {summary['metric_delta_vs_uniform6']:+.4g}; predicted / synthesized "
                f"{summary['predicted_over_synthesized']:.3f}", ""]
     (res_dir / f"search_{name}.md").write_text("\n".join(md))
     print("\n".join(md))
