@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Callable
@@ -114,7 +115,10 @@ def run_study(name: str, model: str, data: Path, widths: list[int], price: str, 
                   f"{x['metric']:.4g} | {x['verified']} |")
     md += ["", f"searched / uniform 6-bit synthesized LUTs: {summary['searched_over_uniform6_synth_luts']:.3f}; "
                f"metric difference {summary['metric_delta_vs_uniform6']:+.4g}; predicted / synthesized "
-               f"{summary['predicted_over_synthesized']:.3f}", ""]
+               f"{summary['predicted_over_synthesized']:.3f}", "",
+           f"Pareto plot of the search (ILP at several budgets, uniform widths; predicted LUTs): "
+           f"![pareto](search_{name}_pareto.png)", ""]
     (res_dir / f"search_{name}.md").write_text("\n".join(md))
+    shutil.copyfile(out / "searched" / "pareto.png", res_dir / f"search_{name}_pareto.png")  # the search's Pareto plot
     print("\n".join(md))
     return summary
