@@ -447,14 +447,14 @@ class OpModule:
         t = self.ins[0]
         c0 = c = self.code(0, i)
         cw = c.width
-        for bound, reach in ((lo, int(t.lo[i]) < lo), (hi, int(t.hi[i]) > hi)):
+        for bound, reach, below in ((lo, int(t.lo[i]) < lo, False), (hi, int(t.hi[i]) > hi, True)):
             if not reach:
                 continue
             try:
                 k = encode_one(bound, self.out.mf)
             except MinifloatCodeError as exc:
                 raise RTLError(f"{self.op.where()}: clip bound {bound}: {exc}") from None
-            keep = vmf.code_vs_const(c.name, cw, bound, self.out.mf, below=bound == hi)
+            keep = vmf.code_vs_const(c.name, cw, bound, self.out.mf, below=below)  # lo == hi: one of each
             c = self.m.wire("cl", cw, 0, 0, f"{keep} ? {c.name} : {cw}'d{k}")
         return vmf.plus_zero(self.m, c) if c is not c0 else c
 
