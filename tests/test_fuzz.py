@@ -15,7 +15,7 @@ from hypothesis import seed as hyp_seed
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fuzz import check  # noqa: E402
-from fuzz.campaign import check_batch, combine, run  # noqa: E402
+from fuzz.campaign import combine, network_digest, run  # noqa: E402
 from fuzz.netgen import GENERATORS, batches, uncovered_kinds, vectors  # noqa: E402
 from qat.ir import intervals, netfile  # noqa: E402
 from qat.ir.network import Input, Network, Op  # noqa: E402
@@ -74,7 +74,7 @@ def test_short_campaign(tmp_path):
     (Verilator harness + lint): no finding.  (Builds are cached: reruns are quick.)"""
     st = run(networks=16, batch=8, seed_=3, n_vectors=120, out_json=tmp_path / "fuzz.json", do_shrink=False,
              save=False, log=lambda *a: None)
-    assert st["networks"] == 16
+    assert st["networks"] == 16 and st["batches"] == 2  # distinct batches (repeats are skipped, not counted)
     assert st["findings"] == [], st["findings"]
     # campaigns run side by side (make fuzz JOBS=2) merge into one report: counts add, minutes do not
     doc = json.loads((tmp_path / "fuzz.json").read_text())
@@ -82,6 +82,18 @@ def test_short_campaign(tmp_path):
     assert two["networks"] == 32 and two["ops"] == 2 * doc["ops"] and two["minutes"] == doc["minutes"]
     assert two["seeds"] == [3, 4] and two["mismatches"] == 1 and two["findings"][0]["seed"] == 4
     assert two["op_kinds_covered"] == {k: 2 * v for k, v in doc["op_kinds_covered"].items()}
+
+
+def test_network_digest_tells_networks_apart():
+    """The campaign counts distinct networks: equal content, equal digest; one weight changed, another."""
+    from rtl_nets import cnn2d
+
+    a, b = cnn2d(), cnn2d()
+    assert network_digest(a) == network_digest(b)
+    fc = next(op for op in b.ops if op.name == "fc")
+    fc.arrays["weight"] = fc.arrays["weight"].copy()
+    fc.arrays["weight"][0, 0] += 1
+    assert network_digest(a) != network_digest(b)
 
 
 def test_checks_can_fail(tmp_path):

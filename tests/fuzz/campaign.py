@@ -28,6 +28,22 @@ from fuzz.netgen import Batch, batches, uncovered_kinds, vectors  # noqa: E402
 from qat.ir.spec import op_kinds  # noqa: E402
 
 
+DRAW_FACTOR = 4  # hypothesis examples drawn per distinct batch wanted, at most
+
+
+def network_digest(net) -> str:
+    """SHA-256 of a network's content (ops, types, attributes, arrays, input): equal networks, equal digests."""
+    import hashlib
+
+    h = hashlib.sha256(repr([(i.name, tuple(i.shape), i.type) for i in net.inputs]).encode())
+    for o in net.ops:
+        h.update(repr((o.name, o.kind, o.inputs, tuple(o.shape), o.type, sorted(o.attrs.items()))).encode())
+        for k in sorted(o.arrays):
+            a = np.asarray(o.arrays[k])
+            h.update(k.encode() + repr(a.shape).encode() + repr(a.tolist()).encode())
+    return h.hexdigest()
+
+
 def check_batch(b: Batch, n_vectors: int, vec_seed: int, do_lint: bool = True) -> tuple[list[dict], dict]:
     """All properties on a batch; findings carry the index of the sub-network they belong to."""
     x = vectors(b.net, n_vectors, vec_seed)
@@ -83,7 +99,7 @@ def run(networks: int, batch: int, seed_: int, n_vectors: int = 200, out_json: P
     t0 = time.time()
     stats = {"seed": seed_, "batch": batch, "vectors_per_network": n_vectors, "batches": 0, "networks": 0,
              "ops": 0, "op_kinds": collections.Counter(), "features": collections.Counter(), "findings": [],
-             "regressions": [], "cocotb_batches": 0, "stopped": None, "build_seconds": 0.0}
+             "regressions": [], "cocotb_batches": 0, "stopped": None, "build_seconds": 0.0, "duplicates_skipped": 0}
 
     def write():
         if out_json is None:
@@ -101,6 +117,7 @@ def run(networks: int, batch: int, seed_: int, n_vectors: int = 200, out_json: P
             "op_kinds_never_generated": [k for k in op_kinds() if not stats["op_kinds"].get(k)],
             "features": dict(sorted(stats["features"].items())),
             "cocotb_batches": stats["cocotb_batches"], "stopped": stats["stopped"],
+            "duplicate_batches_skipped": stats["duplicates_skipped"],
         }
         out_json.parent.mkdir(parents=True, exist_ok=True)
         out_json.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
@@ -108,14 +125,25 @@ def run(networks: int, batch: int, seed_: int, n_vectors: int = 200, out_json: P
     class Stop(Exception):
         pass
 
+    seen: set[str] = set()
+
+    # hypothesis replays and mutates earlier examples: a batch identical to one already checked is
+    # skipped and not counted (figures count distinct networks); up to DRAW_FACTOR x the batches are drawn
     @seed(seed_)
-    @settings(max_examples=n_batches, database=None, phases=[Phase.generate], deadline=None,
+    @settings(max_examples=DRAW_FACTOR * n_batches, database=None, phases=[Phase.generate], deadline=None,
               suppress_health_check=list(HealthCheck), derandomize=False)
     @given(batches(batch))
     def one(b: Batch):
         if minutes is not None and time.time() - t0 > minutes * 60:
             stats["stopped"] = f"time limit of {minutes} minutes"
             raise Stop()
+        if stats["batches"] >= n_batches:
+            raise Stop()
+        h = network_digest(b.net)
+        if h in seen:
+            stats["duplicates_skipped"] += 1
+            return
+        seen.add(h)
         k = stats["batches"]
         tb = time.time()
         found, info = check_batch(b, n_vectors, seed_ * 100003 + k)
@@ -169,13 +197,13 @@ def run(networks: int, batch: int, seed_: int, n_vectors: int = 200, out_json: P
     return stats
 
 
-SUMMED = ("networks", "batches", "ops", "mismatches", "cocotb_batches")
+SUMMED = ("networks", "batches", "ops", "mismatches", "cocotb_batches", "duplicate_batches_skipped")
 
 
 def combine(docs: list[dict], command: str) -> dict:
     """One report from campaigns run side by side (one seed each): counts summed, minutes the longest
     (they ran at the same time), findings and regressions concatenated with their seed."""
-    out = {k: sum(d[k] for d in docs) for k in SUMMED}
+    out = {k: sum(d.get(k, 0) for d in docs) for k in SUMMED}
     mins = max(d["minutes"] for d in docs)
     cnt = collections.Counter()
     feats = collections.Counter()
