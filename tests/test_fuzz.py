@@ -15,7 +15,8 @@ from hypothesis import seed as hyp_seed
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fuzz import check  # noqa: E402
-from fuzz.campaign import combine, network_digest, run  # noqa: E402
+from fuzz.check import network_digest  # noqa: E402
+from fuzz.campaign import combine, run  # noqa: E402
 from fuzz.netgen import GENERATORS, batches, uncovered_kinds, vectors  # noqa: E402
 from qat.ir import intervals, netfile  # noqa: E402
 from qat.ir.network import Input, Network, Op  # noqa: E402

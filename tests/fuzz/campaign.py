@@ -18,7 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 from hypothesis import HealthCheck, Phase, given, seed, settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -29,19 +28,6 @@ from qat.ir.spec import op_kinds  # noqa: E402
 
 
 DRAW_FACTOR = 4  # hypothesis examples drawn per distinct batch wanted, at most
-
-
-def network_digest(net) -> str:
-    """SHA-256 of a network's content (ops, types, attributes, arrays, input): equal networks, equal digests."""
-    import hashlib
-
-    h = hashlib.sha256(repr([(i.name, tuple(i.shape), i.type) for i in net.inputs]).encode())
-    for o in net.ops:
-        h.update(repr((o.name, o.kind, o.inputs, tuple(o.shape), o.type, sorted(o.attrs.items()))).encode())
-        for k in sorted(o.arrays):
-            a = np.asarray(o.arrays[k])
-            h.update(k.encode() + repr(a.shape).encode() + repr(a.tolist()).encode())
-    return h.hexdigest()
 
 
 def check_batch(b: Batch, n_vectors: int, vec_seed: int, do_lint: bool = True) -> tuple[list[dict], dict]:
@@ -119,8 +105,7 @@ def run(networks: int, batch: int, seed_: int, n_vectors: int = 200, out_json: P
             "cocotb_batches": stats["cocotb_batches"], "stopped": stats["stopped"],
             "duplicate_batches_skipped": stats["duplicates_skipped"],
         }
-        out_json.parent.mkdir(parents=True, exist_ok=True)
-        out_json.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+        write_report(out_json, doc)
 
     class Stop(Exception):
         pass
@@ -139,7 +124,7 @@ def run(networks: int, batch: int, seed_: int, n_vectors: int = 200, out_json: P
             raise Stop()
         if stats["batches"] >= n_batches:
             raise Stop()
-        h = network_digest(b.net)
+        h = check.network_digest(b.net)
         if h in seen:
             stats["duplicates_skipped"] += 1
             return
@@ -171,7 +156,7 @@ def run(networks: int, batch: int, seed_: int, n_vectors: int = 200, out_json: P
                 try:
                     small, sx, sf = check.shrink(p.net, info["x"], f["engine"], log=log)
                     f["shrunk_ops"] = len(small.ops)
-                    if sf.get("message") == "did not reproduce alone":
+                    if sf.get("message") == check.NOT_REPRODUCED:
                         f["reproduced"] = False  # kept in the report, no regression saved
                         log("  not reproduced alone: no regression saved")
                     elif save:
@@ -198,6 +183,11 @@ def run(networks: int, batch: int, seed_: int, n_vectors: int = 200, out_json: P
 
 
 SUMMED = ("networks", "batches", "ops", "mismatches", "cocotb_batches", "duplicate_batches_skipped")
+
+
+def write_report(path: Path, doc: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
 
 
 def combine(docs: list[dict], command: str) -> dict:
@@ -254,8 +244,7 @@ def run_parallel(a) -> int:
         for k in range(a.jobs):
             print(f"--- seed {a.seed + k}: " + (Path(td) / f"seed{a.seed + k}.log").read_text().strip().splitlines()[-1])
     doc = combine(docs, " ".join(sys.argv))
-    a.json.parent.mkdir(parents=True, exist_ok=True)
-    a.json.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    write_report(a.json, doc)
     print(f"fuzz: {doc['networks']} networks ({doc['ops']} ops) in {doc['minutes']:.1f} min on {a.jobs} processes "
           f"({doc['networks_per_minute']}/min); op kinds covered {len(doc['op_kinds_covered'])}/"
           f"{len(doc['op_kinds_registered'])}; findings {len(doc['findings'])} ({doc['mismatches']} golden/C-sim/RTL "
@@ -279,7 +268,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     if a.combine:
         doc = combine([json.loads(p.read_text()) for p in a.combine], " ".join(sys.argv))
-        a.json.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+        write_report(a.json, doc)
         print(f"fuzz: {doc['networks']} networks in {doc['minutes']:.1f} min; findings {len(doc['findings'])}")
         return 0
     if a.jobs > 1:

@@ -33,6 +33,7 @@ from qat.ir.network import Input, Network
 from qat.ir.types import IntType
 
 REGRESSIONS = Path(__file__).resolve().parent / "regressions"
+NOT_REPRODUCED = "did not reproduce alone"  # :func:`shrink`'s message when the network alone passes
 ENGINES = ("csim", "rtl")
 
 
@@ -253,7 +254,7 @@ def shrink(net: Network, x: np.ndarray, engine: str, log=print) -> tuple[Network
     best, bx = net, x
     finding = fails(net, x, engine)
     if finding is None:
-        return net, x, {"engine": engine, "message": "did not reproduce alone"}
+        return net, x, {"engine": engine, "message": NOT_REPRODUCED}
     if engine in ("csim", "rtl") and len(net.ops) > 1:
         # one build of a network that outputs every tensor: the first op whose result is wrong
         taps = [(ancestors(net, op.name), set()) for op in net.ops]
@@ -300,13 +301,22 @@ def shrink(net: Network, x: np.ndarray, engine: str, log=print) -> tuple[Network
     return best, bx, finding
 
 
+def network_digest(net: Network) -> str:
+    """SHA-256 of a network's content (input, ops, types, attributes, arrays): equal networks, equal digests."""
+    h = hashlib.sha256(repr([(i.name, tuple(i.shape), i.type) for i in net.inputs]).encode())
+    for o in net.ops:
+        h.update(repr((o.name, o.kind, o.inputs, tuple(o.shape), o.type, sorted(o.attrs.items()))).encode())
+        for k in sorted(o.arrays):
+            a = np.asarray(o.arrays[k])
+            h.update(k.encode() + repr(a.shape).encode() + repr(a.tolist()).encode())
+    return h.hexdigest()
+
+
 def save_regression(net: Network, x: np.ndarray, finding: dict, root: Path = REGRESSIONS) -> Path:
     """tests/fuzz/regressions/<name>/: the network directory (qat.ir.netfile) plus vectors.npy."""
     net.meta = dict(net.meta, fuzz_finding={k: (str(v) if not isinstance(v, (int, str)) else v)
                                             for k, v in finding.items()})
-    h = hashlib.sha256(repr([(o.name, o.kind, o.type, {k: np.asarray(v).tolist() for k, v in o.arrays.items()})
-                             for o in net.ops]).encode()).hexdigest()[:10]
-    d = root / f"{finding['engine']}_{net.ops[-1].kind}_{h}"
+    d = root / f"{finding['engine']}_{net.ops[-1].kind}_{network_digest(net)[:10]}"
     netfile.save(net, d)
     np.save(d / "vectors.npy", np.asarray(x).astype(np.int64) if np.asarray(x).dtype != object or
             all(abs(int(v)) < 1 << 62 for v in np.asarray(x).ravel()) else np.asarray(x), allow_pickle=True)
