@@ -55,7 +55,8 @@ def decode(m: ModuleText, code: str, t: MinifloatType, lo: int, hi: int, tag: st
     ebits = f"{code}[{eb + man - 1}:{man}]"
     mbits = f"{code}[{man - 1}:0]"
     dm = m.fresh(f"dm{tag}")
-    if kmax == 0:
+    if kmax == 0:  # only subnormals reachable: the exponent field is not read
+        m.unused.append(ebits)
         expr = mbits if aw == man else f"{{{aw - man}'b0, {mbits}}}"
         m.lines.append(f"  wire [{aw - 1}:0] {dm} = {expr};")
     else:
