@@ -20,9 +20,10 @@ WIDTHS = [3, 4, 5, 6, 8]
 
 
 def study_main(name: str, model: Path, make_data: Callable[[Path], dict[str, np.ndarray]], description: str,
-               argv: list[str] | None = None) -> dict:
+               argv: list[str] | None = None, metric: str | None = None) -> dict:
     """Command line of a study script: parse --price/--workers/--epochs, write ``make_data(model)``
-    (x_train, y_train, x_test, y_test) to bench/build/search_<name>/data.npz, then :func:`run_study`."""
+    (x_train, y_train, x_test, y_test, and any arrays ``metric`` needs) to bench/build/search_<name>/data.npz,
+    then :func:`run_study` (``metric``: the model's own metric, file.py:NAME as ``qrtl search --metric``)."""
     ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--price", choices=("fast", "yosys"), default="fast", help="layer prices (default fast)")
     ap.add_argument("--workers", type=int, help="parallel jobs (default: the search's own default)")
@@ -31,16 +32,18 @@ def study_main(name: str, model: Path, make_data: Callable[[Path], dict[str, np.
     data = ROOT / "build" / f"search_{name}" / "data.npz"
     data.parent.mkdir(parents=True, exist_ok=True)
     np.savez(data, **make_data(model))
-    return run_study(name, str(model), data, WIDTHS, a.price, a.epochs, a.workers)
+    return run_study(name, str(model), data, WIDTHS, a.price, a.epochs, a.workers, metric=metric)
 
 
 def run_study(name: str, model: str, data: Path, widths: list[int], price: str, epochs: int, workers: int | None,
-              ratio: float = 0.70, uniform: tuple[int, ...] = (4, 6, 8), board: str = "pynq-z2") -> dict:
+              ratio: float = 0.70, uniform: tuple[int, ...] = (4, 6, 8), board: str = "pynq-z2",
+              metric: str | None = None) -> dict:
     """Search at ``ratio`` x the predicted LUTs of uniform 6-bit, then fine-tune and synthesize the
     uniform baselines with the same recipe; write bench/results/search_<name>.json/.md."""
     from qat.search import jobs as J
     from qat.search.cache import VERIFY_SOURCES, JobCache, code_fingerprint, content_key
     from qat.search.frameworks import ModelRef, ref_of
+    from qat.search.metric import metric_ref
     from qat.search.run import SEARCH_VERSION, SearchOptions, _data_key, load_data, search
     from qat.search.runner import Job, Runner
 
@@ -48,7 +51,7 @@ def run_study(name: str, model: str, data: Path, widths: list[int], price: str, 
     cache = str(out / "cache")
     t0 = time.perf_counter()
     base = SearchOptions(widths=widths, budget_luts=1e12, price=price, epochs=epochs, workers=workers,
-                         cache=cache, verify=False, board=board)
+                         cache=cache, verify=False, board=board, metric=metric)
     probe = search(model, str(data), out / "probe", base)  # sensitivities and prices (cached)
     # by widths, not by name: a uniform configuration the ILP also chose is listed once, as 'chosen'
     u6 = next(c for c in probe["configurations"] if set(c["widths"].values()) == {6})["luts"]
@@ -58,7 +61,8 @@ def run_study(name: str, model: str, data: Path, widths: list[int], price: str, 
 
     # the uniform baselines: same fine-tuning, same verification (whole-network Yosys)
     ref = ref_of(model)
-    d = load_data(data, opts.sens_samples)
+    met = metric_ref(metric) if metric else None
+    d = load_data(data, opts.sens_samples, extras=met is not None)
     dk = _data_key(d)
     rows = [{"name": f"searched ({ratio:.2f}x uniform 6-bit budget)", "widths": rep["chosen"]["widths"],
              "predicted_luts": rep["chosen"]["predicted_luts"], "synthesized_luts": rep["chosen"].get("synthesized_luts"),
@@ -69,7 +73,8 @@ def run_study(name: str, model: str, data: Path, widths: list[int], price: str, 
         for w in uniform:
             ws = {n: w for n in layers}
             fts[w] = Job("finetune", content_key(SEARCH_VERSION, "finetune", ref.key, dk, ws, opts.epochs, opts.lr,
-                                                 opts.seed), J.finetune, (ref, d, ws, opts.epochs, opts.lr, opts.seed),
+                                                 opts.seed, *([met.key] if met else [])), J.finetune,
+                         (ref, d, ws, opts.epochs, opts.lr, opts.seed, met),
                          f"fine-tune uniform {w}", {"model_bytes": "model"})
         r = runner.run(list(fts.values()), "fine-tune uniform baselines")
         vs = {}
@@ -94,9 +99,12 @@ def run_study(name: str, model: str, data: Path, widths: list[int], price: str, 
     s = rows[0]
     shown = Path(model).resolve().relative_to(ROOT.parent).as_posix() if Path(model).resolve().is_relative_to(
         ROOT.parent) else model  # the repository path, not this machine's
-    summary = {"study": name, "model": shown, "price": price, "widths": widths, "epochs": epochs, "rows": rows,
+    summary = {"study": name, "model": shown, "metric": rep["metric_name"], "price": price, "widths": widths,
+               "epochs": epochs, "rows": rows,
                "searched_over_uniform6_synth_luts": s["synthesized_luts"] / u6row["synthesized_luts"],
                "metric_delta_vs_uniform6": s["metric"] - u6row["metric"],
+               "metric_relative_delta_vs_uniform6": ((s["metric"] - u6row["metric"]) / abs(u6row["metric"])
+                                                     if u6row["metric"] else None),
                "predicted_over_synthesized": s["predicted_luts"] / s["synthesized_luts"],
                "seconds": round(time.perf_counter() - t0, 1), "search_seconds": round(search_s, 1),
                "command": f"make bench-search  (python bench/search_{name}.py)"}
@@ -105,7 +113,8 @@ def run_study(name: str, model: str, data: Path, widths: list[int], price: str, 
     md = [f"# Mixed-precision search: {name}", "",
           f"Model `{shown}`, candidate weight widths {widths}, {price} layer prices, {epochs} epoch(s) of QAT "
           f"fine-tuning for every row; LUTs from Yosys synth_xilinx of the whole network.", "",
-          "| configuration | widths | predicted LUTs | synthesized LUTs | predicted / synthesized | metric | verified |",
+          f"| configuration | widths | predicted LUTs | synthesized LUTs | predicted / synthesized | "
+          f"{rep['metric_name']} | verified |",
           "|---|---|---|---|---|---|---|"]
     for x in rows:
         md.append(f"| {x['name']} | {'-'.join(str(x['widths'][n]) for n in layers)} | "
@@ -114,7 +123,10 @@ def run_study(name: str, model: str, data: Path, widths: list[int], price: str, 
                   f"{'-' if x['predicted_over_synthesized'] is None else format(x['predicted_over_synthesized'], '.3f')} | "
                   f"{x['metric']:.4g} | {x['verified']} |")
     md += ["", f"searched / uniform 6-bit synthesized LUTs: {summary['searched_over_uniform6_synth_luts']:.3f}; "
-               f"metric difference {summary['metric_delta_vs_uniform6']:+.4g}; predicted / synthesized "
+               f"metric difference {summary['metric_delta_vs_uniform6']:+.4g}"
+               + (f" ({summary['metric_relative_delta_vs_uniform6']:+.2%})"
+                  if summary["metric_relative_delta_vs_uniform6"] is not None else "")
+               + "; predicted / synthesized "
                f"{summary['predicted_over_synthesized']:.3f}", "",
            f"Pareto plot of the search (ILP at several budgets, uniform widths; predicted LUTs): "
            f"![pareto](search_{name}_pareto.png)", ""]

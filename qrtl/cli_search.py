@@ -69,6 +69,10 @@ def add_parser(sub) -> None:
                    help="random + edge vectors co-simulated besides x_test (default 200)")
     s.add_argument("--no-verify", action="store_true", help="skip verification of the chosen model")
     s.add_argument("--no-synth-check", action="store_true", help="verify without synthesizing the whole network")
+    s.add_argument("--metric", metavar="FILE.py:NAME",
+                   help="the model's own metric, higher is better: NAME(predict, data) -> float, predict(x) the "
+                        "model's outputs, data every array of DATA.npz (e.g. fit an autoencoder's decoder on "
+                        "x_train, score the EMD on x_test); default: accuracy or -MSE")
     s.add_argument("--cache", metavar="DIR", help="job cache (default DIR/cache); share it between searches")
     s.add_argument("--input-shape", metavar="C,H,W", help="Brevitas modules: one input's shape without the batch axis")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -88,7 +92,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                          sens_samples=args.sens_samples, hessian_probes=args.hessian_probes, epochs=args.epochs,
                          lr=args.lr, seed=args.seed, pareto_points=args.pareto_points, verify=not args.no_verify,
                          verify_synth=not args.no_synth_check, random_vectors=args.random, workers=args.workers,
-                         ray_address=args.ray_address, cache=args.cache, progress=not args.quiet)
+                         ray_address=args.ray_address, cache=args.cache, metric=args.metric, progress=not args.quiet)
     rep = search(args.model, args.data, args.out, opts, parse_shape(args.input_shape))
     print_summary(rep)
     print(f"wrote {Path(args.out) / 'search.json'}, pareto.md, pareto.png, {', '.join(rep['chosen']['files'])}")

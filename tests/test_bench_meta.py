@@ -51,3 +51,30 @@ def test_study_help(study):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "--price" in out.stdout and "--workers" in out.stdout and "--epochs" in out.stdout
+
+
+
+def test_econ_emd_metric_decodes_and_measures_the_emd():
+    """bench/econ_emd.py (the ECON-T study's --metric): its decoder with given weights reproduces a
+    module exactly (EMD 0) or spreads it evenly (minus that module's EMD to the even spread); the fitted
+    decoder of an informative latent code beats that of a constant code, loaded as qrtl search loads it."""
+    import numpy as np
+
+    from bench.econ_emd import decode, fractions
+    from bench.models import econ_data
+    from qat.econ.metrics import emd
+    from qat.search.metric import metric_ref, score
+
+    x = econ_data(1, seed=3)  # (1, 8, 8, 1)
+    frac = fractions(x)
+    z = np.ones((1, 16))
+    exact = [np.zeros((16, 4)), np.zeros(4), np.zeros((4, 48)), np.log(np.maximum(frac[0], 1e-300))]
+    assert float(emd(frac, decode(z, exact))[0]) == pytest.approx(0.0, abs=1e-9)
+    even = decode(z, exact[:3] + [np.zeros(48)])
+    assert np.allclose(even, 1 / 48) and float(emd(frac, even)[0]) > 0.5
+
+    data = {"x_train": econ_data(300, seed=4), "x_test": econ_data(100, seed=5)}
+    ref = metric_ref(str(ROOT / "bench" / "econ_emd.py") + ":neg_median_emd")
+    informative = score(ref, lambda v: fractions(v)[:, :16], data)  # 16 of the 48 cells
+    constant = score(ref, lambda v: np.ones((len(v), 16)), data)  # the decoder learns the mean module
+    assert constant < informative < 0

@@ -205,6 +205,43 @@ def test_infeasible_budget_and_unreachable_address_are_one_line(tiny, first_run,
     assert err.startswith("qrtl: error: --ray-address 127.0.0.1:1: no Ray cluster reachable") and "\n" not in err
 
 
+
+def test_own_metric_reaches_every_evaluation(tiny, first_run):
+    """--metric file.py:NAME replaces accuracy in every evaluation (base, configurations, fine-tuned
+    choice), sees the data file's other arrays, and names the Pareto column; nothing else changes."""
+    with np.load(tiny / "data.npz") as z:
+        np.savez(tiny / "data_m.npz", **{k: z[k] for k in z.files}, bonus=np.array(0.25))
+    (tiny / "metric.py").write_text("import numpy as np\n\n\ndef acc_plus_bonus(predict, data):\n"
+                                    "    hit = np.argmax(predict(data['x_test']), axis=1) == data['y_test']\n"
+                                    "    return float(np.mean(hit)) + float(data['bonus'])\n")
+    out = tiny / "out_m"
+    args = _args(tiny, out, "--budget-luts", "1000000", "--workers", "1", "--no-verify",
+                 "--metric", str(tiny / "metric.py:acc_plus_bonus"), "--cache", str(tiny / "out1" / "cache"))
+    args[args.index("--data") + 1] = str(tiny / "data_m.npz")
+    assert main(args) == 0
+    rep = json.loads((out / "search.json").read_text())
+    assert rep["metric_name"] == "acc_plus_bonus" and first_run["metric_name"] == "accuracy"
+    want = {c["name"]: c["metric"] + 0.25 for c in first_run["configurations"]}
+    assert {c["name"]: c["metric"] for c in rep["configurations"]} == pytest.approx(want, abs=1e-9)
+    assert rep["base"]["test"]["metric"] == pytest.approx(first_run["base"]["test"]["metric"] + 0.25, abs=1e-9)
+    assert rep["chosen"]["metric"] == pytest.approx(first_run["chosen"]["metric"] + 0.25, abs=1e-9)
+    assert rep["chosen"]["widths"] == first_run["chosen"]["widths"]
+    assert "acc_plus_bonus" in (out / "pareto.md").read_text()
+
+
+@pytest.mark.parametrize("spec, msg", [
+    ("{d}/none.py:f", "{d}/none.py: no such metric file"),
+    ("{d}/metric.py:missing", "{d}/metric.py: no function 'missing'"),
+    ("{d}/broken.py:f", "{d}/broken.py: cannot load the metric file (SyntaxError"),
+    ("{d}/metric.py", "--metric must be file.py:NAME"),
+])
+def test_bad_metric_is_one_line(tiny, capsys, spec, msg):
+    (tiny / "metric.py").write_text("def acc_plus_bonus(predict, data):\n    return 0.0\n")
+    (tiny / "broken.py").write_text("def f(:\n")
+    assert main(_args(tiny, tiny / "out_bad", "--budget-luts", "100", "--metric", spec.format(d=tiny))) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("qrtl: error: " + msg.format(d=tiny)) and "\n" not in err, err
+
 # ---- Brevitas models (the same jobs, in process) -------------------------------------------------
 
 def test_brevitas_layers_are_requantized_priced_and_written(tmp_path):

@@ -55,7 +55,7 @@ def emd(y: np.ndarray, yh: np.ndarray, metric: np.ndarray | None = None) -> np.n
     import ot
 
     m = ground_metric() if metric is None else np.asarray(metric, dtype=np.float64)
-    a, b = _normalise(np.atleast_2d(y)), _normalise(np.atleast_2d(yh))
+    a, b = (np.ascontiguousarray(_normalise(np.atleast_2d(v))) for v in (y, yh))  # POT needs C order
     if a.shape != b.shape:
         raise ValueError(f"shape mismatch {a.shape} vs {b.shape}")
     out = np.full(len(a), np.nan)

@@ -12,13 +12,23 @@ from typing import Any
 import numpy as np
 
 from qat.search.frameworks import ModelRef, materialize, module
+from qat.search.metric import MetricRef, score
 
 
-def base(ref: ModelRef, data: dict[str, np.ndarray]) -> dict[str, Any]:
+def _evaluate(fw, m, data: dict[str, np.ndarray], part: str, metric: MetricRef | None) -> dict[str, float]:
+    """Loss and metric on ``x_<part>``/``y_<part>``: the framework's (accuracy or -MSE) or the model's own."""
+    x, y = data[f"x_{part}"], data[f"y_{part}"]
+    res = fw.evaluate(m, x, y)
+    if metric is not None:
+        res["metric"] = score(metric, lambda v: np.asarray(fw.outputs(m, v)), data)
+    return res
+
+
+def base(ref: ModelRef, data: dict[str, np.ndarray], metric: MetricRef | None = None) -> dict[str, Any]:
     """Loss and metric of the model as given, on the sensitivity and test sets."""
     fw, m = module(ref.framework), materialize(ref)
     return {"sens": fw.evaluate(m, data["x_sens"], data["y_sens"]),
-            "test": fw.evaluate(m, data["x_test"], data["y_test"]), "widths": fw.widths_of(m)}
+            "test": _evaluate(fw, m, data, "test", metric), "widths": fw.widths_of(m)}
 
 
 def measured(ref: ModelRef, data: dict[str, np.ndarray], layer: str, width: int) -> dict[str, Any]:
@@ -79,21 +89,22 @@ def fixed_price(ref: ModelRef, layers: list[str], board: str, method: str,
     return res
 
 
-def evaluate(ref: ModelRef, data: dict[str, np.ndarray], widths: dict[str, int]) -> dict[str, Any]:
+def evaluate(ref: ModelRef, data: dict[str, np.ndarray], widths: dict[str, int],
+             metric: MetricRef | None = None) -> dict[str, Any]:
     """Test loss and metric at ``widths`` (post-training quantization, no fine-tuning)."""
     fw, m = module(ref.framework), materialize(ref)
-    return fw.evaluate(fw.with_widths(m, widths), data["x_test"], data["y_test"])
+    return _evaluate(fw, fw.with_widths(m, widths), data, "test", metric)
 
 
 def finetune(ref: ModelRef, data: dict[str, np.ndarray], widths: dict[str, int], epochs: int, lr: float,
-             seed: int) -> dict[str, Any]:
+             seed: int, metric: MetricRef | None = None) -> dict[str, Any]:
     """QAT fine-tuning at ``widths`` with the framework's recipe; the test metric before and after and
     the fine-tuned model's bytes (``model_bytes``, stored by the caller next to the result)."""
     fw, m = module(ref.framework), materialize(ref)
     mw = fw.with_widths(m, widths)
-    before = fw.evaluate(mw, data["x_test"], data["y_test"])
+    before = _evaluate(fw, mw, data, "test", metric)
     fw.finetune(mw, data["x_train"], data["y_train"], epochs, lr, seed)
-    after = fw.evaluate(mw, data["x_test"], data["y_test"])
+    after = _evaluate(fw, mw, data, "test", metric)
     return {"before": before, "after": after, "model_bytes": fw.to_ref_payload(mw)}
 
 

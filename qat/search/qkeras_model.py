@@ -156,7 +156,7 @@ def _loss_obj(task: str):
 def evaluate(model, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
     """Mean loss (cross-entropy on logits, or MSE) and metric (accuracy, or -MSE) on (x, y)."""
     task = task_of(y)
-    pred = logits_model(model).predict(x, batch_size=1024, verbose=0)
+    pred = outputs(model, x)
     loss = float(_loss_obj(task)(y, pred).numpy())
     metric = float(np.mean(np.argmax(pred, axis=-1) == y)) if task == "classification" else -loss
     return {"loss": loss, "metric": metric}

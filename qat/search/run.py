@@ -15,6 +15,7 @@ from qat.search.cache import VERIFY_SOURCES, JobCache, code_fingerprint, content
 from qat.search.errors import SearchError
 from qat.search.frameworks import ModelRef, module, ref_of
 from qat.search.ilp import allocate
+from qat.search.metric import metric_ref
 from qat.search.runner import Job, Runner
 
 SEARCH_VERSION = 1  # part of every job key: bump when a job's meaning changes
@@ -41,11 +42,13 @@ class SearchOptions:
     workers: int | None = None
     ray_address: str | None = None
     cache: str | None = None  # default: OUT/cache
+    metric: str | None = None  # file.py:NAME, the model's own metric (qat.search.metric); default accuracy / -MSE
     progress: bool = True
 
 
-def load_data(path: str | Path, sens_samples: int) -> dict[str, np.ndarray]:
-    """DATA.npz with x_train, y_train, x_test, y_test (+ the sensitivity subset)."""
+def load_data(path: str | Path, sens_samples: int, extras: bool = False) -> dict[str, np.ndarray]:
+    """DATA.npz with x_train, y_train, x_test, y_test (+ the sensitivity subset; ``extras``: and its
+    other arrays, for a model's own metric)."""
     try:
         with np.load(path, allow_pickle=False) as z:
             data = {k: np.asarray(z[k]) for k in z.files}
@@ -58,6 +61,8 @@ def load_data(path: str | Path, sens_samples: int) -> dict[str, np.ndarray]:
         if len(data[a]) != len(data[b]) or not len(data[a]):
             raise SearchError(f"{path}: {a} and {b} must have the same, non-zero number of rows")
     out = {k: data[k].astype(np.float32) if k.startswith("x") else data[k] for k in DATA_KEYS}
+    if extras:
+        out.update({k: v for k, v in data.items() if k not in out and k not in ("x_sens", "y_sens")})
     out["x_sens"], out["y_sens"] = out["x_train"][:sens_samples], out["y_train"][:sens_samples]
     return out
 
@@ -86,8 +91,9 @@ def search(model: str, data_path: str, out_dir: str | Path, opts: SearchOptions,
     out.mkdir(parents=True, exist_ok=True)
     cache = JobCache(opts.cache or out / "cache")
     ref = ref_of(model, input_shape)
+    met = metric_ref(opts.metric) if opts.metric else None
     fw = module(ref.framework)
-    data = load_data(data_path, opts.sens_samples)
+    data = load_data(data_path, opts.sens_samples, extras=met is not None)
     fw.deterministic()
     m = fw.from_ref(ref)
     layers = fw.layers(m)
@@ -100,9 +106,11 @@ def search(model: str, data_path: str, out_dir: str | Path, opts: SearchOptions,
     def key(kind: str, *parts: Any) -> str:
         return content_key(SEARCH_VERSION, kind, mk, *parts)
 
+    mk_ = [met.key] if met else []  # in the keys of the jobs that report the metric
+
     with Runner(cache, opts.ray_address, opts.workers, opts.progress) as runner:
         # 1. sensitivity (measured and Hessian) and prices, all as one batch of tasks
-        jl: list[Job] = [Job("base", key("base", dk), J.base, (ref, data), "base")]
+        jl: list[Job] = [Job("base", key("base", dk, *mk_), J.base, (ref, data, met), "base")]
         jl += [Job("hessian", key("hessian", dk, n, opts.hessian_probes, opts.seed), J.hessian,
                    (ref, data, n, opts.hessian_probes, opts.seed), f"hessian {n}") for n in layers]
         jl += [Job("measured", key("measured", dk, n, w), J.measured, (ref, data, n, w), f"loss {n}@{w}")
@@ -159,10 +167,11 @@ def search(model: str, data_path: str, out_dir: str | Path, opts: SearchOptions,
         for b in np.linspace(lo, hi, max(2, opts.pareto_points)):
             a = allocate(obj, luts, fixed["luts"], budget_luts=float(b), allowed=allowed)
             add("searched", f"budget {b:.0f}", {n: widths[k] for n, k in zip(layers, a.choice)})
-        ev = [Job("evaluate", key("evaluate", dk, c["widths"]), J.evaluate, (ref, data, c["widths"]),
+        ev = [Job("evaluate", key("evaluate", dk, c["widths"], *mk_), J.evaluate, (ref, data, c["widths"], met),
                   f"evaluate {nm}") for nm, c in configs.items()]
-        ft = Job("finetune", key("finetune", dk, chosen, opts.epochs, opts.lr, opts.seed), J.finetune,
-                 (ref, data, chosen, opts.epochs, opts.lr, opts.seed), "fine-tune chosen", {"model_bytes": "model"})
+        ft = Job("finetune", key("finetune", dk, chosen, opts.epochs, opts.lr, opts.seed, *mk_), J.finetune,
+                 (ref, data, chosen, opts.epochs, opts.lr, opts.seed, met), "fine-tune chosen",
+                 {"model_bytes": "model"})
         r = runner.run(ev + [ft], "evaluate + fine-tune")
         for j, (nm, c) in zip(ev, configs.items()):
             c["metric"], c["loss"] = r[j.key]["metric"], r[j.key]["loss"]
@@ -186,7 +195,7 @@ def search(model: str, data_path: str, out_dir: str | Path, opts: SearchOptions,
 
     best_files = fw.write_best(best_ref, out)
     points = list(configs.values())
-    metric_name = "accuracy" if fw.task_of(data["y_test"]) == "classification" else "-MSE"
+    metric_name = met.name if met else "accuracy" if fw.task_of(data["y_test"]) == "classification" else "-MSE"
     from qat.search import pareto
 
     (out / "pareto.md").write_text(pareto.table(points, layers, metric_name))
@@ -195,7 +204,8 @@ def search(model: str, data_path: str, out_dir: str | Path, opts: SearchOptions,
                 f"({opts.price} prices)")
     predicted = alloc.luts
     report: dict[str, Any] = {
-        "model": model, "framework": ref.framework, "layers": layers, "model_widths": own, "widths": widths,
+        "model": model, "framework": ref.framework, "metric_name": metric_name, "layers": layers,
+        "model_widths": own, "widths": widths,
         "options": {k: v for k, v in asdict(opts).items() if k not in ("progress",)},
         "base": base, "fixed_luts": fixed["luts"], "table": table,
         "chosen": {"widths": chosen, "predicted_luts": predicted, "sensitivity": alloc.sensitivity,
