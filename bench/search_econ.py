@@ -21,13 +21,13 @@ from bench.search_study import ROOT, study_main  # noqa: E402
 
 
 def make_data(model: Path) -> dict[str, np.ndarray]:
-    """6000 synthetic 8x8 showers (seed 11), labelled with the shipped encoder's latent code: 4000 to
-    train (the encoder's fine-tuning and the EMD decoder's fit), 2000 to test."""
+    """4000 synthetic 8x8 showers (seed 11), labelled with the shipped encoder's latent code: 3000 to
+    train (the encoder's fine-tuning and the EMD decoder's fit), 1000 to test."""
     from qat.search import qkeras_model as qm
 
-    x = econ_data(6000, seed=11).reshape(-1, 8, 8, 1).astype(np.float32)
+    x = econ_data(4000, seed=11).reshape(-1, 8, 8, 1).astype(np.float32)
     y = qm.outputs(qm.load(str(model)), x).astype(np.float32)  # the shipped encoder's latent code
-    return {"x_train": x[:4000], "y_train": y[:4000], "x_test": x[4000:], "y_test": y[4000:]}
+    return {"x_train": x[:3000], "y_train": y[:3000], "x_test": x[3000:], "y_test": y[3000:]}
 
 
 if __name__ == "__main__":
