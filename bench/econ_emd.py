@@ -4,8 +4,9 @@ and their reconstruction from the encoder's 16 latent values.
 
 The decoder runs off-detector in float and is trained for the encoder it serves, so each encoder under
 evaluation gets its own: latent 16 -> Dense 128 ReLU -> Dense 48 -> softmax, fitted (seeded, cross-entropy
-on the energy fractions) on the encoder's latent codes of the training modules, then scored on the test
-modules.  The encoder's weight widths are what changes between evaluations; the decoder recipe does not.
+on the energy fractions) on the encoder's latent codes of ``x_decoder`` (unlabelled modules in DATA.npz;
+default ``x_train``), then scored on the test modules.  The encoder's weight widths are what changes
+between evaluations; the decoder recipe does not.
 """
 from __future__ import annotations
 
@@ -45,8 +46,9 @@ def decode(z: np.ndarray, w: list[np.ndarray]) -> np.ndarray:
 
 
 def neg_median_emd(predict, data: dict[str, np.ndarray]) -> float:
-    """-median EMD (cm) on x_test of a decoder fitted on the encoder's latent codes of x_train."""
+    """-median EMD (cm) on x_test of a decoder fitted on the encoder's latent codes of x_decoder (or x_train)."""
     from qat.econ.metrics import emd
 
-    w = fit_decoder(predict(data["x_train"]), fractions(data["x_train"]))
+    xd = data.get("x_decoder", data["x_train"])
+    w = fit_decoder(predict(xd), fractions(xd))
     return -float(np.nanmedian(emd(fractions(data["x_test"]), decode(predict(data["x_test"]), w))))
