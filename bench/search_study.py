@@ -40,12 +40,11 @@ def run_study(name: str, model: str, data: Path, widths: list[int], price: str, 
               metric: str | None = None) -> dict:
     """Search at ``ratio`` x the predicted LUTs of uniform 6-bit, then fine-tune and synthesize the
     uniform baselines with the same recipe; write bench/results/search_<name>.json/.md."""
-    from qat.search import jobs as J
-    from qat.search.cache import VERIFY_SOURCES, JobCache, code_fingerprint, content_key
+    from qat.search.cache import JobCache
     from qat.search.frameworks import ModelRef, ref_of
     from qat.search.metric import metric_ref
-    from qat.search.run import SEARCH_VERSION, SearchOptions, _data_key, load_data, search
-    from qat.search.runner import Job, Runner
+    from qat.search.run import SearchOptions, _data_key, finetune_job, load_data, search, verify_job
+    from qat.search.runner import Runner
 
     out = ROOT / "build" / f"search_{name}"
     cache = str(out / "cache")
@@ -71,19 +70,12 @@ def run_study(name: str, model: str, data: Path, widths: list[int], price: str, 
     with Runner(JobCache(cache), None, workers) as runner:
         fts = {}
         for w in uniform:
-            ws = {n: w for n in layers}
-            fts[w] = Job("finetune", content_key(SEARCH_VERSION, "finetune", ref.key, dk, ws, opts.epochs, opts.lr,
-                                                 opts.seed, *([met.key] if met else [])), J.finetune,
-                         (ref, d, ws, opts.epochs, opts.lr, opts.seed, met),
-                         f"fine-tune uniform {w}", {"model_bytes": "model"})
+            fts[w] = finetune_job(ref, d, dk, {n: w for n in layers}, opts, met, f"fine-tune uniform {w}")
         r = runner.run(list(fts.values()), "fine-tune uniform baselines")
         vs = {}
         for w, j in fts.items():
             bref = ModelRef(ref.framework, r[j.key]["model_bytes"])
-            vs[w] = Job("verify", content_key(SEARCH_VERSION, "verify", code_fingerprint(VERIFY_SOURCES), bref.key, dk,
-                                              opts.board, opts.random_vectors, True, opts.seed), J.verify,
-                        (bref, d, opts.board, opts.random_vectors, True, opts.seed, str(Path(cache).resolve())),
-                        f"verify uniform {w}")
+            vs[w] = verify_job(bref, d, dk, opts, str(Path(cache).resolve()), f"verify uniform {w}")
         v = runner.run(list(vs.values()), "verify uniform baselines")
     preds = {tuple(sorted(c["widths"].items())): c["luts"] for c in rep["configurations"]}
     for w in uniform:

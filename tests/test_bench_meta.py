@@ -53,7 +53,6 @@ def test_study_help(study):
     assert "--price" in out.stdout and "--workers" in out.stdout and "--epochs" in out.stdout
 
 
-
 def test_econ_emd_metric_decodes_and_measures_the_emd():
     """bench/econ_emd.py (the ECON-T study's --metric): its decoder with given weights reproduces a
     module exactly (EMD 0) or spreads it evenly (minus that module's EMD to the even spread); the fitted

@@ -205,7 +205,6 @@ def test_infeasible_budget_and_unreachable_address_are_one_line(tiny, first_run,
     assert err.startswith("qrtl: error: --ray-address 127.0.0.1:1: no Ray cluster reachable") and "\n" not in err
 
 
-
 def test_own_metric_reaches_every_evaluation(tiny, first_run):
     """--metric file.py:NAME replaces accuracy in every evaluation (base, configurations, fine-tuned
     choice), sees the data file's other arrays, and names the Pareto column; nothing else changes."""
@@ -241,6 +240,7 @@ def test_bad_metric_is_one_line(tiny, capsys, spec, msg):
     assert main(_args(tiny, tiny / "out_bad", "--budget-luts", "100", "--metric", spec.format(d=tiny))) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("qrtl: error: " + msg.format(d=tiny)) and "\n" not in err, err
+
 
 # ---- Brevitas models (the same jobs, in process) -------------------------------------------------
 

@@ -15,7 +15,7 @@ from qat.search.cache import VERIFY_SOURCES, JobCache, code_fingerprint, content
 from qat.search.errors import SearchError
 from qat.search.frameworks import ModelRef, module, ref_of
 from qat.search.ilp import allocate
-from qat.search.metric import metric_ref
+from qat.search.metric import MetricRef, metric_ref
 from qat.search.runner import Job, Runner
 
 SEARCH_VERSION = 1  # part of every job key: bump when a job's meaning changes
@@ -69,6 +69,24 @@ def load_data(path: str | Path, sens_samples: int, extras: bool = False) -> dict
 
 def _data_key(data: dict[str, np.ndarray]) -> str:
     return content_key(*[k for k in sorted(data)], *[np.ascontiguousarray(data[k]).tobytes() for k in sorted(data)])
+
+
+def finetune_job(ref: ModelRef, data: dict[str, np.ndarray], dk: str, widths: dict[str, int], opts: SearchOptions,
+                 met: MetricRef | None, label: str) -> Job:
+    """The QAT fine-tuning job of ``widths`` (its key shared by the search and the bench studies: the same
+    configuration is fine-tuned once)."""
+    return Job("finetune", content_key(SEARCH_VERSION, "finetune", ref.key, dk, widths, opts.epochs, opts.lr,
+                                       opts.seed, *([met.key] if met else [])), J.finetune,
+               (ref, data, widths, opts.epochs, opts.lr, opts.seed, met), label, {"model_bytes": "model"})
+
+
+def verify_job(ref: ModelRef, data: dict[str, np.ndarray], dk: str, opts: SearchOptions, cache_root: str,
+               label: str) -> Job:
+    """The verification job of a (fine-tuned) model, keyed by the verifier's source too (shared like
+    :func:`finetune_job`)."""
+    return Job("verify", content_key(SEARCH_VERSION, "verify", code_fingerprint(VERIFY_SOURCES), ref.key, dk,
+                                     opts.board, opts.random_vectors, opts.verify_synth, opts.seed), J.verify,
+               (ref, data, opts.board, opts.random_vectors, opts.verify_synth, opts.seed, cache_root), label)
 
 
 def _widths_name(widths: dict[str, int], layers: list[str]) -> str:
@@ -169,9 +187,7 @@ def search(model: str, data_path: str, out_dir: str | Path, opts: SearchOptions,
             add("searched", f"budget {b:.0f}", {n: widths[k] for n, k in zip(layers, a.choice)})
         ev = [Job("evaluate", key("evaluate", dk, c["widths"], *mk_), J.evaluate, (ref, data, c["widths"], met),
                   f"evaluate {nm}") for nm, c in configs.items()]
-        ft = Job("finetune", key("finetune", dk, chosen, opts.epochs, opts.lr, opts.seed, *mk_), J.finetune,
-                 (ref, data, chosen, opts.epochs, opts.lr, opts.seed, met), "fine-tune chosen",
-                 {"model_bytes": "model"})
+        ft = finetune_job(ref, data, dk, chosen, opts, met, "fine-tune chosen")
         r = runner.run(ev + [ft], "evaluate + fine-tune")
         for j, (nm, c) in zip(ev, configs.items()):
             c["metric"], c["loss"] = r[j.key]["metric"], r[j.key]["loss"]
@@ -184,10 +200,7 @@ def search(model: str, data_path: str, out_dir: str | Path, opts: SearchOptions,
         verification = None
         best_ref = ModelRef(ref.framework, best["model_bytes"], ref.source, ref.name, ref.input_shape)
         if opts.verify:
-            vj = Job("verify", content_key(SEARCH_VERSION, "verify", code_fingerprint(VERIFY_SOURCES), best_ref.key, dk,
-                                           opts.board, opts.random_vectors, opts.verify_synth, opts.seed),
-                     J.verify, (best_ref, data, opts.board, opts.random_vectors, opts.verify_synth, opts.seed, croot),
-                     "verify chosen")
+            vj = verify_job(best_ref, data, dk, opts, croot, "verify chosen")
             verification = runner.run([vj], "verify")[vj.key]
             executed = runner.executed
         else:
