@@ -1,4 +1,4 @@
-"""The two benchmark models, their synthetic data, and deterministic training.
+"""The benchmark models, their synthetic data, and deterministic training.
 
 (a) ``jet_tagger``: jet-tagger-shaped MLP 16-64-32-32-5; 16-bit input quantizer
     quantized_bits(16,6), 6-bit weights and biases quantized_bits(6,0),
@@ -10,6 +10,12 @@
     (6-bit), quantized_relu(9,1) latent.  Trained as an autoencoder with a small
     float decoder (Dense 128 -> 8x8) on synthetic HGCAL-like showers; only the
     encoder is saved (the decoder runs off-detector).
+(c) ``random_mlp``: the jet tagger's shape and quantizers (16-64-32-32-5, 16-bit inputs, 6-bit
+    weights and biases, quantized_relu(6,2)) with seeded uniformly random weights on the 6-bit grid:
+    dense matrices with every digit pattern, not the sparse ones training leaves (no softmax).
+(d) ``conv8``: one convolution with 8-bit weights: input 8x8x1 through quantized_bits(8,0),
+    QConv2D 8 filters 3x3 stride 1 'valid' (weights and biases quantized_bits(8,0), seeded random on
+    the grid), quantized_relu(8,3): 36 positions x (9 -> 8) products per inference.
 
 Everything is seeded; TF_DETERMINISTIC_OPS makes CPU training repeatable.
 """
@@ -24,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-MODEL_NAMES = ("jet_tagger", "econt_encoder")
+MODEL_NAMES = ("jet_tagger", "econt_encoder", "random_mlp", "conv8")
 
 
 # ---- data -------------------------------------------------------------------------------------
@@ -132,11 +138,65 @@ def train_econt_encoder(out: Path) -> dict:
     return {"reconstruction_mse": round(mse, 6), "train_samples": len(x), "epochs": 6}
 
 
-TRAIN = {"jet_tagger": train_jet_tagger, "econt_encoder": train_econt_encoder}
+def build_random_mlp():
+    import tensorflow as tf
+    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
+
+    w = dict(kernel_quantizer=quantized_bits(6, 0, alpha=1), bias_quantizer=quantized_bits(6, 0, alpha=1))
+    return tf.keras.Sequential([
+        tf.keras.Input((16,), name="features"),
+        QActivation(quantized_bits(16, 6, alpha=1), name="input_q"),
+        QDense(64, name="fc1", **w), QActivation(quantized_relu(6, 2), name="relu1"),
+        QDense(32, name="fc2", **w), QActivation(quantized_relu(6, 2), name="relu2"),
+        QDense(32, name="fc3", **w), QActivation(quantized_relu(6, 2), name="relu3"),
+        QDense(5, name="output", **w),
+    ], name="random_mlp")
+
+
+def build_conv8():
+    import tensorflow as tf
+    from qkeras import QActivation, QConv2D, quantized_bits, quantized_relu
+
+    w = dict(kernel_quantizer=quantized_bits(8, 0, alpha=1), bias_quantizer=quantized_bits(8, 0, alpha=1))
+    return tf.keras.Sequential([
+        tf.keras.Input((8, 8, 1), name="image"),
+        QActivation(quantized_bits(8, 0, alpha=1), name="input_q"),
+        QConv2D(8, (3, 3), padding="valid", name="conv", **w),
+        QActivation(quantized_relu(8, 3), name="conv_act"),
+    ], name="conv8")
+
+
+def _random_on_grid(model, bits: int, seed: int) -> None:
+    """Every kernel and bias uniformly random on the quantized_bits(bits, 0) grid: k / 2**(bits-1),
+    k in [-2**(bits-1), 2**(bits-1) - 1] (the quantizers leave them unchanged)."""
+    rng = np.random.default_rng(seed)
+    half = 1 << (bits - 1)
+    model.set_weights([rng.integers(-half, half, size=w.shape).astype(np.float32) / half
+                       for w in model.get_weights()])
+
+
+def save_random_mlp(out: Path) -> dict:
+    model = build_random_mlp()
+    _random_on_grid(model, 6, seed=16)
+    model.save(out)
+    return {"weights": "uniform random on the 6-bit grid, seed 16 (not trained)"}
+
+
+def save_conv8(out: Path) -> dict:
+    model = build_conv8()
+    _random_on_grid(model, 8, seed=8)
+    model.save(out)
+    return {"weights": "uniform random on the 8-bit grid, seed 8 (not trained)"}
+
+
+TRAIN = {"jet_tagger": train_jet_tagger, "econt_encoder": train_econt_encoder, "random_mlp": save_random_mlp,
+         "conv8": save_conv8}
 
 
 def test_inputs(name: str, n: int, seed: int = 7) -> np.ndarray:
     """Real-valued inputs from the model's own data distribution."""
-    if name == "jet_tagger":
+    if name in ("jet_tagger", "random_mlp"):
         return jet_data(n, seed)[0]
+    if name == "conv8":
+        return np.random.default_rng(seed).uniform(-1.0, 1.0, size=(n, 8, 8, 1)).astype(np.float32)
     return econ_data(n, seed)

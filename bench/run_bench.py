@@ -490,6 +490,11 @@ def markdown(doc: dict) -> str:
              f"da4ml {doc.get('da4ml_version', '?')}; total run {doc.get('total_seconds')} s. "
              f"1-minute load average during the run: {doc.get('load_min')}-{doc.get('load_max')} "
              f"(all times are wall-clock).\n")
+    runs = {(m.get("run") or {}).get("git_commit") for _, m in _models(doc)} - {None}
+    if len(runs) > 1:
+        L.append("Models merged from several runs (`--merge`): " + "; ".join(
+            f"{n} at commit {m['run']['git_commit']} ({m['run']['date_utc']} UTC)" for n, m in _models(doc)
+            if m.get("run")) + ".\n")
     L.append("## Hardware: qrtl vs da4ml (same integer network, same Yosys `synth_xilinx -family xc7`)\n")
     L.append("| model | generator | LUT | FF | CARRY4 | DSP | INV | MUXF | latency (cycles) | logic depth "
              "| RTL generation (s) | Yosys (s) | bit-exact |")
@@ -602,6 +607,9 @@ def main() -> int:
     ap.add_argument("--no-half-up", action="store_true", help="skip the extra da4ml variant with half-up rounding")
     ap.add_argument("--validate-da4ml-rtl", action="store_true",
                     help="also simulate da4ml's Verilog with its own Verilator harness (several minutes per model)")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the other models' results of bench/results/results.json (each model records the "
+                         "commit it ran on)")
     ap.add_argument("--report-only", action="store_true",
                     help="only re-render bench/results/results.md from bench/results/results.json")
     args = ap.parse_args()
@@ -620,6 +628,11 @@ def main() -> int:
     log("environment")
     load()
     doc = {"environment": environment(), "method": METHOD, "models": {}}
+    if args.merge and (RESULTS / "results.json").exists():
+        old = json.loads((RESULTS / "results.json").read_text())
+        doc["models"] = {k: dict(v, run=v.get("run") or {"git_commit": old["environment"]["git_commit"],
+                                                          "date_utc": old["environment"]["date_utc"]})
+                         for k, v in old["models"].items() if k not in names}
     doc["training"] = ensure_models(names, args.reuse_models)
 
     from qat.importers.from_qkeras import load_model
@@ -627,6 +640,7 @@ def main() -> int:
     synth_jobs = []
     for name in names:
         res = doc["models"].setdefault(name, {})
+        res["run"] = {"git_commit": doc["environment"]["git_commit"], "date_utc": doc["environment"]["date_utc"]}
         model = load_model(MODELS / f"{name}.h5")
         state = run_qrtl(name, model, args.vectors, res)
         synth_jobs.append((f"{name} qrtl", res["qrtl"], [BUILD / name / "rtl" / f for f in state["design"].verilog_files],

@@ -73,6 +73,33 @@ def test_depth_bound_is_respected(seed):
     assert all(g.sig_depth(o.sig) <= need + 3 for o in g.outputs if o.sig >= 0)
 
 
+def test_cse_pattern_order_does_not_depend_on_how_often_it_is_resorted(monkeypatch):
+    """The CSE walks its two-input patterns from a sorted array and re-sorts it when many went stale;
+    re-sorting after every few stale patterns or never must extract the same patterns in the same order."""
+    import hls.engine.cmvm as cmvm
+
+    rng = np.random.default_rng(3)
+    W = rng.integers(-128, 128, (12, 40))
+    lo, hi = np.full(40, -128), np.full(40, 127)
+    b = np.zeros(12, dtype=np.int64)
+    monkeypatch.setattr(cmvm, "RESORT_STALE", 10**9)
+    never = build(W, b, lo, hi)
+    monkeypatch.setattr(cmvm, "RESORT_STALE", 0)
+    often = build(W, b, lo, hi)
+    assert never == often and len(never.nodes) > 100
+
+
+def test_inputs_too_wide_for_int64_pattern_costs_are_exact():
+    """Input ranges near 2**60: the CSE prices its patterns with Python integers (no int64 overflow)."""
+    rng = np.random.default_rng(4)
+    W = rng.integers(-100, 101, (6, 10))
+    lo, hi = np.full(10, -(1 << 60)), np.full(10, (1 << 60) - 1)
+    g = build(W, np.arange(6), lo, hi)
+    x = np.array([lo, hi, [(-1) ** i << 59 for i in range(10)]], dtype=object)
+    assert (g.evaluate(x) == x @ W.T.astype(object) + np.arange(6)).all()
+    assert all(nd.hi <= (1 << 60) * 100 * 10 * 2 for nd in g.nodes)
+
+
 def test_deterministic():
     W, b, lo, hi, _ = _case(7)
     assert build(W, b, lo, hi, slack=2) == build(W.copy(), b.copy(), lo.copy(), hi.copy(), slack=2)

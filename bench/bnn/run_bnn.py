@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 OUT = Path(__file__).resolve().parent
 DEPTH = 4
 LAMBDAS_MLP = (0.0, 0.5, 1.0, 1.5, 2.0)  # digits MLP: regulariser weights (first layer through Yosys)
+LAMBDAS_CNN = (0.0, 0.5, 1.0, 2.0)
 
 PAPER = ("MST-compression (ICCV 2023; abstract in /work/shared/reference/seed-papers.txt): an output channel of a "
          "binary layer is computed from another channel plus XNORs over the weights where they differ; the "
@@ -54,7 +55,7 @@ def mnist():
     return train_test_split(X, y.astype(np.int64), test_size=0.2, random_state=0, stratify=y)
 
 
-def run_one(name, make_model, data, in_shape, lam, epochs, yosys, work):
+def run_one(name, make_model, data, in_shape, lam, epochs, yosys, work, whole=False):
     import torch
 
     from hls.rtl.binary_mst import module_cost
@@ -102,9 +103,36 @@ def run_one(name, make_model, data, in_shape, lam, epochs, yosys, work):
             rec["layer1"] = dict(module_cost(d.files[f"{mod}.v"]), lut=syn["total"]["LUT"], ff=syn["total"]["FF"],
                                  carry=syn["total"]["CARRY"], logic_depth=syn["logic_depth"],
                                  yosys_seconds=round(time.perf_counter() - t0, 1))
+        if whole:  # the whole design through the same Yosys script, hierarchy kept (LUTs per layer module)
+            rec["design"] = synth_whole(d, work / f"{name}_l{lam}_{order}_whole", net)
         row[order] = rec
         print(f"  {name} lambda={lam} {order}: acc {acc:.4f} {rec}", flush=True)
     return row
+
+
+def synth_whole(d, wd: Path, net) -> dict:
+    """Yosys synth_xilinx (pynq-z2) of design ``d`` whole, hierarchy kept: design LUT/FF/CARRY, logic depth,
+    LUTs per op module, seconds. Cached by the design's text (training is seeded, so reruns hit)."""
+    import hashlib
+
+    from boards.catalog import board
+    from boards.yosys_report import synth_fpga
+
+    key = hashlib.sha256("".join(d.files[f] for f in d.verilog_files).encode()).hexdigest()
+    cache = wd / "whole.json"
+    if cache.exists() and json.loads(cache.read_text()).get("key") == key:
+        return json.loads(cache.read_text())["result"]
+    d.write(wd / "rtl")
+    (wd / "synth").mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    syn = synth_fpga([wd / "rtl" / f for f in d.verilog_files], d.top, board("pynq-z2"), wd / "synth",
+                     timeout=4 * 3600)
+    mods = {op.name: d.manifest["ops"][op.name]["module"] for op in net.ops if op.name in d.manifest["ops"]}
+    res = {"lut": syn["total"]["LUT"], "ff": syn["total"]["FF"], "carry": syn["total"]["CARRY"],
+           "logic_depth": syn["logic_depth"], "seconds": round(time.perf_counter() - t0, 1),
+           "lut_per_op": {k: syn["per_module"].get(m, {}).get("LUT", 0) for k, m in mods.items()}}
+    cache.write_text(json.dumps({"key": key, "result": res}, indent=1) + "\n")
+    return res
 
 
 def cached_synth(wd: Path, mod: str, text: str) -> dict | None:
@@ -127,6 +155,9 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer epochs, no Yosys (smoke test)")
     ap.add_argument("--work", default=str(ROOT / "build" / "bench_bnn"))
+    ap.add_argument("--only", default="", help="rerun these rows (MODEL:LAMBDA,...) and merge them into results.json")
+    ap.add_argument("--whole", default="", help="also synthesize these rows' whole designs (MODEL:LAMBDA,...; "
+                    "hours of Yosys on 2 cores)")
     ap.add_argument("--report-only", action="store_true", help="refit the model and rewrite the tables from results.json")
     args = ap.parse_args()
     if args.report_only:
@@ -142,13 +173,26 @@ def main() -> int:
     runs = [("mlp_digits", lambda: BinaryMLP(64, (256, 256), 10), dig, (64,), lam, ep, yosys)
             for lam in LAMBDAS_MLP]
     runs += [("cnn_digits", lambda: BinaryCNN((1, 8, 8), (16, 32), 10), dimg, (1, 8, 8), lam, ep, yosys)
-             for lam in (0.0, 2.0)]  # costed by the model
+             for lam in LAMBDAS_CNN]  # costed by the model
     k = len(LAMBDAS_MLP)
     runs = runs[:k] + [(*r[:-1], False) for r in runs[k:]]
     runs += [("mlp_mnist", lambda: BinaryMLP(196, (256, 256), 10), mn, (196,), lam, ep, False) for lam in (0.0, 2.0)]
+    all_runs = list(runs)
+    whole = {tuple(x.split(":")) for x in args.whole.split(",") if x}
+    only = {tuple(x.split(":")) for x in args.only.split(",") if x}
+    if only:
+        runs = [r for r in runs if (r[0], str(r[4])) in only]
     t0 = time.perf_counter()
-    rows = [run_one(*r, work) for r in runs]
-    res = {"depth_bound": DEPTH, "paper": PAPER, "rows": rows, "seconds": round(time.perf_counter() - t0, 1)}
+    rows = [run_one(*r, work, whole=(r[0], str(r[4])) in whole) for r in runs]
+    if only:  # merge: keep the other rows of the last full run, in the study's order
+        old = json.loads((OUT / "results.json").read_text())
+        new = {(r["model"], r["lambda"]): r for r in rows}
+        kept = {(r["model"], r["lambda"]): r for r in old["rows"]}
+        kept.update(new)
+        order = [(r[0], r[4]) for r in all_runs]
+        res = dict(old, rows=[kept[k] for k in order if k in kept])
+    else:
+        res = {"depth_bound": DEPTH, "paper": PAPER, "rows": rows, "seconds": round(time.perf_counter() - t0, 1)}
     report(res)
     return 0
 

@@ -148,6 +148,7 @@ TREE_WINDOW = 8  # candidate terms per step of the final trees
 TREE_GREEDY_MAX = 96  # longer rows: shallowest-first trees only
 CSE_OCCURRENCE_WEIGHT = None  # LUTs one more occurrence of a pattern saves (None: the median output width)
 SEARCH_MAX_DIGITS = 12_000  # larger matrices: one decomposition, no search
+RESORT_STALE = 20_000  # CSE: re-sort the two-input patterns after this many stale ones (speed only)
 
 
 def _ceil_log2(n: int) -> int:
@@ -259,6 +260,43 @@ class _Row:
         return sorted(zip(s.tolist(), k.tolist(), g.tolist()))
 
 
+def _bit_length(v: np.ndarray) -> np.ndarray:
+    """int.bit_length of every element of a non-negative int64 array."""
+    v = v.copy()
+    n = np.zeros(v.shape, dtype=np.int64)
+    for sh in (32, 16, 8, 4, 2, 1):
+        m = v >= (1 << sh)
+        n[m] += sh
+        v[m] >>= sh
+    return n + (v > 0)
+
+
+def _static_costs(skeys: np.ndarray, S: int, D: int, bld: _Builder) -> np.ndarray:
+    """``_node_luts`` of the adder of every two-input pattern key (vectorised ``cost_of``); exact in
+    int64 when the shifted input ranges fit, else computed per key with Python integers."""
+    kk = skeys >> 1
+    d = kk % D
+    a = kk // D // S
+    b = kk // D % S
+    lo, hi = np.asarray(bld.in_lo, dtype=np.int64), np.asarray(bld.in_hi, dtype=np.int64)
+    mag = max([abs(int(x)) for x in lo.tolist() + hi.tolist()] + [1])
+    if len(skeys) == 0 or mag.bit_length() + D + 2 > 62:
+        return np.array([_node_luts(*_pattern_range(bld, int(x), int(y), int(z), int(k) & 1), int(z))
+                         for x, y, z, k in zip(a, b, d, skeys)], dtype=np.int64)
+    la, ha, lb, hb = lo[a], hi[a], lo[b] << d, hi[b] << d
+    neg = (skeys & 1) == 1
+    rlo = np.where(neg, la - hb, la + lb)
+    rhi = np.where(neg, ha - lb, ha + hb)
+    w = np.maximum(_bit_length(np.maximum(rhi, 0)), np.where(rlo < 0, _bit_length(np.maximum(-rlo - 1, 0)), 0)) + 1
+    return np.maximum(1, w - d - 1)
+
+
+def _pattern_range(bld: _Builder, a: int, b: int, d: int, neg: int) -> tuple[int, int]:
+    la, ha = bld.lo[a], bld.hi[a]
+    lb, hb = bld.lo[b] << d, bld.hi[b] << d
+    return (la - hb, ha - lb) if neg else (la + lb, ha + hb)
+
+
 def _cse(bld: _Builder, rows: list[_Row], bounds: list[int], reserve: list[int], out_width: int) -> None:
     """Greedy common-subexpression extraction in place on ``rows``.
 
@@ -356,19 +394,19 @@ def _cse(bld: _Builder, rows: list[_Row], bounds: list[int], reserve: list[int],
             i, st = i[ok], st[ok]
             np.subtract.at(scount, i[skeys[i] == st], 1)
         if dyn and np.any(node):
-            for k2 in ks[node].tolist():
-                c = dyn.get(k2)
-                if c is not None:
-                    if c <= 1:
+            u, m = np.unique(ks[node], return_counts=True)
+            hit = dyn.keys() & set(u.tolist())
+            if hit:
+                h = np.array(sorted(hit), dtype=np.int64)
+                for k2, m2 in zip(h.tolist(), m[np.searchsorted(u, h)].tolist()):
+                    c = dyn[k2] - m2
+                    if c <= 0:
                         del dyn[k2]
                     else:
-                        dyn[k2] = c - 1
+                        dyn[k2] = c
 
     def cost_of(a: int, b: int, d: int, g: int) -> int:
-        la, ha = bld.lo[a], bld.hi[a]
-        lb, hb = bld.lo[b] << d, bld.hi[b] << d
-        lo, hi = (la - hb, ha - lb) if g < 0 else (la + lb, ha + hb)
-        return _node_luts(lo, hi, d)
+        return _node_luts(*_pattern_range(bld, a, b, d, g < 0), d)
 
     # heap items are single integers: (-score * CB + cost) * KS + key, score = count * W - cost
     KS = S * S * D * 2
@@ -377,23 +415,67 @@ def _cse(bld: _Builder, rows: list[_Row], bounds: list[int], reserve: list[int],
     def item(key: int, cnt: int, cost: int) -> int:
         return (-(cnt * ow - cost) * CB + cost) * KS + key
 
-    heap = []
-    for key, cnt in zip(skeys.tolist(), scount.tolist()):
-        heap.append(item(key, cnt, cost_of(*decode(key))))
-    heapq.heapify(heap)
+    # The two-input patterns start in one sorted array (their heap items, in item order) walked from the
+    # front; the heap holds patterns with a node and re-scored ones.  Popping the smaller of the array's
+    # front and the heap's top is popping one heap holding everything (every pattern's stored item <= its
+    # true item), without pushing millions of Python integers; when many array entries have gone stale,
+    # the rest of the array is re-scored and re-sorted at once.
+    scost = _static_costs(skeys, S, D, bld)
+    sscore = scount * ow - scost
+    order = np.lexsort((skeys, scost, -sscore))
+    p = 0
+    front: list[int] = []  # the next array entries that still had a count >= 2 when read
+    stale = 0
+    heap: list[int] = []
 
-    while heap:
-        it = heapq.heappop(heap)
-        key = it % KS
-        rest = it // KS
-        cost = rest % CB
-        neg_sc = rest // CB
-        cnt = count(key)
-        if cnt < 2:
-            continue
-        if cnt * ow - cost != -neg_sc:
-            heapq.heappush(heap, item(key, cnt, cost))
-            continue
+    def static_head() -> int:
+        """Index (into skeys) of the array's first pattern with a count >= 2 left, or -1."""
+        nonlocal p, front
+        while True:
+            while front:
+                if scount[front[-1]] >= 2:
+                    return front[-1]
+                front.pop()
+            if p >= len(order):
+                return -1
+            blk = order[p:p + 4096]
+            p += len(blk)
+            front = blk[scount[blk] >= 2][::-1].tolist()
+
+    def resort() -> None:
+        nonlocal order, p, front, sscore, stale
+        rest = np.concatenate([np.array(front[::-1], dtype=np.int64), order[p:]])
+        rest = rest[scount[rest] >= 2]
+        sscore = scount * ow - scost
+        order = rest[np.lexsort((skeys[rest], scost[rest], -sscore[rest]))]
+        p, front, stale = 0, [], 0
+
+    while True:
+        i = static_head()
+        if i >= 0 and (not heap or (-int(sscore[i]) * CB + int(scost[i])) * KS + int(skeys[i]) < heap[0]):
+            front.pop()
+            key, cnt, cost = int(skeys[i]), int(scount[i]), int(scost[i])
+            if cnt * ow - cost != int(sscore[i]):
+                stale += 1
+                if stale > max(RESORT_STALE, (len(order) - p) // 8):
+                    resort()
+                else:
+                    heapq.heappush(heap, item(key, cnt, cost))
+                continue
+        elif heap:
+            it = heapq.heappop(heap)
+            key = it % KS
+            rest = it // KS
+            cost = rest % CB
+            neg_sc = rest // CB
+            cnt = count(key)
+            if cnt < 2:
+                continue
+            if cnt * ow - cost != -neg_sc:
+                heapq.heappush(heap, item(key, cnt, cost))
+                continue
+        else:
+            break
         a, b, d, g = decode(key)
         da, db = bld.depth[a], bld.depth[b]
         grow = (1 << (max(da, db) + 1)) - (1 << da) - (1 << db)
@@ -427,11 +509,22 @@ def _cse(bld: _Builder, rows: list[_Row], bounds: list[int], reserve: list[int],
             for k, sg in lst:
                 row.remove(a, k)
                 row.remove(b, k + d)
-                s, kk, gg = row.live()
-                if len(s):
-                    one = np.ones(len(s), dtype=np.int64)
-                    for src, ks, kg in ((a, k, sg), (b, k + d, sg * g)):
-                        decrement(keys(one * src, one * ks, one * kg, s, kk, gg))
+            # one occurrence fewer of every pair a removed digit was in: with the row's other digits and with
+            # the other occurrences' digits (an occurrence's own pair is the pattern being extracted)
+            rs = np.array([x for _ in lst for x in (a, b)], dtype=np.int64)
+            rk = np.array([x for k, _ in lst for x in (k, k + d)], dtype=np.int64)
+            rg = np.array([x for _, sg in lst for x in (sg, sg * g)], dtype=np.int64)
+            s, kk, gg = row.live()
+            parts = []
+            if len(s):
+                ii, jj = np.repeat(np.arange(len(rs)), len(s)), np.tile(np.arange(len(s)), len(rs))
+                parts.append(keys(rs[ii], rk[ii], rg[ii], s[jj], kk[jj], gg[jj]))
+            if len(rs) > 2:
+                ii, jj = np.triu_indices(len(rs), 1)
+                ok = ii // 2 != jj // 2
+                parts.append(keys(rs[ii[ok]], rk[ii[ok]], rg[ii[ok]], rs[jj[ok]], rk[jj[ok]], rg[jj[ok]]))
+            if parts:
+                decrement(np.concatenate(parts))
             for sgl in (a, b):
                 if sgl not in row.at:
                     rows_of[sgl].discard(r)
