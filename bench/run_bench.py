@@ -199,6 +199,26 @@ def run_qrtl(name: str, model, n_vectors: int, res: dict) -> dict:
             "expected": np.asarray(golden.run(net, vectors)[net.outputs[0]]).astype(np.int64)}
 
 
+def run_qrtl_ternary(name: str, state: dict, res: dict) -> dict:
+    """The same network with ``--adders ternary`` (Xilinx three-input adders), checked bit for bit against
+    the golden model on the same vectors with the compiled Verilator harness (rtl_sim.fast_sim)."""
+    from hls.rtl.verilog import generate
+    from rtl_sim.fast_sim import run_fast
+
+    work = BUILD / name / "rtl_ternary"
+    r = res.setdefault("qrtl_ternary", {})
+    t = time.perf_counter()
+    design = generate(state["net"], adders="ternary")
+    design.write(work)
+    r["rtl_seconds"] = rnd(time.perf_counter() - t)
+    r["latency_cycles"] = design.latency
+    cos = run_fast(state["net"], state["vectors"], design=design)
+    r["cosim"] = {"simulator": "rtl_sim.fast_sim (Verilator, compiled harness)", "vectors": cos.vectors,
+                  "mismatches": cos.mismatches, "exact_vectors": cos.exact_vectors}
+    log(f"{name}: qrtl ternary RTL in {r['rtl_seconds']} s, latency {design.latency}; {cos.describe()}")
+    return {"design": design, "files": [work / f for f in design.verilog_files]}
+
+
 # ---- 2b. da4ml ------------------------------------------------------------------------------------
 
 def ensure_da4ml_venv() -> Path:
@@ -412,7 +432,8 @@ def synth_flat_job(tag: str, files: list[Path], top: str, work: Path) -> dict:
 
     work.mkdir(parents=True, exist_ok=True)
     fam = board(BOARD).yosys_family
-    script = "\n".join([*(f"read_verilog {Path(f).resolve()}" for f in files), f"hierarchy -check -top {top}",
+    script = "\n".join(["read_verilog -lib +/xilinx/cells_sim.v",  # primitives instantiated by --adders ternary
+                        *(f"read_verilog {Path(f).resolve()}" for f in files), f"hierarchy -check -top {top}",
                         f"synth_xilinx -flatten -noiopad -family {fam} -top {top}",
                         "tee -q -o stat_flat.json stat -json", ""])
     (work / "synth_flat.ys").write_text(script)
@@ -451,6 +472,18 @@ def verdicts(doc: dict) -> list[str]:
                        f"({_pct(qs['LUT'], ds['LUT'])}), latency {q['latency_cycles']} vs {d['latency_cycles']} "
                        f"cycles; FF {qs['FF']} vs {ds['FF']}, CARRY4 {qs['CARRY']} vs {ds['CARRY']}, "
                        f"logic depth {qs['logic_depth']} vs {ds['logic_depth']}")
+        ts = m.get("qrtl_ternary", {}).get("synth", {})
+        for key, flow in (("synth", "hierarchy kept"), ("synth_flat", "-flatten")):
+            a = m.get("qrtl_ternary", {}).get(key, {}).get("LUT")
+            b = d.get(key, {}).get("LUT")
+            if a is not None and b is not None:
+                lat = m["qrtl_ternary"].get("latency_cycles")
+                ok = a <= 0.80 * b and lat <= d["latency_cycles"]
+                out.append(f"{name}, {flow}: qrtl with ternary adders <= 0.80x da4ml's LUTs at equal or lower "
+                           f"latency: {'yes' if ok else 'no'} — {a} vs {b} LUT ({a / b:.3f}x), latency {lat} vs "
+                           f"{d['latency_cycles']} cycles"
+                           + (f", logic depth {ts.get('logic_depth')} vs {ds.get('logic_depth')}"
+                              if key == "synth" else ""))
         h = m.get("da4ml_half_up", {}).get("synth", {})
         if "LUT" in qs and "LUT" in h:
             out.append(f"{name}: against da4ml with its native half-up rounding (not QKeras's function): qrtl "
@@ -466,15 +499,17 @@ def verdicts(doc: dict) -> list[str]:
 def flow_table(doc: dict) -> list[str]:
     """LUTs of qrtl and da4ml through both Yosys flows, with the qrtl/da4ml ratio."""
     L = ["## LUTs per Yosys flow: qrtl / da4ml (target: ratio <= 0.80 at equal latency)\n",
-         "| model | flow | qrtl LUT | da4ml LUT | ratio | latency qrtl / da4ml (cycles) |", "|---|---|--:|--:|--:|--|"]
+         "| model | flow | qrtl LUT | qrtl ternary LUT | da4ml LUT | ratio | ratio ternary "
+         "| latency qrtl / ternary / da4ml (cycles) |", "|---|---|--:|--:|--:|--:|--:|--|"]
     for name, m in _models(doc):
-        q, d = m.get("qrtl", {}), m.get("da4ml", {})
+        q, t, d = m.get("qrtl", {}), m.get("qrtl_ternary", {}), m.get("da4ml", {})
         for key, flow in (("synth", "hierarchy kept"), ("synth_flat", "-flatten")):
-            a, b = q.get(key, {}).get("LUT"), d.get(key, {}).get("LUT")
+            a, c, b = q.get(key, {}).get("LUT"), t.get(key, {}).get("LUT"), d.get(key, {}).get("LUT")
             if a is None or b is None:
                 continue
-            L.append(f"| {name} | {flow} | {a} | {b} | {a / b:.3f} | {q.get('latency_cycles')} / "
-                     f"{d.get('latency_cycles')} |")
+            L.append(f"| {name} | {flow} | {a} | {c if c is not None else '-'} | {b} | {a / b:.3f} | "
+                     f"{f'{c / b:.3f}' if c is not None else '-'} | {q.get('latency_cycles')} / "
+                     f"{t.get('latency_cycles', '-')} / {d.get('latency_cycles')} |")
     return L + [""]
 
 
@@ -507,6 +542,14 @@ def markdown(doc: dict) -> str:
                  f"{q.get('latency_cycles', '-')} | {qs.get('logic_depth', '-')} | "
                  f"{q.get('rtl_seconds', '-')} | {qs.get('yosys_seconds', '-')} | "
                  f"RTL (Verilator) {cos.get('exact_vectors', '-')}/{cos.get('vectors', '-')} vs golden |")
+        if "qrtl_ternary" in m:
+            t = m["qrtl_ternary"]
+            ts, tc = t.get("synth", {}), t.get("cosim", {})
+            L.append(f"| {name} | qrtl, ternary adders | {ts.get('LUT', '-')} | {ts.get('FF', '-')} | "
+                     f"{ts.get('CARRY', '-')} | {ts.get('DSP', '-')} | {ts.get('INV', '-')} | {ts.get('MUXF', '-')} | "
+                     f"{t.get('latency_cycles', '-')} | {ts.get('logic_depth', '-')} | {t.get('rtl_seconds', '-')} | "
+                     f"{ts.get('yosys_seconds', '-')} | RTL (Verilator, compiled harness) "
+                     f"{tc.get('exact_vectors', '-')}/{tc.get('vectors', '-')} vs golden |")
         for key, label in (("da4ml", f"da4ml {m.get('da4ml', {}).get('da4ml_version', '')}"),
                            ("da4ml_half_up", f"da4ml {m.get('da4ml', {}).get('da4ml_version', '')}, half-up rounding")):
             if key not in m:
@@ -645,6 +688,9 @@ def main() -> int:
         state = run_qrtl(name, model, args.vectors, res)
         synth_jobs.append((f"{name} qrtl", res["qrtl"], [BUILD / name / "rtl" / f for f in state["design"].verilog_files],
                            state["design"].top, BUILD / name / "synth_qrtl"))
+        tern = run_qrtl_ternary(name, state, res)
+        synth_jobs.append((f"{name} qrtl ternary", res["qrtl_ternary"], tern["files"], tern["design"].top,
+                           BUILD / name / "synth_qrtl_ternary"))
         da = run_da4ml(name, state, res, validate_rtl=args.validate_da4ml_rtl)
         if da:
             doc["da4ml_version"] = res["da4ml"].get("da4ml_version")

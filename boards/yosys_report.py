@@ -115,6 +115,7 @@ def _read_list(files: list[Path]) -> str:
 def synth_fpga(files: list[Path], top: str, board: Board, work: Path, timeout: float = 3600) -> dict:
     fam = board.yosys_family
     script = "\n".join([
+        "read_verilog -lib +/xilinx/cells_sim.v",  # instantiated primitives (--adders ternary) are cells
         _read_list(files),
         f"hierarchy -check -top {top}",
         f"synth_xilinx -noiopad -family {fam} -top {top}",
@@ -140,7 +141,7 @@ def synth_fpga(files: list[Path], top: str, board: Board, work: Path, timeout: f
 
 def synth_asic(files: list[Path], top: str, work: Path, timeout: float = 3600) -> dict:
     script = "\n".join([
-        _read_list(files),
+        _read_list(files).replace("read_verilog ", "read_verilog -DQRTL_PRIM_MODELS "),  # primitives as logic
         f"hierarchy -check -top {top}",
         f"synth -flatten -noabc -top {top}",  # one technology mapping below, not two
         "abc -fast -g NAND",

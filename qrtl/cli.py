@@ -259,7 +259,7 @@ def cmd_rtl(args) -> int:
 
     net = load_network(args, "net")
     d = generate(net, args.top, args.pipeline, args.weight_storage, bnn_order=args.bnn_order,
-                 mst_depth=args.mst_depth, reuse=args.reuse, io=args.io)
+                 mst_depth=args.mst_depth, reuse=args.reuse, io=args.io, adders=args.adders)
     d.write(args.out)
     print(f"wrote {len(d.files)} Verilog files to {args.out} (top {d.top}, latency {d.latency} cycles, "
           f"in {d.manifest['input']['width']} bits, out {d.manifest['output']['width']} bits)")
@@ -289,7 +289,7 @@ def cmd_cosim(args) -> int:
     raw = vectors_from_args(args, net)
     work = Path(args.out) if args.out else Path(args.net).resolve().parent / "build" / f"cosim_{Path(args.net).name}"
     design = generate(net, pipeline=args.pipeline, weights=args.weight_storage, bnn_order=args.bnn_order,
-                      mst_depth=args.mst_depth, reuse=args.reuse, io=args.io)
+                      mst_depth=args.mst_depth, reuse=args.reuse, io=args.io, adders=args.adders)
     res, report = run_engines(net, raw, work, args.engine, args.simulator, design, args.trace_layers, args.waves,
                               seed=args.seed, phases=_weight_phases(args, net, design), sample=args.sample)
     (work / "cosim.json").write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
@@ -325,7 +325,7 @@ def cmd_synth(args) -> int:
         prog.update(task, advance=1, description="generate RTL")
         t0 = time.perf_counter()
         design = generate(net, pipeline=args.pipeline, weights=args.weight_storage, bnn_order=args.bnn_order,
-                          mst_depth=args.mst_depth, reuse=args.reuse, io=args.io)
+                          mst_depth=args.mst_depth, reuse=args.reuse, io=args.io, adders=args.adders)
         design.write(out / "rtl")
         rtl_s = time.perf_counter() - t0
         from boards.catalog import fit_problem

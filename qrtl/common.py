@@ -56,6 +56,10 @@ def add_design_arguments(p: argparse.ArgumentParser) -> None:
                         "smaller ('auto', default)")
     p.add_argument("--mst-depth", type=int, metavar="D", help="depth bound of the MST (levels below the root; "
                                                                "default unbounded)")
+    p.add_argument("--adders", choices=("binary", "ternary"), default="binary",
+                   help="adders of unrolled dense/conv layers: 'binary' portable Verilog (default), 'ternary' "
+                        "AMD/Xilinx three-input adders (one LUT6_2 per bit on the CARRY4 chain; fewer LUTs, "
+                        "7-series and later; simulation models of the primitives are written with the design)")
     add_schedule_arguments(p)  # --reuse (hls.rtl.folded), --io (hls.rtl.stream)
 
 

@@ -51,11 +51,19 @@ def graph_luts(g: Graph) -> float:
 ESTIMATE_TAG = "// arithmetic estimate (hls.engine.cost):"
 
 
-def comment(graphs: list[Graph]) -> str:
-    """The one-line estimate written into a module that holds constant-matrix graphs."""
-    adders = sum(adder_bits(g)[1] for g in graphs)
-    luts = sum(graph_luts(g) for g in graphs)
+def adder_luts(lo: int, hi: int, low_free: int) -> float:
+    """Predicted LUTs of one two-input adder of range [lo, hi] whose ``low_free`` low bits are wires."""
+    return LUT_PER_BIT * max(1, bits_for(lo, hi) - low_free - 1) + LUT_OFFSET
+
+
+def comment(graphs: list[Graph], fused: int = 0, fused_luts: float = 0.0) -> str:
+    """The one-line estimate written into a module that holds constant-matrix graphs; ``fused`` adders
+    (``fused_luts`` LUTs) disappeared into ternary adders (one LUT per bit for three operands)."""
+    adders = sum(adder_bits(g)[1] for g in graphs) - fused
+    luts = sum(graph_luts(g) for g in graphs) - fused_luts
     notes = "; ".join(g.note for g in graphs if g.note)
+    if fused:
+        notes = (notes + "; " if notes else "") + f"{fused} adder pairs fused into ternary adders"
     return f"{ESTIMATE_TAG} {adders} adders, ~{round(luts)} LUT" + (f" ({notes})" if notes else "")
 
 

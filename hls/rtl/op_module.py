@@ -708,16 +708,17 @@ def _port_decl(direction: str, name: str, width: int, kind: str = "wire") -> str
 
 def _op_module(top: str, op: Op, ins: list[TensorInfo], out: TensorInfo, registered: bool,
                max_level: int = 0, params: ParamBlock | None = None, tmr: bool = False,
-               ident: str | None = None, variant: str | None = None, options: dict | None = None
-               ) -> tuple[str, str, int]:
-    """(module name, text, latency in cycles)."""
+               ident: str | None = None, variant: str | None = None, options: dict | None = None,
+               adders: str = "binary") -> tuple[str, str, int]:
+    """(module name, text, latency in cycles); ``adders`` 'ternary': constant-matrix layers fuse adder
+    pairs into Xilinx ternary adders (hls.rtl.text.ModuleText.add3)."""
     name = f"{top}_{ident or vname(op.name)}"
     _check_minifloat(op, ins, out)
-    m = ModuleText(name, max_level=max_level)
+    m = ModuleText(name, max_level=max_level, ternary=adders == "ternary")
     gen = OpModule(m, op, ins, out, params, tmr, variant, options)
     elems = gen.gen()
     packed, inner = gen.pack(elems)
-    body = list(m.lines)
+    body = (["  genvar gi;"] if m.genvar else []) + list(m.lines)
     # input buses always carry a range: element selects (in0[0]) must be legal on a 1-bit bus too
     ports = ["  input wire clk"] + [f"  input wire [{t.width - 1}:0] in{i}" for i, t in enumerate(ins)]
     if variant == "folded":  # hls.rtl.folded: the clock in which in0 holds a valid vector

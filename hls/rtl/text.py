@@ -49,6 +49,9 @@ class ModuleText:
     lines: list[str] = field(default_factory=list)
     unused: list[str] = field(default_factory=list)
     max_level: int = 0  # register after this many adder levels (0: no registers inside)
+    ternary: bool = False  # linear layers fuse adder pairs into Xilinx ternary adders (add3)
+    genvar: bool = False  # the body uses the generate variable ``gi`` (declared by the module writer)
+    fused: list = field(default_factory=list)  # (lo, hi, low free bits) of adders fused into ternary ones
     _n: int = 0
     _products: dict = field(default_factory=dict)
     _delays: dict = field(default_factory=dict)
@@ -140,6 +143,82 @@ class ModuleText:
         r = self.wire("ad", w, lo, hi, f"{self.ext(a, w)} {'-' if sub else '+'} {self.ext(b, w)}", src=src, levels=1)
         return self._maybe_register(r)
 
+    def add3(self, terms: list[tuple[Sig, int, int]], lo: int, hi: int) -> Sig | None:
+        """``sum(g * (s << k))`` of three terms ``(s, k, g)`` (g = +-1) in [lo, hi] as one Xilinx
+        ternary adder, or None where it does not apply (three negative terms, a chain under 2 bits).
+
+        Per result bit one LUT6_2: O6 is the XOR of the bit's three operand bits and the carry-save
+        bit below, O5 their majority (the next bit's carry-save bit), on the CARRY4 chain with DI = the
+        carry-save bit: one LUT per bit where two binary adders need two.  A negative term enters
+        inverted (in the LUT's INIT) with its +1 as the chain's carry-in (a second one as bit 0's
+        carry-save bit).  Bits below the second-lowest shift hold one operand only: when that operand
+        is positive they are its bits (wires), else the chain starts at the lowest shift."""
+        w = signed_bits_for(lo, hi)
+        stage = max(max(t[0].stage for t in terms), 0)
+        terms = sorted(((self.at_stage(s, stage), k, g) for s, k, g in terms), key=lambda t: t[1])
+        s0, k0, g0 = terms[0]
+        kc = terms[1][1] if g0 > 0 else k0  # the chain's lowest bit
+        n = w - kc
+        negs = [g < 0 for _, _, g in terms]
+        if n < 2 or sum(negs) > 2:
+            return None
+        src = max((t[0] for t in terms), key=lambda x: (x.stage, x.level))
+        t = self.fresh("t3")
+        vecs = []
+        for s, k, _ in terms:
+            if k >= kc:
+                sh = k - kc
+                if sh >= n:
+                    vecs.append(f"{n}'b0")
+                    self.unused.append(s.name)
+                else:
+                    body = self.ext(s, n - sh)
+                    vecs.append(f"{{{body}, {sh}'b0}}" if sh else body)
+            elif kc - k >= s.width:  # the lowest, positive term: only its sign reaches the chain
+                vecs.append(f"{{{n}{{{s.name if s.width == 1 else f'{s.name}[{s.width - 1}]'}}}}}")
+            else:  # its bits from kc up enter the chain
+                d = kc - k
+                hp = self.wire("hp", s.width - d, s.lo >> d, s.hi >> d, f"{s.name}[{s.width - 1}:{d}]", src=s)
+                vecs.append(self.ext(hp, n))
+        init = 0
+        for idx in range(64):
+            a, b, c, cs, _, i5 = ((idx >> j) & 1 for j in range(6))
+            a, b, c = a ^ negs[0], b ^ negs[1], c ^ negs[2]
+            init |= ((a ^ b ^ c ^ cs) if i5 else ((a & b) | (a & c) | (b & c))) << idx
+        m4 = (n + 3) // 4
+        pad = 4 * m4 - n
+        L = self.lines
+        for v, x in zip("abc", vecs):
+            L.append(f"  wire [{n - 1}:0] {t}_{v} = {x};")
+        L += [f"  wire [{n}:0] {t}_cs;", f"  wire [{4 * m4 - 1}:0] {t}_p, {t}_o, {t}_co;", f"  wire [{m4}:0] {t}_ci;",
+              f"  assign {t}_cs[0] = 1'b{int(sum(negs) == 2)};", f"  assign {t}_ci[0] = 1'b{int(sum(negs) >= 1)};"]
+        if pad:
+            L.append(f"  assign {t}_p[{4 * m4 - 1}:{n}] = {pad}'b0;")
+        L += [f"  for (gi = 0; gi < {n}; gi = gi + 1) begin : {t}_l",
+              f"    LUT6_2 #(.INIT(64'h{init:016X})) u_lut (.I0({t}_a[gi]), .I1({t}_b[gi]), .I2({t}_c[gi]), "
+              f".I3({t}_cs[gi]), .I4(1'b0), .I5(1'b1), .O6({t}_p[gi]), .O5({t}_cs[gi + 1]));",
+              "  end",
+              f"  wire [{4 * m4 - 1}:0] {t}_d = {f'{{{pad}{chr(39)}b0, {t}_cs[{n - 1}:0]}}' if pad else f'{t}_cs[{n - 1}:0]'};",
+              f"  for (gi = 0; gi < {m4}; gi = gi + 1) begin : {t}_c4",
+              f"    CARRY4 u_carry (.CI({t}_ci[gi]), .CYINIT(1'b0), .DI({t}_d[4 * gi + 3:4 * gi]), "
+              f".S({t}_p[4 * gi + 3:4 * gi]), .O({t}_o[4 * gi + 3:4 * gi]), .CO({t}_co[4 * gi + 3:4 * gi]));",
+              f"    assign {t}_ci[gi + 1] = {t}_co[4 * gi + 3];",
+              "  end"]
+        self.unused += [f"{t}_cs[{n}]", f"{t}_co", f"{t}_ci[{m4}]"] + ([f"{t}_o[{4 * m4 - 1}:{n}]"] if pad else [])
+        self.genvar = True
+        parts = [f"{t}_o[{n - 1}:0]"]
+        if kc > k0:  # the lowest term's own bits below the chain
+            d = kc - k0
+            if d > s0.width:
+                parts.append(f"{{{d - s0.width}{{{s0.name if s0.width == 1 else f'{s0.name}[{s0.width - 1}]'}}}}}")
+                parts.append(s0.name)
+            else:
+                parts.append(s0.name if d == s0.width else f"{s0.name}[{d - 1}:0]")
+        if k0:
+            parts.append(f"{k0}'b0")
+        expr = parts[0] if len(parts) == 1 else "{" + ", ".join(parts) + "}"
+        return self._maybe_register(self.wire("ad", w, lo, hi, expr, src=src, levels=2))
+
     def const_sig(self, value: int) -> Sig:
         w = signed_bits_for(value, value)
         k = self.wire("k", w, value, value, const(value, w))
@@ -205,7 +284,10 @@ class ModuleText:
         """The adder/LUT estimate line of this module's constant-matrix graphs (None without)."""
         from hls.engine.cost import comment
 
-        return comment(self.graphs) if self.graphs else None
+        from hls.engine.cost import adder_luts
+
+        return comment(self.graphs, len(self.fused), sum(adder_luts(*f) for f in self.fused)) \
+            if self.graphs else None
 
     def check_unroll(self, adders: int) -> None:
         """Refuse (RTLError, one line) a constant layer of about ``adders`` adders (CSD digits)
@@ -238,10 +320,34 @@ class ModuleText:
         g = build(W, np.asarray(biases, dtype=np.int64), np.array([x.lo for x in ins], dtype=np.int64),
                   np.array([x.hi for x in ins], dtype=np.int64), slack=0 if self.max_level else LINEAR_SLACK)
         self.graphs.append(g)
-        sigs: list[Sig] = list(ins)
-        for nd in g.nodes:
+        sigs: list[Sig | None] = list(ins)
+        fuse = ternary_plan(g) if self.ternary and not self.max_level else {}
+        absorbed = set(fuse.values())
+
+        def binary(j: int) -> Sig:
+            nd = g.nodes[j]
+            for x in (nd.a, nd.b):
+                if sigs[x] is None:  # an absorbed child whose parent could not use add3
+                    sigs[x] = binary(x - g.n_inputs)
             a = self.shl(sigs[nd.a], nd.sa)
-            sigs.append(self.add(a, self.shl(sigs[nd.b], nd.sb), sub=nd.sub, lo=nd.lo, hi=nd.hi))
+            return self.add(a, self.shl(sigs[nd.b], nd.sb), sub=nd.sub, lo=nd.lo, hi=nd.hi)
+
+        for j, nd in enumerate(g.nodes):
+            sig = None
+            if j in fuse:
+                c = fuse[j]
+                ch = g.nodes[c]
+                gc = -1 if (nd.sub and nd.b == g.n_inputs + c) else 1  # the child's sign in the parent
+                kc = nd.sb if nd.b == g.n_inputs + c else nd.sa
+                other = (nd.a, nd.sa, 1) if nd.b == g.n_inputs + c else (nd.b, nd.sb, -1 if nd.sub else 1)
+                terms = [(sigs[ch.a], kc + ch.sa, gc), (sigs[ch.b], kc + ch.sb, -gc if ch.sub else gc),
+                         (sigs[other[0]], other[1], other[2])]
+                sig = self.add3(terms, nd.lo, nd.hi)
+                if sig is not None:
+                    self.fused.append((ch.lo, ch.hi, max(0, ch.sb - ch.sa)))
+            if sig is None and j not in absorbed:
+                sig = binary(j)
+            sigs.append(sig)
         outs = []
         for o in g.outputs:
             if o.sig < 0:
@@ -259,3 +365,36 @@ class ModuleText:
 
     def mul_const(self, x: Sig, m: int) -> Sig:
         return x if m == 1 else self.linear([(x, m)], 0)
+
+
+def ternary_plan(g) -> dict[int, int]:
+    """Adder pairs of an engine graph (``hls.engine.cmvm.Graph``) to fuse into ternary adders:
+    {parent node: child node}, where the child feeds only that parent (no other node, no output), is
+    not itself a ternary adder, and is the parent's more expensive such operand (it disappears)."""
+    from hls.engine.cost import adder_luts
+
+    n_in = g.n_inputs
+    fanout = [0] * len(g.nodes)
+    for nd in g.nodes:
+        for x in (nd.a, nd.b):
+            if x >= n_in:
+                fanout[x - n_in] += 1
+    for o in g.outputs:
+        if o.sig >= n_in:
+            fanout[o.sig - n_in] += 2
+    plan: dict[int, int] = {}
+    taken: set[int] = set()
+    for j, nd in enumerate(g.nodes):
+        best = None
+        for x in (nd.a, nd.b):
+            c = x - n_in
+            if c < 0 or fanout[c] != 1 or c in plan or c in taken:
+                continue
+            ch = g.nodes[c]
+            cost = adder_luts(ch.lo, ch.hi, max(0, ch.sb - ch.sa))
+            if best is None or cost > best[0]:
+                best = (cost, c)
+        if best is not None:
+            plan[j] = best[1]
+            taken.add(best[1])
+    return plan

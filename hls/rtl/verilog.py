@@ -37,6 +37,9 @@ from hls.rtl.emitters import EMITTERS, RTLError  # noqa: F401  (EMITTERS re-expo
 from hls.rtl.minifloat_code import type_to_manifest
 from hls.rtl.reconfig import WEIGHT_MODES, ParamBlock, param_layout, worst_case_bounds, worst_case_network
 from hls.rtl.text import GENERATOR
+from hls.rtl.xilinx_prims import FILES as PRIM_FILES, uses_primitives
+
+ADDERS = ("binary", "ternary")
 from hls.rtl.op_module import (Design, _identifiers, _KEYWORDS, _layout, _live_ops, _op_module, _port_decl,
                                _signed_bus, _tensor_infos, parse_pipeline, vname)
 # re-exported: hls.rtl.verilog is the generator's public module
@@ -45,7 +48,7 @@ from hls.rtl.op_module import PIPELINE_MODES, OpModule, TensorInfo, pack_bus, un
 
 def generate(net: Network, top: str | None = None, pipeline: str = "layer", weights: str = "fixed",
              weight_bits: int | None = None, bias_bits: int | None = None, bnn_order: str = "auto",
-             mst_depth: int | None = None, reuse=None, io: str = "parallel") -> Design:
+             mst_depth: int | None = None, reuse=None, io: str = "parallel", adders: str = "binary") -> Design:
     """Build the Verilog design for ``net`` (deterministic text).
 
     ``weights``: ``fixed`` (constants folded into shift-and-add logic),
@@ -54,10 +57,16 @@ def generate(net: Network, top: str | None = None, pipeline: str = "layer", weig
     ``bnn_order``/``mst_depth``: binary layers plain, MST-reordered or (``auto``, default) per layer
     whichever the cost model says is smaller (hls.rtl.binary_mst; the report goes to manifest["bnn"];
     networks without binary layers are unaffected).
+    ``adders``: ``binary`` (portable Verilog, default) or ``ternary`` (AMD/Xilinx 7-series and later:
+    the unrolled constant-matrix layers fuse adder pairs into three-input adders, one LUT6_2 per bit
+    on the CARRY4 chain; simulation models of the two primitives come with the design, see
+    hls.rtl.xilinx_prims).
     """
     from hls.rtl.binary_mst import BnnOrder
     from hls.rtl.folded import plan_reuse
 
+    if adders not in ADDERS:
+        raise RTLError(f"--adders must be one of {ADDERS}, got {adders!r}")
     bnn = BnnOrder(net, bnn_order, mst_depth, weights)
     max_level = parse_pipeline(pipeline)
     if len(net.inputs) != 1 or len(net.outputs) != 1:
@@ -119,7 +128,7 @@ def generate(net: Network, top: str | None = None, pipeline: str = "layer", weig
         else:
             mname, text, cycles = bnn.module(
                 lambda variant, opts: _op_module(top, op, ins, out, registered, max_level, blk, weights == "tmr",
-                                                 ids[op.name], variant, opts), op)
+                                                 ids[op.name], variant, opts, adders), op)
         files[f"{mname}.v"] = text
         target = max(stage[i] for i in op.inputs)
         if op.name in folds:  # start: the valid pipeline at the layer's input stage
@@ -215,6 +224,8 @@ def generate(net: Network, top: str | None = None, pipeline: str = "layer", weig
     top_lines += ["endmodule", "`default_nettype wire", ""]
     files[f"{top}.v"] = "\n".join(top_lines)
 
+    if uses_primitives(files):  # --adders ternary: the primitives' simulation models (empty in synthesis)
+        files.update(PRIM_FILES)
     axis_name, axis_text = axis_wrapper(top, iw, ow, latency, cfg=bool(layout), ii=ii)
     files[f"{axis_name}.v"] = axis_text
     manifest = {
@@ -228,6 +239,8 @@ def generate(net: Network, top: str | None = None, pipeline: str = "layer", weig
                    "binary": infos[out_name].binary},
         "ops": op_stage, "files": sorted(files), "axis_top": axis_name, "weights": weights,
     }
+    if adders != "binary":  # binary designs keep their manifest unchanged
+        manifest["adders"] = adders
     if ii > 1:  # unrolled designs keep their manifest unchanged (II 1, no in_ready port)
         manifest.update({"initiation_interval": ii, "in_ready": True, "reuse": dict(sorted(folds.items()))})
     for key, info in (("input", infos[net.inputs[0].name]), ("output", infos[out_name])):
