@@ -369,8 +369,10 @@ class ModuleText:
 
 def ternary_plan(g) -> dict[int, int]:
     """Adder pairs of an engine graph (``hls.engine.cmvm.Graph``) to fuse into ternary adders:
-    {parent node: child node}, where the child feeds only that parent (no other node, no output), is
-    not itself a ternary adder, and is the parent's more expensive such operand (it disappears)."""
+    {parent node: child node}.  A child must feed only its parent (no other node, no output); a node is
+    in at most one pair (a fused child cannot itself absorb one: four operands).  The pairs form a
+    matching on the forest of such parent-child edges; it is chosen to remove the most adder LUTs
+    (exact, by dynamic programming over the forest, children before parents)."""
     from hls.engine.cost import adder_luts
 
     n_in = g.n_inputs
@@ -382,19 +384,36 @@ def ternary_plan(g) -> dict[int, int]:
     for o in g.outputs:
         if o.sig >= n_in:
             fanout[o.sig - n_in] += 2
+    kids: list[list[int]] = []
+    for nd in g.nodes:
+        ks = sorted({x - n_in for x in (nd.a, nd.b) if x >= n_in and fanout[x - n_in] == 1})
+        kids.append(ks)
+    gain = [adder_luts(nd.lo, nd.hi, max(0, nd.sb - nd.sa)) for nd in g.nodes]
+    free = [0.0] * len(g.nodes)  # best of the subtree with the node not absorbing a child
+    used = [0.0] * len(g.nodes)  # best with the node absorbing its best child
+    pick = [-1] * len(g.nodes)
+    for v, ks in enumerate(kids):
+        best = [max(free[c], used[c]) for c in ks]
+        free[v] = sum(best)
+        used[v] = float("-inf")
+        for i, c in enumerate(ks):
+            val = gain[c] + free[c] + sum(best) - best[i]
+            if val > used[v]:
+                used[v], pick[v] = val, c
     plan: dict[int, int] = {}
-    taken: set[int] = set()
-    for j, nd in enumerate(g.nodes):
-        best = None
-        for x in (nd.a, nd.b):
-            c = x - n_in
-            if c < 0 or fanout[c] != 1 or c in plan or c in taken:
-                continue
-            ch = g.nodes[c]
-            cost = adder_luts(ch.lo, ch.hi, max(0, ch.sb - ch.sa))
-            if best is None or cost > best[0]:
-                best = (cost, c)
-        if best is not None:
-            plan[j] = best[1]
-            taken.add(best[1])
+
+    def take(v: int, absorb_allowed: bool) -> None:
+        stack = [(v, absorb_allowed)]
+        while stack:
+            u, ok = stack.pop()
+            if ok and pick[u] >= 0 and used[u] > free[u]:
+                plan[u] = pick[u]
+                stack.append((pick[u], False))
+                stack += [(c, True) for c in kids[u] if c != pick[u]]
+            else:
+                stack += [(c, True) for c in kids[u]]
+
+    for v in range(len(g.nodes)):
+        if fanout[v] != 1:  # a root of the forest (read by several nodes or an output)
+            take(v, True)
     return plan
