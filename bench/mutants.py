@@ -104,6 +104,13 @@ MUTANTS = [
     Mutant("cpp_threshold_compare", "C++ threshold: x > t instead of x >= t",
            ("hls/cpp/*.py", "hls/cpp/**/*.py"), "cnt += ({x.rd('i')} >= {tn}", "cnt += ({x.rd('i')} > {tn}",
            (HLS, "-k", "csim_bit_exact")),
+    # -- ternary adders (--adders ternary) -----------------------------------------------------
+    Mutant("rtl_ternary_second_negation", "RTL ternary adder: the second subtracted operand's +1 is dropped",
+           ("hls/rtl/*.py", "hls/rtl/**/*.py"), "int(sum(negs) == 2)", "int(sum(negs) == 3)",
+           ("tests/test_ternary.py", "-k", "bit_exact")),
+    Mutant("rtl_ternary_majority", "RTL ternary adder: the carry-save bit misses one majority term",
+           ("hls/rtl/*.py", "hls/rtl/**/*.py"), "((a & b) | (a & c) | (b & c))", "((a & b) | (a & c))",
+           ("tests/test_ternary.py", "-k", "bit_exact")),
     # -- minifloat rounding carry --------------------------------------------------------------
     Mutant("rtl_minifloat_carry", "RTL minifloat rounding drops the carry into the next binade",
            ("hls/rtl/*.py", "hls/rtl/**/*.py"), "[{man + 1}:{man}]', 2, ew)", "[{man}:{man}]', 1, ew)",
