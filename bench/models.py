@@ -73,7 +73,8 @@ def econ_data(n: int, seed: int) -> np.ndarray:
 
 # ---- models -----------------------------------------------------------------------------------
 
-def build_jet_tagger():
+def _jet_mlp(name: str, softmax: bool):
+    """16-64-32-32-5: quantized_bits(16,6) input, 6-bit weights/biases, quantized_relu(6,2)."""
     import tensorflow as tf
     from qkeras import QActivation, QDense, quantized_bits, quantized_relu
 
@@ -85,8 +86,11 @@ def build_jet_tagger():
         QDense(32, name="fc2", **w), QActivation(quantized_relu(6, 2), name="relu2"),
         QDense(32, name="fc3", **w), QActivation(quantized_relu(6, 2), name="relu3"),
         QDense(5, name="output", **w),
-        tf.keras.layers.Activation("softmax", name="softmax"),
-    ], name="jet_tagger")
+    ] + ([tf.keras.layers.Activation("softmax", name="softmax")] if softmax else []), name=name)
+
+
+def build_jet_tagger():
+    return _jet_mlp("jet_tagger", softmax=True)
 
 
 def build_econt_encoder():
@@ -139,18 +143,7 @@ def train_econt_encoder(out: Path) -> dict:
 
 
 def build_random_mlp():
-    import tensorflow as tf
-    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
-
-    w = dict(kernel_quantizer=quantized_bits(6, 0, alpha=1), bias_quantizer=quantized_bits(6, 0, alpha=1))
-    return tf.keras.Sequential([
-        tf.keras.Input((16,), name="features"),
-        QActivation(quantized_bits(16, 6, alpha=1), name="input_q"),
-        QDense(64, name="fc1", **w), QActivation(quantized_relu(6, 2), name="relu1"),
-        QDense(32, name="fc2", **w), QActivation(quantized_relu(6, 2), name="relu2"),
-        QDense(32, name="fc3", **w), QActivation(quantized_relu(6, 2), name="relu3"),
-        QDense(5, name="output", **w),
-    ], name="random_mlp")
+    return _jet_mlp("random_mlp", softmax=False)
 
 
 def build_conv8():

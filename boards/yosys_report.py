@@ -108,8 +108,8 @@ def classify_xilinx(cells: dict[str, int]) -> dict[str, int]:
     return {k: int(c.get(k, 0)) for k in ("LUT", "FF", "CARRY", "DSP", "BRAM", "MUXF", "SRL")}
 
 
-def _read_list(files: list[Path]) -> str:
-    return "\n".join(f"read_verilog {f}" for f in files)
+def _read_list(files: list[Path], defines: str = "") -> str:
+    return "\n".join(f"read_verilog {defines + ' ' if defines else ''}{f}" for f in files)
 
 
 def synth_fpga(files: list[Path], top: str, board: Board, work: Path, timeout: float = 3600) -> dict:
@@ -141,7 +141,7 @@ def synth_fpga(files: list[Path], top: str, board: Board, work: Path, timeout: f
 
 def synth_asic(files: list[Path], top: str, work: Path, timeout: float = 3600) -> dict:
     script = "\n".join([
-        _read_list(files).replace("read_verilog ", "read_verilog -DQRTL_PRIM_MODELS "),  # primitives as logic
+        _read_list(files, "-DQRTL_PRIM_MODELS"),  # instantiated primitives (--adders ternary) as logic
         f"hierarchy -check -top {top}",
         f"synth -flatten -noabc -top {top}",  # one technology mapping below, not two
         "abc -fast -g NAND",

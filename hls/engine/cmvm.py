@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from hls.engine.cost import bits_for, graph_luts
+from hls.engine.cost import adder_lut_bits, bits_for, graph_luts
 from hls.engine.spanning_tree import spanning_tree
 
 
@@ -186,7 +186,7 @@ class _Builder:
         del self.nodes[mark:], self.coef[n:], self.lo[n:], self.hi[n:], self.depth[n:]
 
     def cost_since(self, mark: int) -> int:
-        return sum(_node_luts(nd.lo, nd.hi, max(0, nd.sb - nd.sa)) for nd in self.nodes[mark:])
+        return sum(adder_lut_bits(nd.lo, nd.hi, max(0, nd.sb - nd.sa)) for nd in self.nodes[mark:])
 
     def add(self, a: int, sa: int, b: int, sb: int, sub: bool) -> int:
         coef = {i: c << sa for i, c in self.coef[a].items()}
@@ -205,11 +205,6 @@ class _Builder:
         self.hi.append(hi)
         self.depth.append(d)
         return len(self.lo) - 1
-
-
-def _node_luts(lo: int, hi: int, low_free: int) -> int:
-    """LUT estimate of one adder: its width minus the low bits passed through and the carry-out."""
-    return max(1, bits_for(lo, hi) - low_free - 1)
 
 
 class _Row:
@@ -272,7 +267,7 @@ def _bit_length(v: np.ndarray) -> np.ndarray:
 
 
 def _static_costs(skeys: np.ndarray, S: int, D: int, bld: _Builder) -> np.ndarray:
-    """``_node_luts`` of the adder of every two-input pattern key (vectorised ``cost_of``); exact in
+    """``adder_lut_bits`` of the adder of every two-input pattern key (vectorised ``cost_of``); exact in
     int64 when the shifted input ranges fit, else computed per key with Python integers."""
     kk = skeys >> 1
     d = kk % D
@@ -281,7 +276,7 @@ def _static_costs(skeys: np.ndarray, S: int, D: int, bld: _Builder) -> np.ndarra
     lo, hi = np.asarray(bld.in_lo, dtype=np.int64), np.asarray(bld.in_hi, dtype=np.int64)
     mag = max([abs(int(x)) for x in lo.tolist() + hi.tolist()] + [1])
     if len(skeys) == 0 or mag.bit_length() + D + 2 > 62:
-        return np.array([_node_luts(*_pattern_range(bld, int(x), int(y), int(z), int(k) & 1), int(z))
+        return np.array([adder_lut_bits(*_pattern_range(bld, int(x), int(y), int(z), int(k) & 1), int(z))
                          for x, y, z, k in zip(a, b, d, skeys)], dtype=np.int64)
     la, ha, lb, hb = lo[a], hi[a], lo[b] << d, hi[b] << d
     neg = (skeys & 1) == 1
@@ -406,14 +401,14 @@ def _cse(bld: _Builder, rows: list[_Row], bounds: list[int], reserve: list[int],
                         dyn[k2] = c
 
     def cost_of(a: int, b: int, d: int, g: int) -> int:
-        return _node_luts(*_pattern_range(bld, a, b, d, g < 0), d)
+        return adder_lut_bits(*_pattern_range(bld, a, b, d, g < 0), d)
 
     # heap items are single integers: (-score * CB + cost) * KS + key, score = count * W - cost
     KS = S * S * D * 2
     CB = 1 << 16
 
-    def item(key: int, cnt: int, cost: int) -> int:
-        return (-(cnt * ow - cost) * CB + cost) * KS + key
+    def item(key: int, score: int, cost: int) -> int:
+        return (-score * CB + cost) * KS + key
 
     # The two-input patterns start in one sorted array (their heap items, in item order) walked from the
     # front; the heap holds patterns with a node and re-scored ones.  Popping the smaller of the array's
@@ -452,7 +447,7 @@ def _cse(bld: _Builder, rows: list[_Row], bounds: list[int], reserve: list[int],
 
     while True:
         i = static_head()
-        if i >= 0 and (not heap or (-int(sscore[i]) * CB + int(scost[i])) * KS + int(skeys[i]) < heap[0]):
+        if i >= 0 and (not heap or item(int(skeys[i]), int(sscore[i]), int(scost[i])) < heap[0]):
             front.pop()
             key, cnt, cost = int(skeys[i]), int(scount[i]), int(scost[i])
             if cnt * ow - cost != int(sscore[i]):
@@ -460,7 +455,7 @@ def _cse(bld: _Builder, rows: list[_Row], bounds: list[int], reserve: list[int],
                 if stale > max(RESORT_STALE, (len(order) - p) // 8):
                     resort()
                 else:
-                    heapq.heappush(heap, item(key, cnt, cost))
+                    heapq.heappush(heap, item(key, cnt * ow - cost, cost))
                 continue
         elif heap:
             it = heapq.heappop(heap)
@@ -472,7 +467,7 @@ def _cse(bld: _Builder, rows: list[_Row], bounds: list[int], reserve: list[int],
             if cnt < 2:
                 continue
             if cnt * ow - cost != -neg_sc:
-                heapq.heappush(heap, item(key, cnt, cost))
+                heapq.heappush(heap, item(key, cnt * ow - cost, cost))
                 continue
         else:
             break
@@ -545,7 +540,8 @@ def _cse(bld: _Builder, rows: list[_Row], bounds: list[int], reserve: list[int],
             u, c = np.unique(np.concatenate([np.atleast_1d(p) for p in new_pairs]), return_counts=True)
             for k2, c2 in zip(u[c >= 2].tolist(), c[c >= 2].tolist()):
                 dyn[k2] = dyn.get(k2, 0) + c2
-                heapq.heappush(heap, item(k2, dyn[k2], cost_of(*decode(k2))))
+                cost2 = cost_of(*decode(k2))
+                heapq.heappush(heap, item(k2, dyn[k2] * ow - cost2, cost2))
 
 
 def _tree(bld: _Builder, terms: list[tuple[int, int, int]], bound: int | None = None,
@@ -587,7 +583,7 @@ def _tree(bld: _Builder, terms: list[tuple[int, int, int]], bound: int | None = 
                 lo_b, hi_b = bld.lo[sj] << (kj - ki), bld.hi[sj] << (kj - ki)
                 neg = gi * gj < 0
                 lo, hi = (bld.lo[si] - hi_b, bld.hi[si] - lo_b) if neg else (bld.lo[si] + lo_b, bld.hi[si] + hi_b)
-                c = (_node_luts(lo, hi, kj - ki), dn, i, j)
+                c = (adder_lut_bits(lo, hi, kj - ki), dn, i, j)
                 if best is None or c < best:
                     best = c
         if best is None:

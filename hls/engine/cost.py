@@ -27,13 +27,17 @@ LUT_PER_BIT = 0.989
 LUT_OFFSET = -0.154
 
 
+def adder_lut_bits(lo: int, hi: int, low_free: int) -> int:
+    """Bits of one two-input adder of range [lo, hi] that need a LUT: its width minus the ``low_free``
+    low bits passed through as wires and the carry-out."""
+    return max(1, bits_for(lo, hi) - low_free - 1)
+
+
 def adder_bits(g: Graph) -> tuple[int, int]:
     """(sum over adders of the bits that need a LUT, number of adders), negations included."""
     bits = n = 0
     for nd in g.nodes:
-        w = bits_for(nd.lo, nd.hi)
-        free = abs(nd.sa - nd.sb) if nd.sb >= nd.sa else 0
-        bits += max(1, w - free - 1)
+        bits += adder_lut_bits(nd.lo, nd.hi, max(0, nd.sb - nd.sa))
         n += 1
     for o in g.outputs:
         if o.sig >= 0 and o.neg:
@@ -53,7 +57,7 @@ ESTIMATE_TAG = "// arithmetic estimate (hls.engine.cost):"
 
 def adder_luts(lo: int, hi: int, low_free: int) -> float:
     """Predicted LUTs of one two-input adder of range [lo, hi] whose ``low_free`` low bits are wires."""
-    return LUT_PER_BIT * max(1, bits_for(lo, hi) - low_free - 1) + LUT_OFFSET
+    return LUT_PER_BIT * adder_lut_bits(lo, hi, low_free) + LUT_OFFSET
 
 
 def comment(graphs: list[Graph], fused: int = 0, fused_luts: float = 0.0) -> str:

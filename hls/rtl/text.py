@@ -36,6 +36,11 @@ class Sig:
     level: int = 0
 
 
+def msb(s: Sig) -> str:
+    """The sign (top) bit of ``s`` as a Verilog expression."""
+    return s.name if s.width == 1 else f"{s.name}[{s.width - 1}]"
+
+
 def const(value: int, width: int) -> str:
     value = int(value)
     return f"{width}'sd{value}" if value >= 0 else f"-{width}'sd{-value}"
@@ -106,7 +111,7 @@ class ModuleText:
             return f"{s.name}[{width - 1}:0]"
         if s.width == 1:
             return f"{{{width}{{{s.name}}}}}"
-        return f"{{{{{width - s.width}{{{s.name}[{s.width - 1}]}}}}, {s.name}}}"
+        return f"{{{{{width - s.width}{{{msb(s)}}}}}, {s.name}}}"
 
     def fit(self, s: Sig, lo: int, hi: int, base: str = "n") -> Sig:
         """Re-declare ``s`` with the width its (narrower or wider) range needs."""
@@ -175,7 +180,7 @@ class ModuleText:
                     body = self.ext(s, n - sh)
                     vecs.append(f"{{{body}, {sh}'b0}}" if sh else body)
             elif kc - k >= s.width:  # the lowest, positive term: only its sign reaches the chain
-                vecs.append(f"{{{n}{{{s.name if s.width == 1 else f'{s.name}[{s.width - 1}]'}}}}}")
+                vecs.append(f"{{{n}{{{msb(s)}}}}}")
             else:  # its bits from kc up enter the chain
                 d = kc - k
                 hp = self.wire("hp", s.width - d, s.lo >> d, s.hi >> d, f"{s.name}[{s.width - 1}:{d}]", src=s)
@@ -209,11 +214,7 @@ class ModuleText:
         parts = [f"{t}_o[{n - 1}:0]"]
         if kc > k0:  # the lowest term's own bits below the chain
             d = kc - k0
-            if d > s0.width:
-                parts.append(f"{{{d - s0.width}{{{s0.name if s0.width == 1 else f'{s0.name}[{s0.width - 1}]'}}}}}")
-                parts.append(s0.name)
-            else:
-                parts.append(s0.name if d == s0.width else f"{s0.name}[{d - 1}:0]")
+            parts.append(self.ext(s0, d) if d >= s0.width else f"{s0.name}[{d - 1}:0]")  # (its top bits: the chain)
         if k0:
             parts.append(f"{k0}'b0")
         expr = parts[0] if len(parts) == 1 else "{" + ", ".join(parts) + "}"
@@ -282,9 +283,7 @@ class ModuleText:
 
     def cost_comment(self) -> str | None:
         """The adder/LUT estimate line of this module's constant-matrix graphs (None without)."""
-        from hls.engine.cost import comment
-
-        from hls.engine.cost import adder_luts
+        from hls.engine.cost import adder_luts, comment
 
         return comment(self.graphs, len(self.fused), sum(adder_luts(*f) for f in self.fused)) \
             if self.graphs else None
@@ -337,9 +336,10 @@ class ModuleText:
             if j in fuse:
                 c = fuse[j]
                 ch = g.nodes[c]
-                gc = -1 if (nd.sub and nd.b == g.n_inputs + c) else 1  # the child's sign in the parent
-                kc = nd.sb if nd.b == g.n_inputs + c else nd.sa
-                other = (nd.a, nd.sa, 1) if nd.b == g.n_inputs + c else (nd.b, nd.sb, -1 if nd.sub else 1)
+                if nd.b == g.n_inputs + c:  # parent = a +- (child << sb)
+                    gc, kc, other = (-1 if nd.sub else 1), nd.sb, (nd.a, nd.sa, 1)
+                else:  # parent = (child << sa) +- b
+                    gc, kc, other = 1, nd.sa, (nd.b, nd.sb, -1 if nd.sub else 1)
                 terms = [(sigs[ch.a], kc + ch.sa, gc), (sigs[ch.b], kc + ch.sb, -gc if ch.sub else gc),
                          (sigs[other[0]], other[1], other[2])]
                 sig = self.add3(terms, nd.lo, nd.hi)
@@ -397,7 +397,7 @@ def ternary_plan(g) -> dict[int, int]:
         free[v] = sum(best)
         used[v] = float("-inf")
         for i, c in enumerate(ks):
-            val = gain[c] + free[c] + sum(best) - best[i]
+            val = gain[c] + free[c] + free[v] - best[i]
             if val > used[v]:
                 used[v], pick[v] = val, c
     plan: dict[int, int] = {}

@@ -38,12 +38,12 @@ from hls.rtl.minifloat_code import type_to_manifest
 from hls.rtl.reconfig import WEIGHT_MODES, ParamBlock, param_layout, worst_case_bounds, worst_case_network
 from hls.rtl.text import GENERATOR
 from hls.rtl.xilinx_prims import FILES as PRIM_FILES, uses_primitives
-
-ADDERS = ("binary", "ternary")
 from hls.rtl.op_module import (Design, _identifiers, _KEYWORDS, _layout, _live_ops, _op_module, _port_decl,
                                _signed_bus, _tensor_infos, parse_pipeline, vname)
 # re-exported: hls.rtl.verilog is the generator's public module
 from hls.rtl.op_module import PIPELINE_MODES, OpModule, TensorInfo, pack_bus, unpack_bus  # noqa: F401
+
+ADDERS = ("binary", "ternary")  # --adders
 
 
 def generate(net: Network, top: str | None = None, pipeline: str = "layer", weights: str = "fixed",
