@@ -34,7 +34,7 @@ OUT = ROOT / "bench" / "results"
 WORK = ROOT / "bench" / "build" / "design_space"
 QRTL = [sys.executable, "-m", "qrtl.cli"]
 MODELS = {
-    "jet_tagger": {"path": ROOT / "examples" / "jet_tagger" / "jet_tagger.h5", "io": ["parallel"],
+    "jet_tagger": {"path": ROOT / "bench" / "models" / "jet_tagger.h5", "io": ["parallel"],
                    "reuse": [1, 2, 4, 6, 8]},
     # fully unrolled, the MNIST CNN needs on the order of a million LUTs: streamed only
     "mnist_cnn": {"path": ROOT / "bench" / "models" / "mnist_cnn.h5", "io": ["stream"], "reuse": [1, 2, 4]},

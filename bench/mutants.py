@@ -111,6 +111,13 @@ MUTANTS = [
     Mutant("rtl_ternary_majority", "RTL ternary adder: the carry-save bit misses one majority term",
            ("hls/rtl/*.py", "hls/rtl/**/*.py"), "((a & b) | (a & c) | (b & c))", "((a & b) | (a & c))",
            ("tests/test_ternary.py", "-k", "bit_exact")),
+    # -- folded layers on DSP48 slices (--fold dsp) ----------------------------------------------
+    Mutant("rtl_fold_dsp_sign", "RTL --fold dsp: signed inputs zero-extended into the multiplier",
+           ("hls/rtl/*.py", "hls/rtl/**/*.py"), "if int(t.lo[i]) < 0 else f\"{{1'b0, {raw}}}\"",
+           "if False else f\"{{1'b0, {raw}}}\"", ("tests/test_folded.py", "-k", "dsp_bit_exact")),
+    Mutant("rtl_fold_dsp_bias", "RTL --fold dsp: the accumulator starts from zero, not the bias",
+           ("hls/rtl/*.py", "hls/rtl/**/*.py"), "f\"(start ? {const(bias, wa)} : {acc})\"",
+           "f\"(start ? {const(0, wa)} : {acc})\"", ("tests/test_folded.py", "-k", "dsp_bit_exact")),
     # -- minifloat rounding carry --------------------------------------------------------------
     Mutant("rtl_minifloat_carry", "RTL minifloat rounding drops the carry into the next binade",
            ("hls/rtl/*.py", "hls/rtl/**/*.py"), "[{man + 1}:{man}]', 2, ew)", "[{man}:{man}]', 1, ew)",

@@ -27,8 +27,13 @@ class Board:
         return self.yosys_family is None
 
 
-def fit_problem(b: Board, estimated_luts: int, what: str) -> str | None:
-    """One line when ``estimated_luts`` (a prediction made before synthesis) exceed the board's LUTs."""
+def fit_problem(b: Board, estimated_luts: int, what: str, multipliers: int = 0) -> str | None:
+    """One line when ``estimated_luts`` (a prediction made before synthesis) exceed the board's LUTs, or
+    the design's general ``multipliers`` (one DSP48 each) its DSPs."""
+    if b.dsps is not None and multipliers > b.dsps:
+        return (f"{what}: {multipliers:,} multipliers (--fold dsp) need {multipliers:,} DSP48 slices, over the "
+                f"{b.dsps:,} of {b.name} ({b.part}); fold further (a larger --reuse), use --fold digits, or pass "
+                f"--no-fit-check to synthesize anyway")
     if b.luts is None or estimated_luts <= b.luts:
         return None
     return (f"{what}: the constant arithmetic alone is estimated at ~{estimated_luts:,} LUTs, over the "

@@ -259,19 +259,22 @@ def cmd_rtl(args) -> int:
 
     net = load_network(args, "net")
     d = generate(net, args.top, args.pipeline, args.weight_storage, bnn_order=args.bnn_order,
-                 mst_depth=args.mst_depth, reuse=args.reuse, io=args.io, adders=args.adders)
+                 mst_depth=args.mst_depth, reuse=args.reuse, io=args.io, adders=args.adders,
+                 fold=args.fold)
     d.write(args.out)
     print(f"wrote {len(d.files)} Verilog files to {args.out} (top {d.top}, latency {d.latency} cycles, "
           f"in {d.manifest['input']['width']} bits, out {d.manifest['output']['width']} bits)")
     if "reuse" in d.manifest:  # folded layers (hls.rtl.folded)
         print(f"folded: {', '.join(f'{k} over {r} clocks' for k, r in d.manifest['reuse'].items())}; one inference "
               f"every {d.manifest['initiation_interval']} clocks (in_ready)")
+    from hls.engine.cost import multipliers, summary
+
+    if multipliers(d.files):
+        print(f"multipliers: {multipliers(d.files):,} (--fold dsp: one DSP48 each when synthesized)")
     if "stream" in d.manifest:
         st = d.manifest["stream"]
         print(f"streaming: {st['in_beats']} input beats of {st['in_beat_elements']} elements and "
               f"{st['out_beats']} output beat(s) per image, one image every {st['clocks_per_image']} clocks")
-    from hls.engine.cost import summary
-
     if summary(d.files):
         print(summary(d.files))
     if "bnn" in d.manifest:
@@ -289,7 +292,8 @@ def cmd_cosim(args) -> int:
     raw = vectors_from_args(args, net)
     work = Path(args.out) if args.out else Path(args.net).resolve().parent / "build" / f"cosim_{Path(args.net).name}"
     design = generate(net, pipeline=args.pipeline, weights=args.weight_storage, bnn_order=args.bnn_order,
-                      mst_depth=args.mst_depth, reuse=args.reuse, io=args.io, adders=args.adders)
+                      mst_depth=args.mst_depth, reuse=args.reuse, io=args.io, adders=args.adders,
+                      fold=args.fold)
     res, report = run_engines(net, raw, work, args.engine, args.simulator, design, args.trace_layers, args.waves,
                               seed=args.seed, phases=_weight_phases(args, net, design), sample=args.sample)
     (work / "cosim.json").write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
@@ -325,14 +329,15 @@ def cmd_synth(args) -> int:
         prog.update(task, advance=1, description="generate RTL")
         t0 = time.perf_counter()
         design = generate(net, pipeline=args.pipeline, weights=args.weight_storage, bnn_order=args.bnn_order,
-                          mst_depth=args.mst_depth, reuse=args.reuse, io=args.io, adders=args.adders)
+                          mst_depth=args.mst_depth, reuse=args.reuse, io=args.io, adders=args.adders,
+                          fold=args.fold)
         design.write(out / "rtl")
         rtl_s = time.perf_counter() - t0
         from boards.catalog import fit_problem
-        from hls.engine.cost import estimates
+        from hls.engine.cost import estimates, multipliers
 
         est = sum(e[2] for e in estimates(design.files))
-        problem = None if args.no_fit_check else fit_problem(b, est, net.name)
+        problem = None if args.no_fit_check else fit_problem(b, est, net.name, multipliers(design.files))
         if problem:
             raise ValueError(problem)
         prog.update(task, advance=1, description=f"co-simulate {args.random} vectors")

@@ -60,6 +60,11 @@ def add_design_arguments(p: argparse.ArgumentParser) -> None:
                    help="adders of unrolled dense/conv layers: 'binary' portable Verilog (default), 'ternary' "
                         "AMD/Xilinx three-input adders (one LUT6_2 per bit on the CARRY4 chain; fewer LUTs, "
                         "7-series and later; simulation models of the primitives are written with the design)")
+    p.add_argument("--fold", choices=("digits", "dsp"), default="digits",
+                   help="how --reuse folds a layer: 'digits' keeps the weights constants of shift-and-add logic and "
+                        "feeds the inputs in R digits (no multipliers; default), 'dsp' deals each output's terms "
+                        "to R phases of multipliers with phase-selected weights, one DSP48 per multiplier (few "
+                        "LUTs, many DSPs: hls4ml's reuse factor)")
     add_schedule_arguments(p)  # --reuse (hls.rtl.folded), --io (hls.rtl.stream)
 
 
@@ -68,8 +73,8 @@ def add_schedule_arguments(p: argparse.ArgumentParser) -> None:
     qat.ir.schedule.parse_reuse / check_io for every generator)."""
     p.add_argument("--reuse", metavar="R|LAYER=R,...", help="fold dense/conv layers: each layer's "
                    "multiplications time-multiplexed over R clocks (initiation interval R); 'R' for every layer, "
-                   "'fc1=4,fc2=2' per layer, '2,fc1=4' a default with overrides (R must divide the layer's "
-                   "multiplications)")
+                   "'fc1=4,fc2=2' per layer, '2,fc1=4' a default with overrides (R at most the input's bits, "
+                   "or with --fold dsp the multiplications per output)")
     p.add_argument("--io", choices=("parallel", "stream"), default="parallel",
                    help="'parallel': whole tensors at once (default); 'stream': one pixel (all its channels) per "
                         "read, line buffers for convolutions and pooling (needs spatial inputs)")

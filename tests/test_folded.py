@@ -135,3 +135,74 @@ def test_cli_rtl_reuse(net, tmp_path, capsys):
     assert main(["rtl", str(tmp_path / "net"), "-o", str(tmp_path / "bad"), "--reuse", "fc9=2"]) == 1
     err = capsys.readouterr().err.strip()
     assert "no layer 'fc9'" in err and len(err.splitlines()) == 1
+
+
+# ---- --fold dsp: each output's terms dealt to R phases of multiplier slots ----------------------------
+
+def dsp_slots(net, plan: dict[str, int]) -> int:
+    """Multipliers a --fold dsp design of dense layers should hold: per output (at every position),
+    the slots ceil(terms / R) whose R phase weights are not all zero (terms: the layer's used inputs)."""
+    shapes, total = net.tensor_shapes(), 0
+    for name, r in plan.items():
+        op = net.op(name)
+        w = op.arrays["weight"]
+        pos = int(np.prod(shapes[op.inputs[0]])) // w.shape[0]
+        w = w[np.any(w != 0, axis=1)]  # inputs no output uses are left out
+        total += pos * sum(bool(w[s * r:(s + 1) * r, o].any()) for o in range(w.shape[1])
+                           for s in range(-(-w.shape[0] // r)))
+    return total
+
+
+@pytest.mark.parametrize("reuse", ["2", {"c1": 8, "d2": 9}, "c1=3,d1=4,d2=5"])
+def test_folded_dsp_bit_exact(net, vectors, reuse):
+    """--fold dsp: any R up to the terms per output (3 and 5 divide neither 8 nor 9 terms; 8 and 9 are
+    one term per clock), mixed with unrolled layers; edge and random vectors bit-exact."""
+    d = generate(net, reuse=reuse, fold="dsp")
+    assert d.manifest["fold"] == "dsp"
+    res = run_fast(net, vectors, design=d)
+    assert res.ok and res.vectors == len(vectors), res.describe()
+    from hls.engine.cost import multipliers
+
+    plan = plan_reuse(net, reuse, "fixed", "dsp")
+    dense = {k: v for k, v in plan.items() if k != "c1"}
+    d_dense = generate(net, reuse=dense, fold="dsp")
+    assert multipliers(d_dense.files) == dsp_slots(net, dense) > 0
+    if "c1" in plan:  # conv1d k2 'same': 2 taps x 4 channels, fewer at the padded edges
+        assert multipliers(d.files) > multipliers(d_dense.files)
+
+
+def test_folded_dsp_lint_cocotb_and_bad_input(net, vectors, tmp_path):
+    d = generate(net, reuse="3,d2=4", fold="dsp")
+    for top in (d.top, d.manifest["axis_top"]):
+        assert lint(d, tmp_path / "rtl", top) == "", top
+    res = run_cosim(net, vectors[:60], tmp_path / "tb", design=d, gap_probability=0.3)
+    assert res.ok, res.describe()
+    with pytest.raises(NetworkError, match=r"c1=9 --fold dsp: .*8 multiplications per output of layer 'c1'") as e:
+        generate(net, reuse="c1=9", fold="dsp")
+    assert "\n" not in str(e.value)
+    with pytest.raises(NetworkError, match="--fold must be one of"):
+        generate(net, reuse="2", fold="dsp48")
+    assert generate(net, fold="dsp").files == generate(net).files  # without --reuse nothing folds
+
+
+def test_folded_dsp_maps_to_dsp48(net, tmp_path):
+    """Yosys synth_xilinx puts every multiplier and its chained addition into one DSP48E1: the DSP
+    count equals the multipliers the generator wrote, and the folded layer's LUTs are below the
+    unrolled layer's."""
+    from boards.catalog import board, fit_problem
+    from boards.yosys_report import synth_fpga
+    from hls.engine.cost import multipliers
+
+    luts = {}
+    for name, d in (("dsp", generate(net, reuse="d2=3", fold="dsp")), ("unrolled", generate(net))):
+        d.write(tmp_path / name)
+        (tmp_path / f"synth_{name}").mkdir()
+        rep = synth_fpga([tmp_path / name / f for f in d.verilog_files if not f.endswith("_axis.v")], d.top,
+                         board("pynq-z2"), tmp_path / f"synth_{name}")
+        luts[name] = rep["per_module"][f"{d.top}_d2"]["LUT"]
+        if name == "dsp":
+            assert rep["total"]["DSP"] == multipliers(d.files) == dsp_slots(net, {"d2": 3})
+    assert luts["dsp"] < luts["unrolled"], luts
+    msg = fit_problem(board("pynq-z2"), 100, "net", multipliers=221)
+    assert "221 multipliers" in msg and "220" in msg and "--reuse" in msg
+    assert fit_problem(board("pynq-z2"), 100, "net", multipliers=220) is None

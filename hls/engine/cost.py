@@ -53,6 +53,7 @@ def graph_luts(g: Graph) -> float:
 
 
 ESTIMATE_TAG = "// arithmetic estimate (hls.engine.cost):"
+MULT_TAG = "// multipliers (one DSP48 each when mapped):"
 
 
 def adder_luts(lo: int, hi: int, low_free: int) -> float:
@@ -69,6 +70,12 @@ def comment(graphs: list[Graph], fused: int = 0, fused_luts: float = 0.0) -> str
     if fused:
         notes = (notes + "; " if notes else "") + f"{fused} adder pairs fused into ternary adders"
     return f"{ESTIMATE_TAG} {adders} adders, ~{round(luts)} LUT" + (f" ({notes})" if notes else "")
+
+
+def multipliers(files: dict[str, str]) -> int:
+    """General multipliers of a design (folded ``--fold dsp`` layers; one DSP48 each when mapped)."""
+    return sum(int(line[len(MULT_TAG):]) for text in files.values() for line in text.splitlines()[:8]
+               if line.startswith(MULT_TAG))
 
 
 def estimates(files: dict[str, str]) -> list[tuple[str, int, int]]:

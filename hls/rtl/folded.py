@@ -31,6 +31,16 @@ Measured on the jet tagger's fc3 (32 x 32, uint6 inputs; Yosys synth_xilinx): un
 digit-serial adder graph at d = 2 (R = 3) 4,805 (0.61x), at d = 1 (R = 6) 3,640 (0.46x); distributed
 arithmetic at d = 1 (R = 6) 3,237 (0.41x), so tables are used for 1-bit digits only.
 
+**``fold="dsp"``** (``--fold dsp``, hls4ml's reuse factor): the layer is folded over its *terms*
+instead.  Each output's terms (input, weight) are dealt round-robin to R phases; term t goes to phase
+t mod R of multiplier slot t div R, so an output has ceil(terms / R) slots.  A slot multiplies a
+phase-selected input (an R-way mux, shared by every output with the same inputs in that slot) by a
+phase-selected constant (an R-entry table) and the slots' products are summed as one linear chain
+onto the accumulator, A <- (start ? bias : A) + p_0 + p_1 + ...  Written that way, Yosys and Vivado
+map every product *and* its addition to one DSP48 (multiplier and post-adder): the logic in LUTs is
+the muxes, the tables and the phase counter, and the DSP count is the number of slots.  Exact for any
+R (a phase without a term multiplies by zero); R <= the terms per output.
+
 "R divides b" here means R <= b (a digit holds at least one bit of every input of the layer);
 when R does not divide b exactly the top digit is partly sign/zero extension.
 
@@ -44,6 +54,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from hls.rtl.emitters import EMITTERS, RTLError
 from hls.rtl.text import Sig, const
 from qat.ir.network import Network
@@ -55,6 +67,7 @@ if TYPE_CHECKING:  # annotations only: hls.rtl.op_module imports this module
 
 FOLDABLE = MAC_KINDS  # dense, conv1d, conv2d
 VARIANT = "folded"
+FOLDS = ("digits", "dsp")  # --fold: digit-serial constant logic (default), or multipliers for DSP48 slices
 
 
 FORCE_STYLE: str | None = None  # 'cse' or 'rom' for every folded layer (measurements: bench/folding.py)
@@ -77,11 +90,14 @@ def digit_bits(b: int, r: int) -> int:
     return -(-b // r)
 
 
-def plan_reuse(net: Network, spec, weights: str) -> dict[str, int]:
+def plan_reuse(net: Network, spec, weights: str, fold: str = "digits") -> dict[str, int]:
     """{op name: R > 1} for the layers to fold (``spec``: the ``--reuse`` text, an int or a dict,
     parsed by qat.ir.schedule.parse_reuse); raises NetworkError/RTLError (one line, naming the layer and
     the option) for unknown layers, kinds that cannot fold, minifloat or binary tensors,
-    register weights, and factors larger than the input's bits."""
+    register weights, and factors larger than the input's bits (``fold="digits"``) or than the
+    layer's terms per output (``fold="dsp"``)."""
+    if fold not in FOLDS:
+        raise RTLError(f"--fold must be one of {FOLDS}, got {fold!r}")
     ops = {op.name: op for op in net.ops}
     if isinstance(spec, dict):
         spec = ",".join(f"{k}={v}" for k, v in spec.items())
@@ -104,6 +120,13 @@ def plan_reuse(net: Network, spec, weights: str) -> dict[str, int]:
                 raise RTLError(f"--reuse {name}={r}: layer '{name}' has a binary {what}; folding needs "
                                f"multi-bit integers")
         b = int(t_in.bits)
+        if fold == "dsp":
+            w = op.arrays["weight"]
+            terms = int(np.prod(w.shape[:-1]))  # inputs (dense) or kernel taps x input channels per output
+            if r > terms:
+                raise RTLError(f"--reuse {name}={r} --fold dsp: R must not exceed the {terms} multiplications "
+                               f"per output of layer '{name}'")
+            continue
         if r > b:
             raise RTLError(f"--reuse {name}={r}: R must divide the {b}-bit input of layer '{name}' into digits "
                            f"of at least one bit (R <= {b})")
@@ -166,6 +189,79 @@ def _floor_shift(v: int, s: int) -> int:
     return v >> s  # Python's >> floors negative numbers, as two's-complement arithmetic shift
 
 
+def _dsp_sums(gen: OpModule, rows: list, biases: list[int], r: int, pw: int) -> list[Sig]:
+    """``fold="dsp"``: per output, ceil(terms / R) multiplier slots; slot s multiplies, in phase k, input
+    rows[o][s*R + k] by its weight (both phase-selected), and the products are chained onto the
+    accumulator so that each multiply and its addition map to one DSP48."""
+    m, t = gen.m, gen.ins[0]
+    b = int(t.type.bits)
+    # phase k's value of an input: in0 itself at the start clock (k = 0), then the register taken at start
+    held = sorted({row[q][0] for row in rows for q in range(len(row)) if q % r})
+    for i in held:
+        m.lines.append(f"  reg [{b - 1}:0] xr_{i};")
+        m.lines.append(f"  always @(posedge clk) if (start) xr_{i} <= in0[{i * b + b - 1}:{i * b}];")
+    sel: dict[tuple, Sig] = {}
+
+    def value(i: int, k: int) -> str:
+        raw, top = (f"in0[{i * b + b - 1}:{i * b}]", f"in0[{i * b + b - 1}]") if k == 0 else (f"xr_{i}",
+                                                                                            f"xr_{i}[{b - 1}]")
+        return f"{{{top}, {raw}}}" if int(t.lo[i]) < 0 else f"{{1'b0, {raw}}}"
+
+    def pick(vals: list[str]) -> str:
+        """``vals[k]`` in phase k (phase 0 is the start clock)."""
+        expr = vals[-1]
+        for k in range(len(vals) - 2, 0, -1):
+            expr = f"(ph == {pw}'d{k}) ? {vals[k]} : {expr}"
+        return f"start ? {vals[0]} : {expr}" if len(vals) > 1 else vals[0]
+
+    outs = []
+    for o, (row, bias) in enumerate(zip(rows, biases)):
+        lo_o, hi_o = int(gen.out.lo[o]), int(gen.out.hi[o])
+        prods, alo, ahi, lo_k, hi_k = [], min(lo_o, bias), max(hi_o, bias), bias, bias
+        for s in range(-(-len(row) // r)):
+            terms = row[s * r:(s + 1) * r]
+            ws = [wv for _, wv in terms] + [0] * (r - len(terms))
+            if not any(ws):
+                continue
+            ins = tuple(i for i, _ in terms)
+            if ins not in sel:  # the phase-selected input, shared by every row with these inputs in a slot
+                vals = [value(i, k) for k, i in enumerate(ins)] + [f"{b + 1}'sd0"] * (r - len(ins))
+                x_lo = min(min(int(t.lo[i]) for i in ins), 0)
+                x_hi = max(int(t.hi[i]) for i in ins)
+                sel[ins] = m.wire("xs", b + 1, x_lo, x_hi, pick(vals))
+            x = sel[ins]
+            wb = signed_bits_for(min(ws), max(ws))
+            c = m.wire("ws", wb, min(ws), max(ws), pick([const(v, wb) for v in ws]))
+            corners = [x.lo * min(ws), x.lo * max(ws), x.hi * min(ws), x.hi * max(ws)]
+            m.multipliers += 1
+            prods.append(m.wire("pr", x.width + wb, min(corners), max(corners),
+                                f"$signed({x.name}) * $signed({c.name})"))
+        # accumulator range: the bias plus any phases' products so far
+        for k in range(r):
+            for q in range(k, len(row), r):
+                i, wv = row[q]
+                a, e = wv * int(t.lo[i]), wv * int(t.hi[i])
+                lo_k, hi_k = lo_k + min(a, e), hi_k + max(a, e)
+            alo, ahi = min(alo, lo_k), max(ahi, hi_k)
+        if not prods:  # no nonzero weight: the output is the bias
+            outs.append(m.const_sig(bias))
+            continue
+        wa = max(signed_bits_for(alo, ahi), max(p.width for p in prods))
+        acc, sa = m.fresh("acc"), m.fresh("sa")
+        m.lines.append(f"  reg signed [{wa - 1}:0] {acc};")
+        chain = " + ".join([f"(start ? {const(bias, wa)} : {acc})"] + [m.ext(p, wa) for p in prods])
+        m.lines.append(f"  wire signed [{wa - 1}:0] {sa} = {chain};")
+        m.lines.append(f"  always @(posedge clk) {acc} <= {sa};")
+        wo = signed_bits_for(lo_o, hi_o)
+        y = m.fresh("y")
+        m.lines.append(f"  reg signed [{wo - 1}:0] {y};")
+        m.lines.append(f"  always @(posedge clk) if (last) {y} <= {sa}[{wo - 1}:0];")
+        if wa > wo:
+            m.unused.append(f"{sa}[{wa - 1}:{wo}]")
+        outs.append(Sig(y, wo, lo_o, hi_o, r, 0))
+    return outs
+
+
 @EMITTERS.register(*FOLDABLE, variant=VARIANT)
 def g_folded(gen: OpModule) -> list:
     """The folded layer's output elements: registers valid R clocks after ``start``."""
@@ -188,14 +284,26 @@ def g_folded(gen: OpModule) -> list:
         biases = [int(op.arrays["bias"][o]) for o, _ in taps]
     used = sorted({i for row in rows for i, _ in row})
     pw = max(1, (r - 1).bit_length())
-    m.lines.append(f"  // folded over R = {r} clocks: {b}-bit inputs as {r} digits of {d} bits, MSB first")
-    m.lines.append(f"  reg [{pw - 1}:0] ph;  // phase of the digit being summed (0: start)")
+    if style == "dsp":
+        m.lines.append(f"  // folded over R = {r} clocks: each output's terms dealt to R phases of multiplier slots "
+                       f"(DSP48: multiply and post-add)")
+    else:
+        m.lines.append(f"  // folded over R = {r} clocks: {b}-bit inputs as {r} digits of {d} bits, MSB first")
+    m.lines.append(f"  reg [{pw - 1}:0] ph;  // phase of the {'terms' if style == 'dsp' else 'digit'} being "
+                   f"summed (0: start)")
     m.lines.append("  always @(posedge clk) begin")
     m.lines.append(f"    if (start) ph <= {pw}'d1;")
     m.lines.append(f"    else if (ph == {pw}'d{r - 1}) ph <= {pw}'d0;")
     m.lines.append(f"    else if (ph != {pw}'d0) ph <= ph + {pw}'d1;")
     m.lines.append("  end")
     m.lines.append(f"  wire last = ph == {pw}'d{r - 1};")
+    if style == "dsp":
+        if op.kind == "dense":  # every used input in every row (zero weights included): slots shared by all rows
+            cols = sorted({i % ci for i in used})
+            rows = [[(p * ci + i, int(w[i, o])) for i in cols] for p in range(pos) for o in range(co)]
+        else:
+            rows = [[(i, wv) for i, wv, _ in tp] for _, tp in taps]
+        return _dsp_sums(gen, rows, biases, r, pw)
     digits: dict[int, Sig] = {}
     raw: dict[int, str] = {}  # the d-bit digit wire of each input
     lo_x = [int(v) for v in t.lo]

@@ -25,6 +25,7 @@ from hls.rtl.reconfig import ParamBlock
 from hls.rtl.emitters import EMITTERS, RTLError
 from hls.rtl.text import GENERATOR, ModuleText, Sig, const
 from hls.engine.cmvm import csd_weight
+from hls.engine.cost import MULT_TAG
 
 PIPELINE_MODES = ("layer", "none", "depth:N")
 
@@ -730,6 +731,8 @@ def _op_module(top: str, op: Op, ins: list[TensorInfo], out: TensorInfo, registe
              "`default_nettype none", f"module {name} (", ",\n".join(ports), ");"]
     if m.graphs:  # constant-matrix arithmetic: its LUT estimate (hls.engine.cost), read by `qrtl rtl`
         lines.insert(2, m.cost_comment())
+    if m.multipliers:  # fold="dsp": the multipliers meant for DSP48 slices, read by `qrtl rtl`/`synth`
+        lines.insert(2, f"{MULT_TAG} {m.multipliers}")
     lines += body
     ow = out.width
     decl = f"[{ow - 1}:0] " if ow > 1 else ""

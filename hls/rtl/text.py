@@ -61,6 +61,7 @@ class ModuleText:
     _products: dict = field(default_factory=dict)
     _delays: dict = field(default_factory=dict)
     graphs: list = field(default_factory=list)  # hls.engine.cmvm.Graph of every linear_layer
+    multipliers: int = 0  # general multipliers (fold="dsp" slots), each meant for one DSP48
 
     def fresh(self, base: str) -> str:
         self._n += 1

@@ -48,7 +48,8 @@ ADDERS = ("binary", "ternary")  # --adders
 
 def generate(net: Network, top: str | None = None, pipeline: str = "layer", weights: str = "fixed",
              weight_bits: int | None = None, bias_bits: int | None = None, bnn_order: str = "auto",
-             mst_depth: int | None = None, reuse=None, io: str = "parallel", adders: str = "binary") -> Design:
+             mst_depth: int | None = None, reuse=None, io: str = "parallel", adders: str = "binary",
+             fold: str = "digits") -> Design:
     """Build the Verilog design for ``net`` (deterministic text).
 
     ``weights``: ``fixed`` (constants folded into shift-and-add logic),
@@ -89,7 +90,7 @@ def generate(net: Network, top: str | None = None, pipeline: str = "layer", weig
             raise RTLError(f"network '{net.name}': --reuse with --io stream: streamed layers already share one "
                            f"kernel instance per layer; drop --reuse")
         return generate_stream(net, top, pipeline, weights, bnn_order)
-    folds = plan_reuse(net, reuse, weights)  # {op: R} folded layers (``--reuse``, hls.rtl.folded)
+    folds = plan_reuse(net, reuse, weights, fold)  # {op: R} folded layers (``--reuse``, hls.rtl.folded)
     ii = max(folds.values(), default=1)  # the network's initiation interval
     layout: list[ParamBlock] = []
     if weights != "fixed":
@@ -123,7 +124,7 @@ def generate(net: Network, top: str | None = None, pipeline: str = "layer", weig
         blk = blocks.get(op.name)
         if op.name in folds:
             mname, text, _ = _op_module(top, op, ins, out, False, 0, None, False, ids[op.name], "folded",
-                                        {"reuse": folds[op.name]})
+                                        {"reuse": folds[op.name], "style": "dsp" if fold == "dsp" else None})
             cycles = registered = folds[op.name]
         else:
             mname, text, cycles = bnn.module(
@@ -242,7 +243,8 @@ def generate(net: Network, top: str | None = None, pipeline: str = "layer", weig
     if adders != "binary":  # binary designs keep their manifest unchanged
         manifest["adders"] = adders
     if ii > 1:  # unrolled designs keep their manifest unchanged (II 1, no in_ready port)
-        manifest.update({"initiation_interval": ii, "in_ready": True, "reuse": dict(sorted(folds.items()))})
+        manifest.update({"initiation_interval": ii, "in_ready": True, "reuse": dict(sorted(folds.items())),
+                         "fold": fold})
     for key, info in (("input", infos[net.inputs[0].name]), ("output", infos[out_name])):
         if info.mf:
             manifest[key]["minifloat"] = type_to_manifest(info.mf)
