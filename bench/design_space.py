@@ -1,6 +1,7 @@
 """Design-space report (issue #12 item 5): LUT / FF / BRAM / DSP / II / latency / estimated fmax of the
-jet tagger at several reuse factors and of the MNIST CNN in the io modes ``qrtl synth`` offers, and a
-plot of LUTs vs inferences per second (at the estimated fmax).
+jet tagger at several reuse factors (digit-serial constant logic, and ``--fold dsp`` multipliers at
+R = 4 and 32) and of the MNIST CNN in the io modes ``qrtl synth`` offers, and a plot of LUTs vs
+inferences per second (at the estimated fmax).
 
 Every point is one ``qrtl synth`` run (convert, generate RTL, co-simulate against the golden model,
 Yosys ``synth_xilinx`` for the PYNQ-Z2) under ``nice -n 10``; its ``report.json`` gives the figures.
@@ -35,7 +36,7 @@ WORK = ROOT / "bench" / "build" / "design_space"
 QRTL = [sys.executable, "-m", "qrtl.cli"]
 MODELS = {
     "jet_tagger": {"path": ROOT / "bench" / "models" / "jet_tagger.h5", "io": ["parallel"],
-                   "reuse": [1, 2, 4, 6, 8]},
+                   "reuse": [1, 2, 4, 6, 8], "dsp_reuse": [4, 32]},
     # fully unrolled, the MNIST CNN needs on the order of a million LUTs: streamed only
     "mnist_cnn": {"path": ROOT / "bench" / "models" / "mnist_cnn.h5", "io": ["stream"], "reuse": [1, 2, 4]},
 }
@@ -51,13 +52,16 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
-def run_point(model: str, path: Path, io: str, reuse: int, n: int, fresh: bool) -> dict:
-    """One ``qrtl synth`` run; its report.json reduced to the table's figures."""
-    name = f"{model}_{io}_r{reuse}"
+def run_point(model: str, path: Path, io: str, reuse: int, n: int, fresh: bool, fold: str = "digits") -> dict:
+    """One ``qrtl synth`` run; its report.json reduced to the table's figures.  ``--fold dsp`` points
+    skip the board-fit check: the table reports their DSP48 count whether or not the PYNQ-Z2 has them."""
+    name = f"{model}_{io}_r{reuse}" + ("_dsp" if fold == "dsp" else "")
     out = WORK / name
     cmd = ["synth", str(path), "-o", str(out), "--random", str(n), "--no-asic"]
     if reuse > 1:
         cmd += ["--reuse", str(reuse)]
+    if fold != "digits":
+        cmd += ["--fold", fold, "--no-fit-check"]
     if io != "parallel":
         cmd += ["--io", io]
     key = json.dumps({"cmd": cmd, "model": _sha(path)}, sort_keys=True)
@@ -71,11 +75,13 @@ def run_point(model: str, path: Path, io: str, reuse: int, n: int, fresh: bool) 
         if not (out / "report.json").is_file():
             last = ((res.stderr or res.stdout).strip().splitlines() or ["no output"])[-1]
             if last.startswith("qrtl: error:") and ("--reuse" in last or "--io" in last):  # an option refused
-                return {"model": model, "io": io, "reuse": reuse, "skipped": last[len("qrtl: error:"):].strip()}
-            return {"model": model, "io": io, "reuse": reuse, "error": f"qrtl synth exit {res.returncode}: {last}"}
+                return {"model": model, "io": io, "reuse": reuse, "fold": fold,
+                        "skipped": last[len("qrtl: error:"):].strip()}
+            return {"model": model, "io": io, "reuse": reuse, "fold": fold,
+                    "error": f"qrtl synth exit {res.returncode}: {last}"}
         stamp.write_text(key)
     rep = json.loads((out / "report.json").read_text())
-    return dict(figures(rep, out), model=model, io=io, reuse=reuse, seconds=round(time.perf_counter() - t0, 1))
+    return dict(figures(rep, out), model=model, io=io, reuse=reuse, fold=fold, seconds=round(time.perf_counter() - t0, 1))
 
 
 def lutram(stat_path: Path) -> tuple[int, int]:
@@ -106,17 +112,23 @@ def figures(rep: dict, out: Path) -> dict:
             "bit_exact": f"{cos.get('exact_vectors', '?')}/{cos.get('vectors', '?')}"}
 
 
+def _fold(row: dict) -> str:
+    """The fold column: '-' for unfolded points, else digits (constant logic) or dsp (DSP48 multipliers)."""
+    return row.get("fold", "digits") if row.get("reuse") not in (1, "-") else "-"
+
+
 def table(rows: list[dict]) -> str:
-    head = ("| model | io | reuse | LUT (incl. LUTRAM) | FF | CARRY4 | DSP | BRAM | II (clocks) | latency (clocks) | "
-            "est. fmax (MHz) | inferences/s | co-sim bit-exact |\n|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
+    head = ("| model | io | reuse | fold | LUT (incl. LUTRAM) | FF | CARRY4 | DSP | BRAM | II (clocks) | "
+            "latency (clocks) | est. fmax (MHz) | inferences/s | co-sim bit-exact |\n"
+            "|---|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
     lines = []
     for r in rows:
         if "error" in r or "skipped" in r:
-            lines.append(f"| {r['model']} | {r['io']} | {r['reuse']} | {r.get('error') or r.get('skipped')} "
+            lines.append(f"| {r['model']} | {r['io']} | {r['reuse']} | {_fold(r)} | {r.get('error') or r.get('skipped')} "
                          f"| | | | | | | | | |")
             continue
         ips = f"{r['inferences_per_s']:,}" if r["inferences_per_s"] else "?"
-        lines.append(f"| {r['model']} | {r['io']} | {r['reuse']} | {r['LUT']:,} | {r['FF']:,} | {r['CARRY4']:,} | "
+        lines.append(f"| {r['model']} | {r['io']} | {r['reuse']} | {_fold(r)} | {r['LUT']:,} | {r['FF']:,} | {r['CARRY4']:,} | "
                      f"{r['DSP']} | {r['BRAM']} | {r['ii_clocks']} | {r['latency_clocks']} | {r['fmax_mhz']} | "
                      f"{ips} | {r['bit_exact']} |")
     return head + "\n".join(lines) + "\n"
@@ -134,7 +146,7 @@ def plot(rows: list[dict], path: Path) -> None:
         mine = sorted((r for r in pts if r["model"] == model), key=lambda r: r["LUT"])
         ax.plot([r["LUT"] for r in mine], [r["inferences_per_s"] for r in mine], "o-", color=f"C{k}", label=model)
         for r in mine:
-            ax.annotate(f"{r['io']}, R={r['reuse']}", (r["LUT"], r["inferences_per_s"]), textcoords="offset points",
+            ax.annotate(f"{r['io']}, R={r['reuse']}" + (", dsp" if r.get("fold") == "dsp" else ""), (r["LUT"], r["inferences_per_s"]), textcoords="offset points",
                         xytext=(6, 4), fontsize=8, color=f"C{k}")
     ax.axvline(53200, ls="--", color="grey", lw=1)
     ax.text(53200, ax.get_ylim()[0] if pts else 1, " PYNQ-Z2 (53,200 LUT)", fontsize=7, color="grey", va="bottom")
@@ -169,15 +181,17 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"model": model, "io": "-", "reuse": "-", "skipped": "model file missing"})
             continue
         factors = [int(v) for v in args.reuse.split(",")] if args.reuse else spec["reuse"]
+        points = [(r, "digits") for r in factors] + [(r, "dsp") for r in spec.get("dsp_reuse", [])
+                                                     if not args.reuse or r in factors]
         for io in spec["io"]:
-            for r in factors:
+            for r, fold in points:
                 missing = [o for o, need in (("--io", io != "parallel"), ("--reuse", r > 1)) if need and o not in opts]
                 if missing:
                     why = f"qrtl synth has no {' / '.join(missing)} option yet"
                     print(f"[design-space] skip {model} io={io} reuse={r}: {why}")
                     rows.append({"model": model, "io": io, "reuse": r, "skipped": why})
                     continue
-                rows.append(run_point(model, spec["path"], io, r, args.random, args.fresh))
+                rows.append(run_point(model, spec["path"], io, r, args.random, args.fresh, fold))
                 print(f"[design-space] {json.dumps(rows[-1])}", flush=True)
     OUT.mkdir(parents=True, exist_ok=True)
     meta = {"command": "make bench-space (bench/design_space.py " + " ".join(argv or sys.argv[1:]) + ")",

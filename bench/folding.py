@@ -12,7 +12,8 @@ Structure candidates (one layer, fc3: 32 x 32, 6-bit unsigned inputs, 6-bit weig
   shift-accumulator per output (what hls.rtl.folded builds);
 * ``phase-mux``: fold over the inputs -- each clock, ci/R multiplier slots take a phase-selected
   input and a phase-selected constant (an R-way constant mux), accumulated per output: the weights
-  are no longer constants of the logic, so every slot is a general multiplier (``-nodsp``: in LUTs).
+  are no longer constants of the logic, so every slot is a general multiplier (``-nodsp``: in LUTs;
+  and once more with Yosys mapping the multipliers to DSP48E1, as hls4ml's reuse factor does).
 
     make bench-fold          # or: .venv/bin/python bench/folding.py [--reuse 1,2,4,8] [--no-candidates]
 
@@ -62,12 +63,15 @@ def _cached(files: dict[str, str], work: Path, run) -> dict:
     return dict(report, reused=False)
 
 
-def layer_reuse(net, r: int) -> dict[str, int]:
-    """{MAC layer: min(R, its input bits)}: the largest digit-serial fold up to R of every layer."""
+def layer_reuse(net, r: int, fold: str = "digits") -> dict[str, int]:
+    """{MAC layer: min(R, its limit)}: the largest fold up to R of every layer; the limit is the input's
+    bits for digit-serial folding and the terms per output for ``--fold dsp``."""
     from hls.rtl.folded import FOLDABLE
 
     types = net.tensor_types()
-    return {op.name: min(r, int(types[op.inputs[0]].bits)) for op in net.ops if op.kind in FOLDABLE}
+    return {op.name: min(r, int(types[op.inputs[0]].bits) if fold == "digits"
+                         else int(np.prod(op.arrays["weight"].shape[:-1])))
+            for op in net.ops if op.kind in FOLDABLE}
 
 
 def synth_design(design, name: str) -> dict:
@@ -160,6 +164,11 @@ def candidates(net, rs: list[int]) -> list[dict]:
             rep = _yosys_luts({f"pm_fc3_{r}.v": text}, f"pm_fc3_{r}", f"cand_phasemux_{r}", nodsp=True)
             rows.append({"layer": "fc3", "structure": "phase-mux", "reuse": r, **rep["total"],
                          "reused": rep["reused"]})
+            print(json.dumps(rows[-1]), flush=True)
+            # the same text with Yosys free to map the multipliers to DSP48E1 (hls4ml's reuse factor)
+            rep = _yosys_luts({f"pm_fc3_{r}.v": text}, f"pm_fc3_{r}", f"cand_phasemux_dsp_{r}", nodsp=False)
+            rows.append({"layer": "fc3", "structure": "phase-mux, DSP48", "reuse": r, **rep["total"],
+                         "reused": rep["reused"]})
         print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -167,6 +176,7 @@ def candidates(net, rs: list[int]) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reuse", default="1,2,4,8", help="reuse factors (default 1,2,4,8)")
+    ap.add_argument("--dsp-reuse", default="4,32", help="reuse factors with --fold dsp (default 4,32; '' for none)")
     ap.add_argument("--vectors", type=int, default=2000, help="vectors for the bit-exact check (default 2000)")
     ap.add_argument("--no-candidates", action="store_true", help="skip the one-layer structure comparison")
     args = ap.parse_args(argv)
@@ -179,16 +189,20 @@ def main(argv: list[str] | None = None) -> int:
     net = convert_model(str(MODEL), None, None, None, "logits", None, False, None)
     x = random_vectors(net, args.vectors, 0)
     rs = [int(v) for v in args.reuse.split(",")]
+    from hls.engine.cost import multipliers
+
     runs = []
-    for r in rs:
-        per = layer_reuse(net, r) if r > 1 else {}
+    for fold, r in [("digits", r) for r in rs] + [("dsp", int(v)) for v in args.dsp_reuse.split(",") if v]:
+        per = layer_reuse(net, r, fold) if r > 1 else {}
         t0 = time.perf_counter()
-        d = generate(net, reuse=per or None)
+        d = generate(net, reuse=per or None, fold=fold)
         gen_s = time.perf_counter() - t0
         sim = run_fast(net, x, design=d)
-        rep = synth_design(d, f"jet_r{r}")
+        rep = synth_design(d, f"jet_r{r}" + ("_dsp" if fold == "dsp" else ""))
+        n_dsp = rep["total"]["DSP"]
+        assert n_dsp == multipliers(d.files), f"{n_dsp} DSP48 for {multipliers(d.files)} multipliers"
         ii = int(d.manifest.get("initiation_interval", 1))
-        row = {"reuse": r, "layer_reuse": per, "initiation_interval": ii, "latency": d.latency,
+        row = {"reuse": r, "fold": fold if r > 1 else "-", "layer_reuse": per, "initiation_interval": ii, "latency": d.latency,
                "rtl_seconds": round(gen_s, 2), "bit_exact": f"{sim.exact_vectors}/{sim.vectors}", "ok": sim.ok,
                **rep["total"], "per_layer": {k.split("_", 2)[-1] if k.startswith(d.top + "_") else k: v["LUT"]
                                              for k, v in rep["per_module"].items()},
@@ -213,27 +227,29 @@ def main(argv: list[str] | None = None) -> int:
 def markdown(res: dict) -> str:
     lines = ["# Folded layers (--reuse R): jet tagger, Yosys synth_xilinx (PYNQ-Z2)", "",
              f"Model: {res['model']}; git {res['git']}.  Reproduce: `make bench-fold`.", "",
-             "| reuse | per-layer R | II | latency | LUT | x unrolled | FF | CARRY | DSP | bit-exact |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| fold | reuse | per-layer R | II | latency | LUT | x unrolled | FF | CARRY | DSP | bit-exact |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in res["runs"]:
         per = ", ".join(f"{k}={v}" for k, v in r["layer_reuse"].items()) or "-"
-        lines.append(f"| {r['reuse']} | {per} | {r['initiation_interval']} | {r['latency']} | {r['LUT']} | "
+        lines.append(f"| {r.get('fold', 'digits')} | {r['reuse']} | {per} | {r['initiation_interval']} | {r['latency']} | {r['LUT']} | "
                      f"{r['lut_ratio']} | {r['FF']} | {r['CARRY']} | {r['DSP']} | {r['bit_exact']} |")
     layers = sorted({k for r in res["runs"] for k in r["per_layer"]})
-    lines += ["", "LUTs per layer:", "", "| reuse | " + " | ".join(layers) + " |",
-              "|---|" + "---|" * len(layers)]
+    lines += ["", "LUTs per layer:", "", "| fold | reuse | " + " | ".join(layers) + " |",
+              "|---|---|" + "---|" * len(layers)]
     for r in res["runs"]:
-        lines.append(f"| {r['reuse']} | " + " | ".join(str(r["per_layer"].get(k, "")) for k in layers) + " |")
+        lines.append(f"| {r.get('fold', 'digits')} | {r['reuse']} | " +
+                     " | ".join(str(r["per_layer"].get(k, "")) for k in layers) + " |")
     if res["candidates"]:
-        lines += ["", "Structure candidates on one layer (fc3, 32x32, uint6 inputs; synth_xilinx -nodsp):", "",
-                  "| structure | reuse | LUT | FF | CARRY |", "|---|---|---|---|---|"]
+        lines += ["", "Structure candidates on one layer (fc3, 32x32, uint6 inputs; synth_xilinx, -nodsp unless "
+                      "the structure says DSP48):", "",
+                  "| structure | reuse | LUT | FF | CARRY | DSP |", "|---|---|---|---|---|---|"]
         for c in res["candidates"]:
-            lines.append(f"| {c['structure']} | {c['reuse']} | {c['LUT']} | {c['FF']} | {c['CARRY']} |")
-    four = next((r for r in res["runs"] if r["reuse"] == 4), None)
-    if four and four["lut_ratio"] is not None:
+            lines.append(f"| {c['structure']} | {c['reuse']} | {c['LUT']} | {c['FF']} | {c['CARRY']} | "
+                         f"{c.get('DSP', 0)} |")
+    for four in (r for r in res["runs"] if r["reuse"] == 4 and r["lut_ratio"] is not None):
         met = "met" if four["lut_ratio"] <= res["target_lut_ratio_at_reuse_4"] else "NOT met"
-        lines += ["", f"Target (issue #12): reuse 4 at <= {res['target_lut_ratio_at_reuse_4']}x the unrolled LUTs: "
-                      f"{four['lut_ratio']}x, {met}."]
+        lines += ["", f"Target (issue #12): reuse 4 at <= {res['target_lut_ratio_at_reuse_4']}x the unrolled LUTs, "
+                      f"fold {four.get('fold', 'digits')}: {four['lut_ratio']}x ({four['DSP']} DSP48), {met}."]
     return "\n".join(lines) + "\n"
 
 

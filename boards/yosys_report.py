@@ -31,6 +31,10 @@ NAND2_WEIGHTS = {"NAND": 1.0, "NOT": 1.0, "DFF": 6.0}
 # (see qrtl vivado); this only answers "clearly fast enough?".
 NS_PER_LUT = 0.6
 NS_PER_CARRY = 0.15
+# A DSP48 slice's multiply-add (A/B input to P, no internal pipeline register), about 4 ns on a 7-series
+# -1 part (DS187's combinational DSP48E1 figures, rounded up).  A slice with its M or P register ends
+# paths like a flip-flop; a path into it still pays its multiply-add once.
+NS_PER_DSP = 4.0
 
 
 # ASIC: a 65 nm NAND2 with fan-out and wire is charged 0.1 ns (conservative).
@@ -50,9 +54,13 @@ def timing(report: dict, target_mhz: float) -> dict:
     """Clock estimate from a synthesize() report (FPGA path if present, else ASIC gates)."""
     if "fpga" in report:
         f = report["fpga"]
-        ns = f["path_other_cells"] * NS_PER_LUT + f["path_carry_cells"] * NS_PER_CARRY
+        ns = (f["path_other_cells"] * NS_PER_LUT + f["path_carry_cells"] * NS_PER_CARRY +
+              f.get("path_dsp_cells", 0) * NS_PER_DSP)
+        if f.get("registered_dsps"):  # a LUT level into a registered slice, then its multiply-add
+            ns = max(ns, NS_PER_LUT + NS_PER_DSP)
         return clock_estimate(ns, target_mhz, f"{NS_PER_LUT} ns per LUT/mux level, {NS_PER_CARRY} ns per carry "
-                                              f"element on the longest register-to-register path")
+                                              f"element, {NS_PER_DSP} ns per DSP48 multiply-add on the longest "
+                                              f"register-to-register path")
     depth = report.get("asic", {}).get("gate_depth")
     return clock_estimate(depth * NS_PER_GATE_ASIC if depth else None, target_mhz,
                           f"{NS_PER_GATE_ASIC} ns per NAND2 gate level")
@@ -112,6 +120,9 @@ def _read_list(files: list[Path], defines: str = "") -> str:
     return "\n".join(f"read_verilog {defines + ' ' if defines else ''}{f}" for f in files)
 
 
+_REGISTERED_DSP = "t:DSP48E1 r:PREG!=0 %i t:DSP48E1 r:MREG!=0 %i %u"  # Yosys selection
+
+
 def synth_fpga(files: list[Path], top: str, board: Board, work: Path, timeout: float = 3600) -> dict:
     fam = board.yosys_family
     script = "\n".join([
@@ -121,7 +132,10 @@ def synth_fpga(files: list[Path], top: str, board: Board, work: Path, timeout: f
         f"synth_xilinx -noiopad -family {fam} -top {top}",
         "tee -q -o stat_fpga.json stat -json",
         "flatten",
+        "rename -enumerate -pattern qrtl_dsp_% t:DSP48E1",  # DSP slices on the path are told by name
+        f"tee -q -o dsp_reg_fpga.txt select -count {_REGISTERED_DSP}",
         "delete t:FD*",  # Xilinx flip-flops end paths (ltp -noff only knows Yosys' own FF types)
+        f"delete {_REGISTERED_DSP}",  # so do DSP slices with their M or P register
         "tee -q -o ltp_fpga.txt ltp -noff",
         "",
     ])
@@ -134,9 +148,12 @@ def synth_fpga(files: list[Path], top: str, board: Board, work: Path, timeout: f
     m = re.search(r"length=(\d+)", ltp)
     via = re.findall(r"\(via ([^)]*)\)", ltp)
     carry = sum(1 for v in via if "carry" in v.lower())
+    dsp = sum(1 for v in via if "qrtl_dsp_" in v)
+    reg = re.search(r"(\d+) objects", (work / "dsp_reg_fpga.txt").read_text())
     return {"family": fam, "total": total, "per_module": per_module,
-            "logic_depth": int(m.group(1)) if m else None, "path_carry_cells": carry,
-            "path_other_cells": len(via) - carry, "seconds": round(secs, 2)}
+            "logic_depth": int(m.group(1)) if m else None, "path_carry_cells": carry, "path_dsp_cells": dsp,
+            "path_other_cells": len(via) - carry - dsp, "registered_dsps": int(reg.group(1)) if reg else 0,
+            "seconds": round(secs, 2)}
 
 
 def synth_asic(files: list[Path], top: str, work: Path, timeout: float = 3600) -> dict:

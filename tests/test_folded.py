@@ -187,8 +187,8 @@ def test_folded_dsp_lint_cocotb_and_bad_input(net, vectors, tmp_path):
 
 def test_folded_dsp_maps_to_dsp48(net, tmp_path):
     """Yosys synth_xilinx puts every multiplier and its chained addition into one DSP48E1: the DSP
-    count equals the multipliers the generator wrote, and the folded layer's LUTs are below the
-    unrolled layer's."""
+    count equals the multipliers the generator wrote, the slices are registered (the timing proxy
+    sees no chain of them), and the folded layer's LUTs are below the unrolled layer's."""
     from boards.catalog import board, fit_problem
     from boards.yosys_report import synth_fpga
     from hls.engine.cost import multipliers
@@ -202,6 +202,8 @@ def test_folded_dsp_maps_to_dsp48(net, tmp_path):
         luts[name] = rep["per_module"][f"{d.top}_d2"]["LUT"]
         if name == "dsp":
             assert rep["total"]["DSP"] == multipliers(d.files) == dsp_slots(net, {"d2": 3})
+            # the systolic chain: slices end paths with their registers, no path runs through two of them
+            assert rep["registered_dsps"] > 0 and rep["path_dsp_cells"] <= 1, rep
     assert luts["dsp"] < luts["unrolled"], luts
     msg = fit_problem(board("pynq-z2"), 100, "net", multipliers=221)
     assert "221 multipliers" in msg and "220" in msg and "--reuse" in msg

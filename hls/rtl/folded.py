@@ -191,8 +191,12 @@ def _floor_shift(v: int, s: int) -> int:
 
 def _dsp_sums(gen: OpModule, rows: list, biases: list[int], r: int, pw: int) -> list[Sig]:
     """``fold="dsp"``: per output, ceil(terms / R) multiplier slots; slot s multiplies, in phase k, input
-    rows[o][s*R + k] by its weight (both phase-selected), and the products are chained onto the
-    accumulator so that each multiply and its addition map to one DSP48."""
+    rows[o][s*R + k] by its weight (both phase-selected).  The slots form a systolic chain: the j-th
+    used slot of an output works on phase k one clock after the (j-1)-th (its input and phase arrive
+    through delay registers) and adds its product to that slot's registered sum, so every multiply-add
+    and its register map to one DSP48 and no path crosses more than one slice.  The chain's end holds
+    one phase's sum per clock; a last accumulator per output adds the R phase sums onto the bias.
+    Latency R + L clocks (L: the longest chain of the layer; shorter chains start later)."""
     m, t = gen.m, gen.ins[0]
     b = int(t.type.bits)
     # phase k's value of an input: in0 itself at the start clock (k = 0), then the register taken at start
@@ -200,65 +204,90 @@ def _dsp_sums(gen: OpModule, rows: list, biases: list[int], r: int, pw: int) -> 
     for i in held:
         m.lines.append(f"  reg [{b - 1}:0] xr_{i};")
         m.lines.append(f"  always @(posedge clk) if (start) xr_{i} <= in0[{i * b + b - 1}:{i * b}];")
-    sel: dict[tuple, Sig] = {}
 
     def value(i: int, k: int) -> str:
         raw, top = (f"in0[{i * b + b - 1}:{i * b}]", f"in0[{i * b + b - 1}]") if k == 0 else (f"xr_{i}",
                                                                                             f"xr_{i}[{b - 1}]")
         return f"{{{top}, {raw}}}" if int(t.lo[i]) < 0 else f"{{1'b0, {raw}}}"
 
-    def pick(vals: list[str]) -> str:
-        """``vals[k]`` in phase k (phase 0 is the start clock)."""
+    def pick(vals: list[str], phase: str) -> str:
+        """``vals[k]`` when ``phase`` is k (the last value also for unused phase codes)."""
         expr = vals[-1]
-        for k in range(len(vals) - 2, 0, -1):
-            expr = f"(ph == {pw}'d{k}) ? {vals[k]} : {expr}"
-        return f"start ? {vals[0]} : {expr}" if len(vals) > 1 else vals[0]
+        for k in range(len(vals) - 2, -1, -1):
+            expr = f"({phase} == {pw}'d{k}) ? {vals[k]} : {expr}"
+        return expr
 
+    # which slots each output uses (a slot whose R weights are all zero has no multiplier)
+    slots = [[row[s * r:(s + 1) * r] for s in range(-(-len(row) // r))] for row in rows]
+    slots = [[terms for terms in out if any(wv for _, wv in terms)] for out in slots]
+    chain = max((len(out) for out in slots), default=0)  # L: every output's sum leaves its chain together
+    # q: the phase of the current clock (0 at start; 0 also when idle, which only restarts the accumulator)
+    m.lines.append(f"  wire [{pw - 1}:0] q0 = start ? {pw}'d0 : ph;")
+    for k in range(1, chain + 1):
+        m.lines.append(f"  reg [{pw - 1}:0] q{k};")
+        m.lines.append(f"  always @(posedge clk) q{k} <= q{k - 1};")
+    sel: dict[tuple, str] = {}  # (inputs of a slot, delay) -> its phase-selected input, delayed
     outs = []
-    for o, (row, bias) in enumerate(zip(rows, biases)):
+    for o, (row, bias, used) in enumerate(zip(rows, biases, slots)):
         lo_o, hi_o = int(gen.out.lo[o]), int(gen.out.hi[o])
-        prods, alo, ahi, lo_k, hi_k = [], min(lo_o, bias), max(hi_o, bias), bias, bias
-        for s in range(-(-len(row) // r)):
-            terms = row[s * r:(s + 1) * r]
-            ws = [wv for _, wv in terms] + [0] * (r - len(terms))
-            if not any(ws):
-                continue
-            ins = tuple(i for i, _ in terms)
-            if ins not in sel:  # the phase-selected input, shared by every row with these inputs in a slot
-                vals = [value(i, k) for k, i in enumerate(ins)] + [f"{b + 1}'sd0"] * (r - len(ins))
-                x_lo = min(min(int(t.lo[i]) for i in ins), 0)
-                x_hi = max(int(t.hi[i]) for i in ins)
-                sel[ins] = m.wire("xs", b + 1, x_lo, x_hi, pick(vals))
-            x = sel[ins]
-            wb = signed_bits_for(min(ws), max(ws))
-            c = m.wire("ws", wb, min(ws), max(ws), pick([const(v, wb) for v in ws]))
-            corners = [x.lo * min(ws), x.lo * max(ws), x.hi * min(ws), x.hi * max(ws)]
-            m.multipliers += 1
-            prods.append(m.wire("pr", x.width + wb, min(corners), max(corners),
-                                f"$signed({x.name}) * $signed({c.name})"))
-        # accumulator range: the bias plus any phases' products so far
+        if not used:  # no nonzero weight: the output is the bias
+            outs.append(m.const_sig(bias))
+            continue
+        # the phase sum's range, and the accumulator's: the bias plus any phases' sums so far
+        plo = phi = 0
+        alo, ahi, lo_k, hi_k = min(lo_o, bias), max(hi_o, bias), bias, bias
         for k in range(r):
+            slo = shi = 0
             for q in range(k, len(row), r):
                 i, wv = row[q]
                 a, e = wv * int(t.lo[i]), wv * int(t.hi[i])
-                lo_k, hi_k = lo_k + min(a, e), hi_k + max(a, e)
+                slo, shi = slo + min(a, e), shi + max(a, e)
+            plo, phi = min(plo, slo), max(phi, shi)
+            lo_k, hi_k = lo_k + slo, hi_k + shi
             alo, ahi = min(alo, lo_k), max(ahi, hi_k)
-        if not prods:  # no nonzero weight: the output is the bias
-            outs.append(m.const_sig(bias))
-            continue
-        wa = max(signed_bits_for(alo, ahi), max(p.width for p in prods))
+        wp = signed_bits_for(plo, phi)
+        prev = None
+        for j, terms in enumerate(used):
+            delay = chain - len(used) + j  # clocks after phase k's start clock that this slot sees phase k
+            ins = tuple(i for i, _ in terms)
+            if (ins, 0) not in sel:
+                vals = [value(i, k) for k, i in enumerate(ins)] + [f"{b + 1}'sd0"] * (r - len(ins))
+                sel[(ins, 0)] = m.fresh("xs")
+                m.lines.append(f"  wire signed [{b}:0] {sel[(ins, 0)]} = {pick(vals, 'q0')};")
+            for dly in range(1, delay + 1):
+                if (ins, dly) not in sel:
+                    sel[(ins, dly)] = m.fresh("xd")
+                    m.lines.append(f"  reg signed [{b}:0] {sel[(ins, dly)]};")
+                    m.lines.append(f"  always @(posedge clk) {sel[(ins, dly)]} <= {sel[(ins, dly - 1)]};")
+            x = sel[(ins, delay)]
+            ws = [wv for _, wv in terms] + [0] * (r - len(terms))
+            wb = signed_bits_for(min(ws), max(ws))
+            c = m.fresh("ws")
+            m.lines.append(f"  wire signed [{wb - 1}:0] {c} = {pick([const(v, wb) for v in ws], f'q{delay}')};")
+            m.multipliers += 1
+            pr = m.fresh("pr")
+            m.lines.append(f"  wire signed [{b + wb}:0] {pr} = $signed({x}) * $signed({c});")
+            pe = m.ext(Sig(pr, b + 1 + wb, 0, 0), wp) if b + 1 + wb <= wp else f"{pr}[{wp - 1}:0]"
+            if b + 1 + wb > wp:
+                m.unused.append(f"{pr}[{b + wb}:{wp}]")
+            sp = m.fresh("sp")  # the slot's multiply-add register (DSP48 P)
+            m.lines.append(f"  reg signed [{wp - 1}:0] {sp};")
+            m.lines.append(f"  always @(posedge clk) {sp} <= {pe if prev is None else f'{prev} + {pe}'};")
+            prev = sp
+        wa = max(signed_bits_for(alo, ahi), wp)
         acc, sa = m.fresh("acc"), m.fresh("sa")
         m.lines.append(f"  reg signed [{wa - 1}:0] {acc};")
-        chain = " + ".join([f"(start ? {const(bias, wa)} : {acc})"] + [m.ext(p, wa) for p in prods])
-        m.lines.append(f"  wire signed [{wa - 1}:0] {sa} = {chain};")
+        ps = m.ext(Sig(prev, wp, 0, 0), wa)
+        m.lines.append(f"  wire signed [{wa - 1}:0] {sa} = (q{chain} == {pw}'d0 ? {const(bias, wa)} : {acc}) + {ps};")
         m.lines.append(f"  always @(posedge clk) {acc} <= {sa};")
         wo = signed_bits_for(lo_o, hi_o)
         y = m.fresh("y")
         m.lines.append(f"  reg signed [{wo - 1}:0] {y};")
-        m.lines.append(f"  always @(posedge clk) if (last) {y} <= {sa}[{wo - 1}:0];")
+        m.lines.append(f"  always @(posedge clk) if (q{chain} == {pw}'d{r - 1}) {y} <= {sa}[{wo - 1}:0];")
         if wa > wo:
             m.unused.append(f"{sa}[{wa - 1}:{wo}]")
-        outs.append(Sig(y, wo, lo_o, hi_o, r, 0))
+        outs.append(Sig(y, wo, lo_o, hi_o, r + chain, 0))
+    m.unused.append("last")  # the accumulators count phases on q{L}
     return outs
 
 
