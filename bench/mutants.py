@@ -116,8 +116,11 @@ MUTANTS = [
            ("hls/rtl/*.py", "hls/rtl/**/*.py"), "if int(t.lo[i]) < 0 else f\"{{1'b0, {raw}}}\"",
            "if False else f\"{{1'b0, {raw}}}\"", ("tests/test_folded.py", "-k", "dsp_bit_exact")),
     Mutant("rtl_fold_dsp_bias", "RTL --fold dsp: the accumulator starts from zero, not the bias",
-           ("hls/rtl/*.py", "hls/rtl/**/*.py"), "f\"(start ? {const(bias, wa)} : {acc})\"",
-           "f\"(start ? {const(0, wa)} : {acc})\"", ("tests/test_folded.py", "-k", "dsp_bit_exact")),
+           ("hls/rtl/*.py", "hls/rtl/**/*.py"), "'d0 ? {const(bias, wa)} : {acc})",
+           "'d0 ? {const(0, wa)} : {acc})", ("tests/test_folded.py", "-k", "dsp_bit_exact")),
+    Mutant("rtl_fold_dsp_pack_carry", "RTL --fold dsp packing: the high output misses the low sum's borrow",
+           ("hls/rtl/*.py", "hls/rtl/**/*.py"), "(f\" + {{{wa - 1}'d0, {carry}}}\" if carry else \"\")",
+           "(\"\" if carry else \"\")", ("tests/test_folded.py", "-k", "dsp_bit_exact")),
     # -- minifloat rounding carry --------------------------------------------------------------
     Mutant("rtl_minifloat_carry", "RTL minifloat rounding drops the carry into the next binade",
            ("hls/rtl/*.py", "hls/rtl/**/*.py"), "[{man + 1}:{man}]', 2, ew)", "[{man}:{man}]', 1, ew)",

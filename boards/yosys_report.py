@@ -33,7 +33,8 @@ NS_PER_LUT = 0.6
 NS_PER_CARRY = 0.15
 # A DSP48 slice's multiply-add (A/B input to P, no internal pipeline register), about 4 ns on a 7-series
 # -1 part (DS187's combinational DSP48E1 figures, rounded up).  A slice with its M or P register ends
-# paths like a flip-flop; a path into it still pays its multiply-add once.
+# paths like a flip-flop; a path into it still pays its multiply-add once.  A design with slices
+# without those registers is charged one multiply-add on top of its longest path (by cell count).
 NS_PER_DSP = 4.0
 
 
@@ -58,6 +59,8 @@ def timing(report: dict, target_mhz: float) -> dict:
               f.get("path_dsp_cells", 0) * NS_PER_DSP)
         if f.get("registered_dsps"):  # a LUT level into a registered slice, then its multiply-add
             ns = max(ns, NS_PER_LUT + NS_PER_DSP)
+        if not f.get("path_dsp_cells") and f.get("total", {}).get("DSP", 0) > f.get("registered_dsps", 0):
+            ns += NS_PER_DSP  # ltp counts cells, not delay: a shorter path may cross a combinational slice
         return clock_estimate(ns, target_mhz, f"{NS_PER_LUT} ns per LUT/mux level, {NS_PER_CARRY} ns per carry "
                                               f"element, {NS_PER_DSP} ns per DSP48 multiply-add on the longest "
                                               f"register-to-register path")

@@ -135,6 +135,13 @@ def test_cli_rtl_reuse(net, tmp_path, capsys):
     assert main(["rtl", str(tmp_path / "net"), "-o", str(tmp_path / "bad"), "--reuse", "fc9=2"]) == 1
     err = capsys.readouterr().err.strip()
     assert "no layer 'fc9'" in err and len(err.splitlines()) == 1
+    assert main(["rtl", str(tmp_path / "net"), "-o", str(tmp_path / "dsp"), "--reuse", "2", "--fold", "dsp"]) == 0
+    out = capsys.readouterr().out
+    man = json.loads((tmp_path / "dsp" / "manifest.json").read_text())
+    assert man["fold"] == "dsp" and man["initiation_interval"] == 2
+    n = sum(int(ln.split(":")[1]) for f in man["files"] if f.endswith(".v")
+            for ln in (tmp_path / "dsp" / f).read_text().splitlines()[:8] if ln.startswith("// multipliers"))
+    assert f"multipliers: {n:,} (--fold dsp" in out and n > 0
 
 
 # ---- --fold dsp: each output's terms dealt to R phases of multiplier slots ----------------------------
@@ -153,10 +160,13 @@ def dsp_slots(net, plan: dict[str, int]) -> int:
     return total
 
 
+@pytest.mark.parametrize("pack", [False, True])
 @pytest.mark.parametrize("reuse", ["2", {"c1": 8, "d2": 9}, "c1=3,d1=4,d2=5"])
-def test_folded_dsp_bit_exact(net, vectors, reuse):
+def test_folded_dsp_bit_exact(net, vectors, reuse, pack, monkeypatch):
     """--fold dsp: any R up to the terms per output (3 and 5 divide neither 8 nor 9 terms; 8 and 9 are
-    one term per clock), mixed with unrolled layers; edge and random vectors bit-exact."""
+    one term per clock), mixed with unrolled layers, one output per slice or two packed into one
+    (w_hi * 2^K + w_lo); edge and random vectors bit-exact."""
+    monkeypatch.setattr(folded, "PACK_DSP", pack)
     d = generate(net, reuse=reuse, fold="dsp")
     assert d.manifest["fold"] == "dsp"
     res = run_fast(net, vectors, design=d)
@@ -166,7 +176,10 @@ def test_folded_dsp_bit_exact(net, vectors, reuse):
     plan = plan_reuse(net, reuse, "fixed", "dsp")
     dense = {k: v for k, v in plan.items() if k != "c1"}
     d_dense = generate(net, reuse=dense, fold="dsp")
-    assert multipliers(d_dense.files) == dsp_slots(net, dense) > 0
+    if pack:  # pairs of outputs share a slice where the packed weights and sums fit
+        assert dsp_slots(net, dense) / 2 <= multipliers(d_dense.files) < dsp_slots(net, dense)
+    else:
+        assert multipliers(d_dense.files) == dsp_slots(net, dense) > 0
     if "c1" in plan:  # conv1d k2 'same': 2 taps x 4 channels, fewer at the padded edges
         assert multipliers(d.files) > multipliers(d_dense.files)
 
@@ -186,8 +199,8 @@ def test_folded_dsp_lint_cocotb_and_bad_input(net, vectors, tmp_path):
 
 
 def test_folded_dsp_maps_to_dsp48(net, tmp_path):
-    """Yosys synth_xilinx puts every multiplier and its chained addition into one DSP48E1: the DSP
-    count equals the multipliers the generator wrote, the slices are registered (the timing proxy
+    """Yosys synth_xilinx puts every multiplier (packed: two outputs' products) and its chained addition
+    into one DSP48E1: the DSP count equals the multipliers the generator wrote, the slices are registered (the timing proxy
     sees no chain of them), and the folded layer's LUTs are below the unrolled layer's."""
     from boards.catalog import board, fit_problem
     from boards.yosys_report import synth_fpga
@@ -201,7 +214,7 @@ def test_folded_dsp_maps_to_dsp48(net, tmp_path):
                          board("pynq-z2"), tmp_path / f"synth_{name}")
         luts[name] = rep["per_module"][f"{d.top}_d2"]["LUT"]
         if name == "dsp":
-            assert rep["total"]["DSP"] == multipliers(d.files) == dsp_slots(net, {"d2": 3})
+            assert rep["total"]["DSP"] == multipliers(d.files) < dsp_slots(net, {"d2": 3})  # packed pairs
             # the systolic chain: slices end paths with their registers, no path runs through two of them
             assert rep["registered_dsps"] > 0 and rep["path_dsp_cells"] <= 1, rep
     assert luts["dsp"] < luts["unrolled"], luts

@@ -73,7 +73,9 @@ def comment(graphs: list[Graph], fused: int = 0, fused_luts: float = 0.0) -> str
 
 
 def multipliers(files: dict[str, str]) -> int:
-    """General multipliers of a design (folded ``--fold dsp`` layers; one DSP48 each when mapped)."""
+    """General multipliers of a design (folded ``--fold dsp`` layers; one DSP48 each when mapped, so an
+    upper bound on the DSPs: Yosys turns a slot whose weight is the same in every phase, e.g. 1, into
+    logic)."""
     return sum(int(line[len(MULT_TAG):]) for text in files.values() for line in text.splitlines()[:8]
                if line.startswith(MULT_TAG))
 

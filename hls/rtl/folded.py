@@ -33,13 +33,20 @@ arithmetic at d = 1 (R = 6) 3,237 (0.41x), so tables are used for 1-bit digits o
 
 **``fold="dsp"``** (``--fold dsp``, hls4ml's reuse factor): the layer is folded over its *terms*
 instead.  Each output's terms (input, weight) are dealt round-robin to R phases; term t goes to phase
-t mod R of multiplier slot t div R, so an output has ceil(terms / R) slots.  A slot multiplies a
-phase-selected input (an R-way mux, shared by every output with the same inputs in that slot) by a
-phase-selected constant (an R-entry table) and the slots' products are summed as one linear chain
-onto the accumulator, A <- (start ? bias : A) + p_0 + p_1 + ...  Written that way, Yosys and Vivado
-map every product *and* its addition to one DSP48 (multiplier and post-adder): the logic in LUTs is
-the muxes, the tables and the phase counter, and the DSP count is the number of slots.  Exact for any
-R (a phase without a term multiplies by zero); R <= the terms per output.
+t mod R of multiplier slot t div R, so an output has ceil(terms / R) slots (a slot whose R weights
+are all zero is left out).  A slot multiplies a phase-selected input (an R-way mux, shared by every
+output with the same inputs in that slot) by a phase-selected constant (an R-entry table).  The
+slots of an output form a systolic chain: slot j works on phase k one clock after slot j - 1 (its
+input and the phase arrive through delay registers shared by all outputs) and adds its product to
+slot j - 1's registered sum, so Yosys and Vivado put every multiply-add and its register into one
+DSP48 and no path crosses two slices.  The chain's end delivers one phase sum per clock; one
+accumulator per output adds the R sums onto the bias.  Latency R + L (L: the layer's longest chain;
+shorter chains start later so that all outputs finish together); II R.  Exact for any R up to the
+terms per output (a phase without a term multiplies by zero).  Two outputs with the same inputs slot
+by slot share one chain when it fits a DSP48E1 (25 x 18 multiply, 48-bit sum): the slice multiplies
+the input by w_hi * 2^K + w_lo (K: the low output's phase-sum width), so its sum is
+P = S_hi * 2^K + S_lo, and S_lo = P's low K bits (signed), S_hi = (P >> K) + P[K-1] (the borrow
+enters the high accumulator as a carry bit): half the slices for narrow layers (``PACK_DSP``).
 
 "R divides b" here means R <= b (a digit holds at least one bit of every input of the layer);
 when R does not divide b exactly the top digit is partly sign/zero extension.
@@ -79,6 +86,7 @@ def choose_style(d: int) -> str:
 
 
 ROM_MAX_DIGIT = 1
+PACK_DSP = True  # --fold dsp: two outputs per DSP48 slice when their packed weights and sums fit
 
 
 def input_bits(t) -> tuple[int, bool]:
@@ -217,25 +225,13 @@ def _dsp_sums(gen: OpModule, rows: list, biases: list[int], r: int, pw: int) -> 
             expr = f"({phase} == {pw}'d{k}) ? {vals[k]} : {expr}"
         return expr
 
-    # which slots each output uses (a slot whose R weights are all zero has no multiplier)
-    slots = [[row[s * r:(s + 1) * r] for s in range(-(-len(row) // r))] for row in rows]
-    slots = [[terms for terms in out if any(wv for _, wv in terms)] for out in slots]
-    chain = max((len(out) for out in slots), default=0)  # L: every output's sum leaves its chain together
-    # q: the phase of the current clock (0 at start; 0 also when idle, which only restarts the accumulator)
-    m.lines.append(f"  wire [{pw - 1}:0] q0 = start ? {pw}'d0 : ph;")
-    for k in range(1, chain + 1):
-        m.lines.append(f"  reg [{pw - 1}:0] q{k};")
-        m.lines.append(f"  always @(posedge clk) q{k} <= q{k - 1};")
-    sel: dict[tuple, str] = {}  # (inputs of a slot, delay) -> its phase-selected input, delayed
-    outs = []
-    for o, (row, bias, used) in enumerate(zip(rows, biases, slots)):
-        lo_o, hi_o = int(gen.out.lo[o]), int(gen.out.hi[o])
-        if not used:  # no nonzero weight: the output is the bias
-            outs.append(m.const_sig(bias))
-            continue
-        # the phase sum's range, and the accumulator's: the bias plus any phases' sums so far
+    # per output: its phase sums' range and its accumulator's (the bias plus any phases' sums so far)
+    nslot = [-(-len(row) // r) for row in rows]
+    psum, arng = [], []
+    for o, (row, bias) in enumerate(zip(rows, biases)):
         plo = phi = 0
-        alo, ahi, lo_k, hi_k = min(lo_o, bias), max(hi_o, bias), bias, bias
+        alo, ahi = min(int(gen.out.lo[o]), bias), max(int(gen.out.hi[o]), bias)
+        lo_k = hi_k = bias
         for k in range(r):
             slo = shi = 0
             for q in range(k, len(row), r):
@@ -245,11 +241,59 @@ def _dsp_sums(gen: OpModule, rows: list, biases: list[int], r: int, pw: int) -> 
             plo, phi = min(plo, slo), max(phi, shi)
             lo_k, hi_k = lo_k + slo, hi_k + shi
             alo, ahi = min(alo, lo_k), max(ahi, hi_k)
-        wp = signed_bits_for(plo, phi)
-        prev = None
-        for j, terms in enumerate(used):
-            delay = chain - len(used) + j  # clocks after phase k's start clock that this slot sees phase k
-            ins = tuple(i for i, _ in terms)
+        psum.append((plo, phi))
+        arng.append((alo, ahi))
+
+    def plan(g: list[int]) -> dict:
+        """One chain for the outputs ``g`` (one, or two packed as w_hi * 2^K + w_lo, K = the low output's
+        phase-sum width): its used slots, their R weights, and the widths that must fit a DSP48."""
+        shifts = [0] if len(g) == 1 else [0, signed_bits_for(*psum[g[0]])]
+        weights = {}
+        for s in range(nslot[g[0]]):
+            ws = [sum(rows[o][s * r + k][1] << sh for o, sh in zip(g, shifts)) if s * r + k < len(rows[g[0]])
+                  else 0 for k in range(r)]
+            if any(ws):  # a slot whose R weights are all zero has no multiplier
+                weights[s] = ws
+        lo = sum(psum[o][0] << sh for o, sh in zip(g, shifts))
+        hi = sum(psum[o][1] << sh for o, sh in zip(g, shifts))
+        cb = max((signed_bits_for(min(ws), max(ws)) for ws in weights.values()), default=1)
+        return {"outs": g, "shifts": shifts, "weights": weights, "wq": signed_bits_for(lo, hi), "cb": cb}
+
+    def fits(p: dict) -> bool:
+        """A DSP48E1 multiplies 25 x 18 bits and adds in 48."""
+        xb, cb = b + 1, p["cb"]
+        return ((xb <= 18 and cb <= 25) or (xb <= 25 and cb <= 18)) and p["wq"] <= 48 and xb + cb <= 48
+
+    # chains: outputs with the same inputs slot by slot (dense: all; conv: the channels of a pixel)
+    # are packed two to a slice when the packed weights and sums fit, else one output per chain
+    same: dict[tuple, list[int]] = {}
+    for o, row in enumerate(rows):
+        if any(wv for _, wv in row):
+            same.setdefault(tuple(i for i, _ in row), []).append(o)
+    plans = []
+    for g in same.values():
+        k = 0
+        while k < len(g):
+            pair = plan(g[k:k + 2]) if PACK_DSP and k + 1 < len(g) else None
+            if pair is not None and fits(pair):
+                plans.append(pair)
+                k += 2
+            else:
+                plans.append(plan([g[k]]))
+                k += 1
+    chain = max((len(p["weights"]) for p in plans), default=0)  # L: all sums leave their chains together
+    # q: the phase of the current clock (0 at start; 0 also when idle, which only restarts the accumulator)
+    m.lines.append(f"  wire [{pw - 1}:0] q0 = start ? {pw}'d0 : ph;")
+    for k in range(1, chain + 1):
+        m.lines.append(f"  reg [{pw - 1}:0] q{k};")
+        m.lines.append(f"  always @(posedge clk) q{k} <= q{k - 1};")
+    sel: dict[tuple, str] = {}  # (inputs of a slot, delay) -> its phase-selected input, delayed
+    sums: dict[int, tuple[Sig, str | None]] = {}  # output -> (its phase sum, a carry bit to add or None)
+    for p in plans:
+        wq, prev, row = p["wq"], None, rows[p["outs"][0]]
+        for j, (s, ws) in enumerate(p["weights"].items()):
+            delay = chain - len(p["weights"]) + j  # clocks after phase k's start clock that this slot sees it
+            ins = tuple(i for i, _ in row[s * r:(s + 1) * r])
             if (ins, 0) not in sel:
                 vals = [value(i, k) for k, i in enumerate(ins)] + [f"{b + 1}'sd0"] * (r - len(ins))
                 sel[(ins, 0)] = m.fresh("xs")
@@ -259,26 +303,40 @@ def _dsp_sums(gen: OpModule, rows: list, biases: list[int], r: int, pw: int) -> 
                     sel[(ins, dly)] = m.fresh("xd")
                     m.lines.append(f"  reg signed [{b}:0] {sel[(ins, dly)]};")
                     m.lines.append(f"  always @(posedge clk) {sel[(ins, dly)]} <= {sel[(ins, dly - 1)]};")
-            x = sel[(ins, delay)]
-            ws = [wv for _, wv in terms] + [0] * (r - len(terms))
             wb = signed_bits_for(min(ws), max(ws))
             c = m.fresh("ws")
             m.lines.append(f"  wire signed [{wb - 1}:0] {c} = {pick([const(v, wb) for v in ws], f'q{delay}')};")
             m.multipliers += 1
             pr = m.fresh("pr")
-            m.lines.append(f"  wire signed [{b + wb}:0] {pr} = $signed({x}) * $signed({c});")
-            pe = m.ext(Sig(pr, b + 1 + wb, 0, 0), wp) if b + 1 + wb <= wp else f"{pr}[{wp - 1}:0]"
-            if b + 1 + wb > wp:
-                m.unused.append(f"{pr}[{b + wb}:{wp}]")
+            m.lines.append(f"  wire signed [{b + wb}:0] {pr} = $signed({sel[(ins, delay)]}) * $signed({c});")
+            pe = m.ext(Sig(pr, b + 1 + wb, 0, 0), wq) if b + 1 + wb <= wq else f"{pr}[{wq - 1}:0]"
+            if b + 1 + wb > wq:
+                m.unused.append(f"{pr}[{b + wb}:{wq}]")
             sp = m.fresh("sp")  # the slot's multiply-add register (DSP48 P)
-            m.lines.append(f"  reg signed [{wp - 1}:0] {sp};")
+            m.lines.append(f"  reg signed [{wq - 1}:0] {sp};")
             m.lines.append(f"  always @(posedge clk) {sp} <= {pe if prev is None else f'{prev} + {pe}'};")
             prev = sp
-        wa = max(signed_bits_for(alo, ahi), wp)
+        if len(p["outs"]) == 1:
+            sums[p["outs"][0]] = (Sig(prev, wq, 0, 0), None)
+        else:  # P = S_hi * 2^K + S_lo: S_lo is P's low K bits (signed), S_hi = (P >> K) + P[K-1]
+            kb = p["shifts"][1]
+            lo_s, hi_s = m.fresh("plo"), m.fresh("phi")
+            m.lines.append(f"  wire signed [{kb - 1}:0] {lo_s} = {prev}[{kb - 1}:0];")
+            m.lines.append(f"  wire signed [{wq - kb - 1}:0] {hi_s} = {prev}[{wq - 1}:{kb}];")
+            sums[p["outs"][0]] = (Sig(lo_s, kb, 0, 0), None)
+            sums[p["outs"][1]] = (Sig(hi_s, wq - kb, 0, 0), f"{prev}[{kb - 1}]")
+    outs = []
+    for o, bias in enumerate(biases):
+        lo_o, hi_o = int(gen.out.lo[o]), int(gen.out.hi[o])
+        if o not in sums:  # no nonzero weight: the output is the bias
+            outs.append(m.const_sig(bias))
+            continue
+        ps, carry = sums[o]
+        wa = max(signed_bits_for(*arng[o]), ps.width)
         acc, sa = m.fresh("acc"), m.fresh("sa")
         m.lines.append(f"  reg signed [{wa - 1}:0] {acc};")
-        ps = m.ext(Sig(prev, wp, 0, 0), wa)
-        m.lines.append(f"  wire signed [{wa - 1}:0] {sa} = (q{chain} == {pw}'d0 ? {const(bias, wa)} : {acc}) + {ps};")
+        add = m.ext(ps, wa) + (f" + {{{wa - 1}'d0, {carry}}}" if carry else "")
+        m.lines.append(f"  wire signed [{wa - 1}:0] {sa} = (q{chain} == {pw}'d0 ? {const(bias, wa)} : {acc}) + {add};")
         m.lines.append(f"  always @(posedge clk) {acc} <= {sa};")
         wo = signed_bits_for(lo_o, hi_o)
         y = m.fresh("y")
