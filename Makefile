@@ -110,9 +110,10 @@ bench-bnn-whole: install
 bench-stream: install
 	nice -n 10 $(BIN)/python bench/streaming.py
 
-# Folded layers (bench/folding.py, issue #12 item 2): the jet tagger at --reuse 1,2,4,8 (digit-serial folds,
-# hls.rtl.folded): bit-exact fast-harness check on 2,000 vectors, Yosys LUT/FF/CARRY per design and per layer,
-# II and latency, plus one layer (fc3) as digit-serial vs a phase-selected-constant fold; writes
+# Folded layers (bench/folding.py, issue #12 item 2): the jet tagger at --reuse 1,2,4 (digit-serial folds) and
+# --fold dsp at 4,16,32 (multipliers on DSP48 slices; hls.rtl.folded): bit-exact fast-harness check on 2,000
+# vectors, Yosys LUT/FF/CARRY/DSP per design and per layer, II and latency, plus one layer (fc3) as
+# digit-serial vs a phase-selected-constant fold in LUTs and in DSP48s; writes
 # bench/results/folding.{json,md}. About 30-60 minutes on 2 cores (Yosys reports of unchanged Verilog reused).
 .PHONY: bench-fold
 bench-fold: install
@@ -128,7 +129,8 @@ bench-search: install
 	nice -n 10 $(BIN)/python bench/search_econ.py $(SEARCH_ARGS)
 
 # Design space (bench/design_space.py, issue #12 item 5): 'qrtl synth' (Yosys, PYNQ-Z2) on the jet tagger at
-# reuse 1,2,4,6,8 and the MNIST CNN streamed at reuse 1,2,4 (options qrtl synth does not take are skipped
+# reuse 1,2,4,6,8 (and --fold dsp at 4,16,32) and the MNIST CNN streamed at reuse 1,2,4 (options qrtl synth
+# does not take are skipped
 # with the reason): LUT/FF/BRAM/DSP/II/latency/estimated fmax and a plot of LUTs vs inferences/s; writes
 # bench/results/design_space.{json,md,png}. About 30-60 minutes on 2 cores (reports of unchanged runs reused).
 .PHONY: bench-space

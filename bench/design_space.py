@@ -1,6 +1,6 @@
 """Design-space report (issue #12 item 5): LUT / FF / BRAM / DSP / II / latency / estimated fmax of the
 jet tagger at several reuse factors (digit-serial constant logic, and ``--fold dsp`` multipliers at
-R = 4 and 32) and of the MNIST CNN in the io modes ``qrtl synth`` offers, and a plot of LUTs vs
+R = 4, 16 and 32) and of the MNIST CNN in the io modes ``qrtl synth`` offers, and a plot of LUTs vs
 inferences per second (at the estimated fmax).
 
 Every point is one ``qrtl synth`` run (convert, generate RTL, co-simulate against the golden model,
@@ -36,7 +36,7 @@ WORK = ROOT / "bench" / "build" / "design_space"
 QRTL = [sys.executable, "-m", "qrtl.cli"]
 MODELS = {
     "jet_tagger": {"path": ROOT / "bench" / "models" / "jet_tagger.h5", "io": ["parallel"],
-                   "reuse": [1, 2, 4, 6, 8], "dsp_reuse": [4, 32]},
+                   "reuse": [1, 2, 4, 6, 8], "dsp_reuse": [4, 16, 32]},
     # fully unrolled, the MNIST CNN needs on the order of a million LUTs: streamed only
     "mnist_cnn": {"path": ROOT / "bench" / "models" / "mnist_cnn.h5", "io": ["stream"], "reuse": [1, 2, 4]},
 }

@@ -1,10 +1,12 @@
-"""Folded layers (``--reuse R``, hls.rtl.folded, issue #12 item 2): the jet tagger at reuse 1, 2, 4, 8.
+"""Folded layers (``--reuse R``, hls.rtl.folded, issue #12 item 2): the jet tagger at reuse 1, 2, 4
+(digit-serial constant logic) and with ``--fold dsp`` (multipliers for DSP48 slices) at 4, 16, 32.
 
 For each R: the Verilog (``generate(net, reuse=...)``), a bit-exact check with the compiled harness
 (rtl_sim.fast_sim) on 2,000 edge + random vectors, and Yosys ``synth_xilinx`` for the PYNQ-Z2
 (xc7z020) with the hierarchy kept: LUT / FF / CARRY / DSP in total and per layer, initiation interval
 and latency from the manifest.  A layer's digit-serial fold needs R <= its input bits b (a digit of at
-least one bit), so the 6-bit layers take min(R, 6): the per-layer factors used are in the table.
+least one bit), so the 6-bit layers take min(R, 6); ``--fold dsp`` needs R <= the terms per output,
+so fc1 (16 inputs) takes min(R, 16): the per-layer factors used are in the table.
 
 Structure candidates (one layer, fc3: 32 x 32, 6-bit unsigned inputs, 6-bit weights), also Yosys:
 
@@ -15,7 +17,8 @@ Structure candidates (one layer, fc3: 32 x 32, 6-bit unsigned inputs, 6-bit weig
   are no longer constants of the logic, so every slot is a general multiplier (``-nodsp``: in LUTs;
   and once more with Yosys mapping the multipliers to DSP48E1, as hls4ml's reuse factor does).
 
-    make bench-fold          # or: .venv/bin/python bench/folding.py [--reuse 1,2,4,8] [--no-candidates]
+    make bench-fold          # or: .venv/bin/python bench/folding.py [--reuse 1,2,4] [--dsp-reuse 4,16,32]
+                             #     [--no-candidates]
 
 Writes bench/results/folding.{json,md}.  Yosys results are reused when the Verilog is byte-identical
 to the last run's (bench/build/folding).
@@ -175,8 +178,9 @@ def candidates(net, rs: list[int]) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--reuse", default="1,2,4,8", help="reuse factors (default 1,2,4,8)")
-    ap.add_argument("--dsp-reuse", default="4,32", help="reuse factors with --fold dsp (default 4,32; '' for none)")
+    ap.add_argument("--reuse", default="1,2,4", help="reuse factors, digit-serial (default 1,2,4)")
+    ap.add_argument("--dsp-reuse", default="4,16,32",
+                    help="reuse factors with --fold dsp (default 4,16,32; '' for none)")
     ap.add_argument("--vectors", type=int, default=2000, help="vectors for the bit-exact check (default 2000)")
     ap.add_argument("--no-candidates", action="store_true", help="skip the one-layer structure comparison")
     args = ap.parse_args(argv)
