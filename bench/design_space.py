@@ -124,11 +124,13 @@ def table(rows: list[dict]) -> str:
     lines = []
     for r in rows:
         if "error" in r or "skipped" in r:
-            lines.append(f"| {r['model']} | {r['io']} | {r['reuse']} | {_fold(r)} | {r.get('error') or r.get('skipped')} "
+            lines.append(f"| {r['model']} | {r['io']} | {r['reuse']} | {_fold(r)} | "
+                         f"{r.get('error') or r.get('skipped')} "
                          f"| | | | | | | | | |")
             continue
         ips = f"{r['inferences_per_s']:,}" if r["inferences_per_s"] else "?"
-        lines.append(f"| {r['model']} | {r['io']} | {r['reuse']} | {_fold(r)} | {r['LUT']:,} | {r['FF']:,} | {r['CARRY4']:,} | "
+        lines.append(f"| {r['model']} | {r['io']} | {r['reuse']} | {_fold(r)} | {r['LUT']:,} | {r['FF']:,} | "
+                     f"{r['CARRY4']:,} | "
                      f"{r['DSP']} | {r['BRAM']} | {r['ii_clocks']} | {r['latency_clocks']} | {r['fmax_mhz']} | "
                      f"{ips} | {r['bit_exact']} |")
     return head + "\n".join(lines) + "\n"

@@ -204,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         sim = run_fast(net, x, design=d)
         rep = synth_design(d, f"jet_r{r}" + ("_dsp" if fold == "dsp" else ""))
         ii = int(d.manifest.get("initiation_interval", 1))
-        row = {"reuse": r, "fold": fold if r > 1 else "-", "layer_reuse": per, "multipliers": multipliers(d.files), "initiation_interval": ii, "latency": d.latency,
+        row = {"reuse": r, "fold": fold if r > 1 else "-", "layer_reuse": per, "multipliers": multipliers(d.files),
+               "initiation_interval": ii, "latency": d.latency,
                "rtl_seconds": round(gen_s, 2), "bit_exact": f"{sim.exact_vectors}/{sim.vectors}", "ok": sim.ok,
                **rep["total"], "per_layer": {k.split("_", 2)[-1] if k.startswith(d.top + "_") else k: v["LUT"]
                                              for k, v in rep["per_module"].items()},

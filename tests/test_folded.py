@@ -200,8 +200,9 @@ def test_folded_dsp_lint_cocotb_and_bad_input(net, vectors, tmp_path):
 
 def test_folded_dsp_maps_to_dsp48(net, tmp_path):
     """Yosys synth_xilinx puts every multiplier (packed: two outputs' products) and its chained addition
-    into one DSP48E1: the DSP count equals the multipliers the generator wrote, the slices are registered (the timing proxy
-    sees no chain of them), and the folded layer's LUTs are below the unrolled layer's."""
+    into one DSP48E1: the DSP count equals the multipliers the generator wrote, the slices are
+    registered (the timing proxy sees no chain of them), and the folded layer's LUTs are below the
+    unrolled layer's."""
     from boards.catalog import board, fit_problem
     from boards.yosys_report import synth_fpga
     from hls.engine.cost import multipliers
