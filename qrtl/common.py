@@ -73,8 +73,9 @@ def add_schedule_arguments(p: argparse.ArgumentParser) -> None:
     qat.ir.schedule.parse_reuse / check_io for every generator)."""
     p.add_argument("--reuse", metavar="R|LAYER=R,...", help="fold dense/conv layers: each layer's "
                    "multiplications time-multiplexed over R clocks (initiation interval R); 'R' for every layer, "
-                   "'fc1=4,fc2=2' per layer, '2,fc1=4' a default with overrides (R at most the input's bits, "
-                   "or with --fold dsp the multiplications per output)")
+                   "'fc1=4,fc2=2' per layer, '2,fc1=4' a default with overrides (RTL: R at most the input's bits, "
+                   "with --fold dsp the multiplications per output; HLS: R divides the multiplications per "
+                   "output position)")
     p.add_argument("--io", choices=("parallel", "stream"), default="parallel",
                    help="'parallel': whole tensors at once (default); 'stream': one pixel (all its channels) per "
                         "read, line buffers for convolutions and pooling (needs spatial inputs)")
