@@ -129,8 +129,8 @@ bench-search: install
 	nice -n 10 $(BIN)/python bench/search_econ.py $(SEARCH_ARGS)
 
 # Design space (bench/design_space.py, issue #12 item 5): 'qrtl synth' (Yosys, PYNQ-Z2) on the jet tagger at
-# reuse 1,2,4,6,8 (and --fold dsp at 4,16,32) and the MNIST CNN streamed at reuse 1,2,4 (options qrtl synth
-# does not take are skipped with the reason): LUT/FF/BRAM/DSP/II/latency/estimated fmax and a plot of LUTs vs inferences/s; writes
+# reuse 1,2,4,6 (and --fold dsp at 4,16,32) and the MNIST CNN streamed (options qrtl synth refuses are listed
+# with the reason): LUT/FF/BRAM/DSP/II/latency/estimated fmax and a plot of LUTs vs inferences/s; writes
 # bench/results/design_space.{json,md,png}. About 30-60 minutes on 2 cores (reports of unchanged runs reused).
 .PHONY: bench-space
 bench-space: install
