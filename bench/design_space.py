@@ -144,11 +144,14 @@ def plot(rows: list[dict], path: Path) -> None:
 
     pts = [r for r in rows if r.get("inferences_per_s")]
     fig, ax = plt.subplots(figsize=(7.6, 5.0))
-    for k, model in enumerate(sorted({r["model"] for r in pts})):
-        mine = sorted((r for r in pts if r["model"] == model), key=lambda r: r["LUT"])
-        ax.plot([r["LUT"] for r in mine], [r["inferences_per_s"] for r in mine], "o-", color=f"C{k}", label=model)
+    def series(r: dict) -> str:  # one line per model and fold (DSP48 folds apart from constant logic)
+        return r["model"] + (" (--fold dsp)" if r.get("fold") == "dsp" else "")
+
+    for k, name in enumerate(sorted({series(r) for r in pts})):
+        mine = sorted((r for r in pts if series(r) == name), key=lambda r: r["LUT"])
+        ax.plot([r["LUT"] for r in mine], [r["inferences_per_s"] for r in mine], "o-", color=f"C{k}", label=name)
         for r in mine:
-            ax.annotate(f"{r['io']}, R={r['reuse']}" + (", dsp" if r.get("fold") == "dsp" else ""), (r["LUT"], r["inferences_per_s"]), textcoords="offset points",
+            ax.annotate(f"{r['io']}, R={r['reuse']}", (r["LUT"], r["inferences_per_s"]), textcoords="offset points",
                         xytext=(6, 4), fontsize=8, color=f"C{k}")
     ax.axvline(53200, ls="--", color="grey", lw=1)
     ax.text(53200, ax.get_ylim()[0] if pts else 1, " PYNQ-Z2 (53,200 LUT)", fontsize=7, color="grey", va="bottom")
