@@ -222,3 +222,25 @@ def test_folded_dsp_maps_to_dsp48(net, tmp_path):
     msg = fit_problem(board("pynq-z2"), 100, "net", multipliers=221)
     assert "221 multipliers" in msg and "220" in msg and "--reuse" in msg
     assert fit_problem(board("pynq-z2"), 100, "net", multipliers=220) is None
+
+
+@pytest.mark.parametrize("mode", ["registers", "tmr"])
+def test_folded_dsp_register_weights(mode, tmp_path):
+    """--fold dsp with weights in registers (hls.rtl.reconfig): the phase-selected weight is a register
+    word; every extreme weight set (the accumulators' worst cases) loads over the serial port and
+    co-simulates bit-exact on the edge inputs; with TMR, upsets in one active copy are voted out."""
+    from test_reconfig import _faults, extreme_inputs, extreme_sets, tight_net
+    from hls.rtl.reconfig import param_layout
+
+    net = tight_net()
+    d = generate(net, weights=mode, reuse="2,fc=3", fold="dsp")
+    assert d.manifest["initiation_interval"] == 3 and "cfg" in d.manifest
+    x = extreme_inputs(net)
+    sets = extreme_sets(net, param_layout(net))
+    phases = [{"name": n, "net": e} for n, e in sets.items()]
+    if mode == "tmr":
+        phases.append({"name": "upsets in copy c", "net": sets["random limits"], "faults": _faults(d, "c", 20, 4)})
+    res = run_cosim(net, x, tmp_path / "tb", design=d, phases=phases, seed=5)
+    assert res.ok, res.describe()
+    assert all(p["exact_vectors"] == len(x) and p["mismatches"] == 0 for p in res.phases), res.phases
+    assert lint(d, tmp_path / "rtl", d.top) == ""

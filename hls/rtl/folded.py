@@ -47,6 +47,8 @@ by slot share one chain when it fits a DSP48E1 (25 x 18 multiply, 48-bit sum): t
 the input by w_hi * 2^K + w_lo (K: the low output's phase-sum width), so its sum is
 P = S_hi * 2^K + S_lo, and S_lo = P's low K bits (signed), S_hi = (P >> K) + P[K-1] (the borrow
 enters the high accumulator as a carry bit): half the slices for narrow layers (``PACK_DSP``).
+With ``--weight-storage registers|tmr`` the phase-selected weight is a register word (hls.rtl.reconfig)
+instead of a constant: every term keeps its slot and nothing is packed.
 
 "R divides b" here means R <= b (a digit holds at least one bit of every input of the layer);
 when R does not divide b exactly the top digit is partly sign/zero extension.
@@ -112,10 +114,10 @@ def plan_reuse(net: Network, spec, weights: str, fold: str = "digits") -> dict[s
     plan = {k: v for k, v in parse_reuse(None if spec is None else str(spec), net, FOLDABLE).items() if v > 1}
     if not plan:
         return {}
-    if weights != "fixed":
+    if weights != "fixed" and fold != "dsp":
         first = next(iter(plan))
-        raise RTLError(f"--reuse {first}={plan[first]}: folded layers need --weight-storage fixed (the folded "
-                       f"datapath reuses constant shift-and-add logic; register weights are not supported)")
+        raise RTLError(f"--reuse {first}={plan[first]}: digit-serial folded layers need --weight-storage fixed "
+                       f"(their datapath is constant shift-and-add logic); --fold dsp takes register weights")
     types = net.tensor_types()
     for name, r in plan.items():
         op = ops[name]
@@ -197,14 +199,25 @@ def _floor_shift(v: int, s: int) -> int:
     return v >> s  # Python's >> floors negative numbers, as two's-complement arithmetic shift
 
 
-def _dsp_sums(gen: OpModule, rows: list, biases: list[int], r: int, pw: int) -> list[Sig]:
+def _span(v: int | Sig) -> tuple[int, int]:
+    """(lo, hi) of a constant or of a register word."""
+    return (v, v) if isinstance(v, int) else (v.lo, v.hi)
+
+
+def _bits(vals: list) -> int:
+    """Signed width holding every value (constants or register words) of a list."""
+    return signed_bits_for(min(_span(v)[0] for v in vals), max(_span(v)[1] for v in vals))
+
+
+def _dsp_sums(gen: OpModule, rows: list, biases: list, r: int, pw: int) -> list[Sig]:
     """``fold="dsp"``: per output, ceil(terms / R) multiplier slots; slot s multiplies, in phase k, input
     rows[o][s*R + k] by its weight (both phase-selected).  The slots form a systolic chain: the j-th
     used slot of an output works on phase k one clock after the (j-1)-th (its input and phase arrive
     through delay registers) and adds its product to that slot's registered sum, so every multiply-add
     and its register map to one DSP48 and no path crosses more than one slice.  The chain's end holds
     one phase's sum per clock; a last accumulator per output adds the R phase sums onto the bias.
-    Latency R + L clocks (L: the longest chain of the layer; shorter chains start later)."""
+    Latency R + L clocks (L: the longest chain of the layer; shorter chains start later).  Weights and
+    biases are ints (constants) or Sigs (register words, ``--weight-storage registers|tmr``)."""
     m, t = gen.m, gen.ins[0]
     b = int(t.type.bits)
     # phase k's value of an input: in0 itself at the start clock (k = 0), then the register taken at start
@@ -230,14 +243,14 @@ def _dsp_sums(gen: OpModule, rows: list, biases: list[int], r: int, pw: int) -> 
     psum, arng = [], []
     for o, (row, bias) in enumerate(zip(rows, biases)):
         plo = phi = 0
-        alo, ahi = min(int(gen.out.lo[o]), bias), max(int(gen.out.hi[o]), bias)
-        lo_k = hi_k = bias
+        lo_k, hi_k = _span(bias)
+        alo, ahi = min(int(gen.out.lo[o]), lo_k), max(int(gen.out.hi[o]), hi_k)
         for k in range(r):
             slo = shi = 0
             for q in range(k, len(row), r):
                 i, wv = row[q]
-                a, e = wv * int(t.lo[i]), wv * int(t.hi[i])
-                slo, shi = slo + min(a, e), shi + max(a, e)
+                corners = [w * x for w in _span(wv) for x in (int(t.lo[i]), int(t.hi[i]))]
+                slo, shi = slo + min(corners), shi + max(corners)
             plo, phi = min(plo, slo), max(phi, shi)
             lo_k, hi_k = lo_k + slo, hi_k + shi
             alo, ahi = min(alo, lo_k), max(ahi, hi_k)
@@ -250,13 +263,14 @@ def _dsp_sums(gen: OpModule, rows: list, biases: list[int], r: int, pw: int) -> 
         shifts = [0] if len(g) == 1 else [0, signed_bits_for(*psum[g[0]])]
         weights = {}
         for s in range(nslot[g[0]]):
-            ws = [sum(rows[o][s * r + k][1] << sh for o, sh in zip(g, shifts)) if s * r + k < len(rows[g[0]])
-                  else 0 for k in range(r)]
-            if any(ws):  # a slot whose R weights are all zero has no multiplier
+            ws = [(rows[g[0]][s * r + k][1] if len(g) == 1 else
+                   sum(rows[o][s * r + k][1] << sh for o, sh in zip(g, shifts)))
+                  if s * r + k < len(rows[g[0]]) else 0 for k in range(r)]
+            if any(not isinstance(v, int) or v for v in ws):  # R zero weights: no multiplier
                 weights[s] = ws
         lo = sum(psum[o][0] << sh for o, sh in zip(g, shifts))
         hi = sum(psum[o][1] << sh for o, sh in zip(g, shifts))
-        cb = max((signed_bits_for(min(ws), max(ws)) for ws in weights.values()), default=1)
+        cb = max((_bits(ws) for ws in weights.values()), default=1)
         return {"outs": g, "shifts": shifts, "weights": weights, "wq": signed_bits_for(lo, hi), "cb": cb}
 
     def fits(p: dict) -> bool:
@@ -268,13 +282,13 @@ def _dsp_sums(gen: OpModule, rows: list, biases: list[int], r: int, pw: int) -> 
     # are packed two to a slice when the packed weights and sums fit, else one output per chain
     same: dict[tuple, list[int]] = {}
     for o, row in enumerate(rows):
-        if any(wv for _, wv in row):
+        if any(not isinstance(wv, int) or wv for _, wv in row):
             same.setdefault(tuple(i for i, _ in row), []).append(o)
     plans = []
     for g in same.values():
         k = 0
         while k < len(g):
-            pair = plan(g[k:k + 2]) if PACK_DSP and k + 1 < len(g) else None
+            pair = plan(g[k:k + 2]) if PACK_DSP and not gen.params and k + 1 < len(g) else None
             if pair is not None and fits(pair):
                 plans.append(pair)
                 k += 2
@@ -303,9 +317,10 @@ def _dsp_sums(gen: OpModule, rows: list, biases: list[int], r: int, pw: int) -> 
                     sel[(ins, dly)] = m.fresh("xd")
                     m.lines.append(f"  reg signed [{b}:0] {sel[(ins, dly)]};")
                     m.lines.append(f"  always @(posedge clk) {sel[(ins, dly)]} <= {sel[(ins, dly - 1)]};")
-            wb = signed_bits_for(min(ws), max(ws))
+            wb = _bits(ws)
             c = m.fresh("ws")
-            m.lines.append(f"  wire signed [{wb - 1}:0] {c} = {pick([const(v, wb) for v in ws], f'q{delay}')};")
+            vals = [const(v, wb) if isinstance(v, int) else m.ext(v, wb) for v in ws]
+            m.lines.append(f"  wire signed [{wb - 1}:0] {c} = {pick(vals, f'q{delay}')};")
             m.multipliers += 1
             pr = m.fresh("pr")
             m.lines.append(f"  wire signed [{b + wb}:0] {pr} = $signed({sel[(ins, delay)]}) * $signed({c});")
@@ -336,7 +351,8 @@ def _dsp_sums(gen: OpModule, rows: list, biases: list[int], r: int, pw: int) -> 
         acc, sa = m.fresh("acc"), m.fresh("sa")
         m.lines.append(f"  reg signed [{wa - 1}:0] {acc};")
         add = m.ext(ps, wa) + (f" + {{{wa - 1}'d0, {carry}}}" if carry else "")
-        m.lines.append(f"  wire signed [{wa - 1}:0] {sa} = (q{chain} == {pw}'d0 ? {const(bias, wa)} : {acc}) + {add};")
+        init = const(bias, wa) if isinstance(bias, int) else m.ext(bias, wa)
+        m.lines.append(f"  wire signed [{wa - 1}:0] {sa} = (q{chain} == {pw}'d0 ? {init} : {acc}) + {add};")
         m.lines.append(f"  always @(posedge clk) {acc} <= {sa};")
         wo = signed_bits_for(lo_o, hi_o)
         y = m.fresh("y")
@@ -385,7 +401,15 @@ def g_folded(gen: OpModule) -> list:
     m.lines.append("  end")
     m.lines.append(f"  wire last = ph == {pw}'d{r - 1};")
     if style == "dsp":
-        if op.kind == "dense":  # every used input in every row (zero weights included): slots shared by all rows
+        if gen.params:  # --weight-storage registers/tmr: every term, its weight a register word (hls.rtl.reconfig)
+            wr, br = gen._param_registers()
+            if op.kind == "dense":
+                rows = [[(p * ci + i, wr[i * co + o]) for i in range(ci)] for p in range(pos) for o in range(co)]
+                biases = [br[o] for _ in range(pos) for o in range(co)]
+            else:
+                rows = [[(i, wr[k]) for i, _, k in tp] for _, tp in taps]
+                biases = [br[o] for o, _ in taps]
+        elif op.kind == "dense":  # every used input in every row (zero weights included): slots shared by all
             cols = sorted({i % ci for i in used})
             rows = [[(p * ci + i, int(w[i, o])) for i in cols] for p in range(pos) for o in range(co)]
         else:

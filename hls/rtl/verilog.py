@@ -123,8 +123,9 @@ def generate(net: Network, top: str | None = None, pipeline: str = "layer", weig
             registered = True
         blk = blocks.get(op.name)
         if op.name in folds:
-            mname, text, cycles = _op_module(top, op, ins, out, False, 0, None, False, ids[op.name], "folded",
-                                             {"reuse": folds[op.name], "style": "dsp" if fold == "dsp" else None})
+            mname, text, cycles = _op_module(top, op, ins, out, False, 0, blk, weights == "tmr", ids[op.name],
+                                             "folded", {"reuse": folds[op.name],
+                                                        "style": "dsp" if fold == "dsp" else None})
             registered = True  # R clocks (digit-serial), R + the multiplier chain (dsp)
         else:
             mname, text, cycles = bnn.module(
