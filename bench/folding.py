@@ -69,11 +69,10 @@ def _cached(files: dict[str, str], work: Path, run) -> dict:
 def layer_reuse(net, r: int, fold: str = "digits") -> dict[str, int]:
     """{MAC layer: min(R, its limit)}: the largest fold up to R of every layer; the limit is the input's
     bits for digit-serial folding and the terms per output for ``--fold dsp``."""
-    from hls.rtl.folded import FOLDABLE
+    from hls.rtl.folded import FOLDABLE, fold_limit
 
     types = net.tensor_types()
-    return {op.name: min(r, int(types[op.inputs[0]].bits) if fold == "digits"
-                         else int(np.prod(op.arrays["weight"].shape[:-1])))
+    return {op.name: min(r, fold_limit(op, int(types[op.inputs[0]].bits), fold))
             for op in net.ops if op.kind in FOLDABLE}
 
 

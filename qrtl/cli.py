@@ -269,8 +269,9 @@ def cmd_rtl(args) -> int:
               f"every {d.manifest['initiation_interval']} clocks (in_ready)")
     from hls.engine.cost import multipliers, summary
 
-    if multipliers(d.files):
-        print(f"multipliers: {multipliers(d.files):,} (--fold dsp: one DSP48 each when synthesized)")
+    n_mult = multipliers(d.files)
+    if n_mult:
+        print(f"multipliers: {n_mult:,} (--fold dsp: one DSP48 each when synthesized)")
     if "stream" in d.manifest:
         st = d.manifest["stream"]
         print(f"streaming: {st['in_beats']} input beats of {st['in_beat_elements']} elements and "

@@ -129,18 +129,20 @@ def plan_reuse(net: Network, spec, weights: str, fold: str = "digits") -> dict[s
             if isinstance(t, BinaryType):
                 raise RTLError(f"--reuse {name}={r}: layer '{name}' has a binary {what}; folding needs "
                                f"multi-bit integers")
-        b = int(t_in.bits)
-        if fold == "dsp":
-            w = op.arrays["weight"]
-            terms = int(np.prod(w.shape[:-1]))  # inputs (dense) or kernel taps x input channels per output
-            if r > terms:
-                raise RTLError(f"--reuse {name}={r} --fold dsp: R must not exceed the {terms} multiplications "
-                               f"per output of layer '{name}'")
-            continue
-        if r > b:
-            raise RTLError(f"--reuse {name}={r}: R must divide the {b}-bit input of layer '{name}' into digits "
-                           f"of at least one bit (R <= {b})")
+        limit = fold_limit(op, int(t_in.bits), fold)
+        if r > limit and fold == "dsp":
+            raise RTLError(f"--reuse {name}={r} --fold dsp: R must not exceed the {limit} multiplications "
+                           f"per output of layer '{name}'")
+        if r > limit:
+            raise RTLError(f"--reuse {name}={r}: R must divide the {limit}-bit input of layer '{name}' into "
+                           f"digits of at least one bit (R <= {limit})")
     return plan
+
+
+def fold_limit(op, in_bits: int, fold: str) -> int:
+    """The largest R a MAC layer folds by: its input's bits (digit-serial: a digit of at least one bit),
+    or its terms per output (``fold="dsp"``: inputs of a dense, kernel taps x input channels of a conv)."""
+    return int(np.prod(op.arrays["weight"].shape[:-1])) if fold == "dsp" else in_bits
 
 
 def _rom_sums(m, rows: list, raw: dict[int, str], used: list[int], d: int) -> list:
@@ -197,6 +199,18 @@ def _rom_sums(m, rows: list, raw: dict[int, str], used: list[int], d: int) -> li
 
 def _floor_shift(v: int, s: int) -> int:
     return v >> s  # Python's >> floors negative numbers, as two's-complement arithmetic shift
+
+
+def _hold(m, s: str, wa: int, lo: int, hi: int, when: str, stage: int) -> Sig:
+    """The folded output: the accumulator's next value ``s`` (``wa`` bits) registered in the clock where
+    ``when`` holds (the last phase), cut to the width of the output's range [lo, hi]; valid at ``stage``."""
+    wo = signed_bits_for(lo, hi)
+    y = m.fresh("y")
+    m.lines.append(f"  reg signed [{wo - 1}:0] {y};")
+    m.lines.append(f"  always @(posedge clk) if ({when}) {y} <= {s}[{wo - 1}:0];")
+    if wa > wo:
+        m.unused.append(f"{s}[{wa - 1}:{wo}]")
+    return Sig(y, wo, lo, hi, stage, 0)
 
 
 def _span(v: int | Sig) -> tuple[int, int]:
@@ -354,13 +368,7 @@ def _dsp_sums(gen: OpModule, rows: list, biases: list, r: int, pw: int) -> list[
         init = const(bias, wa) if isinstance(bias, int) else m.ext(bias, wa)
         m.lines.append(f"  wire signed [{wa - 1}:0] {sa} = (q{chain} == {pw}'d0 ? {init} : {acc}) + {add};")
         m.lines.append(f"  always @(posedge clk) {acc} <= {sa};")
-        wo = signed_bits_for(lo_o, hi_o)
-        y = m.fresh("y")
-        m.lines.append(f"  reg signed [{wo - 1}:0] {y};")
-        m.lines.append(f"  always @(posedge clk) if (q{chain} == {pw}'d{r - 1}) {y} <= {sa}[{wo - 1}:0];")
-        if wa > wo:
-            m.unused.append(f"{sa}[{wa - 1}:{wo}]")
-        outs.append(Sig(y, wo, lo_o, hi_o, r + chain, 0))
+        outs.append(_hold(m, sa, wa, lo_o, hi_o, f"q{chain} == {pw}'d{r - 1}", r + chain))
     m.unused.append("last")  # the accumulators count phases on q{L}
     return outs
 
@@ -496,16 +504,10 @@ def g_folded(gen: OpModule) -> list:
             m.unused.append(acc)
             if wa < d:
                 m.unused.append(f"{rd}[{d - 1}:{wa}]")
-        init = const(q, wa) if q >= 0 else f"-{wa}'sd{-q}"
+        init = const(q, wa)
         s = m.fresh("sa")
         pe = m.ext(p, wa) if p.width <= wa else f"{p.name}[{wa - 1}:0]"
         m.lines.append(f"  wire [{wa - 1}:0] {s} = (start ? {init} : {shl}) + {pe};")
         m.lines.append(f"  always @(posedge clk) {acc} <= {s};")
-        wo = signed_bits_for(lo_o, hi_o)
-        y = m.fresh("y")
-        m.lines.append(f"  reg signed [{wo - 1}:0] {y};")
-        m.lines.append(f"  always @(posedge clk) if (last) {y} <= {s}[{wo - 1}:0];")
-        if wa > wo:
-            m.unused.append(f"{s}[{wa - 1}:{wo}]")
-        outs.append(Sig(y, wo, lo_o, hi_o, r, 0))
+        outs.append(_hold(m, s, wa, lo_o, hi_o, "last", r))
     return outs
